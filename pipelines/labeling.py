@@ -1,0 +1,101 @@
+"""The labeling plan: read -> prompt -> generate -> validate -> write. The only place that knows the order."""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+import time
+
+import pyarrow as pa
+
+from pipelines import config as cfg
+from pipelines import io, stages
+from pipelines.models import resolve_model
+from pipelines.summary import SummaryCounter
+
+
+def run(config: cfg.LabelConfig) -> dict:
+    """Runs the whole job and returns its summary (also written to `_summary.json`)."""
+    import ray
+
+    started = time.time()
+    in_fs, in_root = io.filesystem(config.input.path, config.s3)
+    out_fs, out_root = io.filesystem(config.output.path, config.s3)
+    shards = io.list_shards(in_fs, in_root)
+    model = resolve_model(config.model)
+    io.prepare_output(out_fs, out_root, config.output.overwrite)
+    io.write_text(out_fs, posixpath.join(out_root, io.CONFIG_FILE), cfg.to_yaml(config))
+
+    add_id = "id" not in shards.schema.names
+    input_schema = shards.schema.append(pa.field("id", pa.string())) if add_id else shards.schema
+    lineage = {"model": model, "prompt_format": config.prompt.format, "run_id": config.run_id,
+               "config_hash": cfg.config_hash(config)}
+
+    ray.init(address=config.ray.address, num_cpus=config.ray.num_cpus, ignore_reinit_error=True,
+             log_to_driver=False)
+    ds = ray.data.from_items([{"path": p, "shard": n} for p, n in zip(shards.paths, shards.names)])
+    ds = ds.map_batches(stages.read_shard, batch_size=1, fn_kwargs={"filesystem": in_fs, "add_id": add_id})
+    ds = ds.map_batches(
+        stages.PromptStage,
+        batch_format="pyarrow",
+        batch_size=config.prompt.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=config.prompt.concurrency),
+        num_cpus=config.prompt.num_cpus,
+        fn_constructor_kwargs={
+            "tokenizer_source": model,
+            "prompt_format": config.prompt.format,
+            "max_prompt_tokens": config.generation.max_model_len - config.generation.max_tokens,
+            "trust_remote_code": config.model.trust_remote_code,
+        },
+    )
+    if not config.dry_run:
+        ds = engine_processor(config, model)(ds)
+    ds = ds.map_batches(
+        stages.finish_batch,
+        batch_format="pyarrow",
+        fn_kwargs={"input_schema": input_schema, "lineage": lineage, "dry_run": config.dry_run,
+                   "max_output_chars": config.validation.max_output_chars},
+    )
+    ds.write_parquet(out_root, filesystem=io.arrow_filesystem(out_fs), min_rows_per_file=config.output.rows_per_file)
+
+    counter = SummaryCounter()
+    for batch in io.read_summary_columns(out_fs, out_root, ["status", "call_type", "num_prompt_tokens", "num_output_tokens"]):
+        counter.add(*(batch.column(i).to_pylist() for i in range(4)))
+    summary = counter.to_dict(time.time() - started, run_id=config.run_id, output=config.output.path, model=model,
+                              dry_run=config.dry_run, input_shards=len(shards.paths), input_rows=shards.num_rows)
+    io.write_json(out_fs, posixpath.join(out_root, io.SUMMARY_FILE), summary)
+    return summary
+
+
+def engine_processor(config: cfg.LabelConfig, model: str):
+    """The ray.data.llm vLLM processor: token ids in, text out; its own template/tokenize stages off."""
+    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+    engine = config.engine
+    engine_kwargs = {
+        "max_model_len": config.generation.max_model_len,
+        "enable_prefix_caching": engine.enable_prefix_caching,
+        "gpu_memory_utilization": engine.gpu_memory_utilization,
+        "tensor_parallel_size": engine.tensor_parallel_size,
+        "trust_remote_code": config.model.trust_remote_code,
+        **engine.engine_kwargs,
+    }
+    placement = None
+    if engine.device == "cpu":  # ray.data.llm asks for a GPU per engine unless told otherwise
+        placement = {"bundles": [{"CPU": engine.cpus_per_replica}]}
+    processor_config = vLLMEngineProcessorConfig(
+        model_source=model,
+        engine_kwargs=engine_kwargs,
+        batch_size=engine.batch_size,
+        concurrency=(engine.replicas, engine.replicas),
+        max_concurrent_batches=engine.max_concurrent_batches,
+        accelerator_type=engine.accelerator_type,
+        placement_group_config=placement,
+        should_continue_on_error=True,
+        chat_template_stage=False,
+        tokenize_stage=False,
+        detokenize_stage=False,
+        log_engine_metrics=False,
+    )
+    sampling = {"temperature": config.generation.temperature, "max_tokens": config.generation.max_tokens}
+    return build_processor(processor_config, preprocess=functools.partial(stages.engine_request, sampling_params=sampling))

@@ -1,0 +1,35 @@
+"""Where the model comes from: a local directory, a model id, or an s3:// prefix."""
+
+from __future__ import annotations
+
+import os
+
+from pipelines.config import ConfigError, ModelConfig
+from pipelines.tiny_model import ensure_tiny_model
+
+REMOTE_PREFIXES = ("s3://", "gs://")
+
+
+def resolve_model(model: ModelConfig) -> str:
+    """Driver side: builds the demo checkpoint when asked; local paths become absolute."""
+    source = model.source
+    if model.build_tiny:
+        return ensure_tiny_model(os.path.abspath(source))
+    if source.startswith(REMOTE_PREFIXES):
+        return source  # ray.data.llm downloads it on each engine node
+    if os.path.isdir(source):
+        return os.path.abspath(source)
+    if source.startswith((".", "/", "~")):
+        raise ConfigError(f"model.source {source!r}: no such directory (a model id looks like org/name)")
+    return source  # a model id, fetched from the hub by vLLM and transformers
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False):
+    """Tokenizer of a resolved model source; remote sources fetch the tokenizer files only."""
+    from transformers import AutoTokenizer
+
+    if source.startswith(REMOTE_PREFIXES):
+        from ray.llm._internal.common.utils.download_utils import NodeModelDownloadable, download_model_files
+
+        source = download_model_files(model_id=source, download_model=NodeModelDownloadable.TOKENIZER_ONLY)
+    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)

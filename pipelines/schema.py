@@ -1,0 +1,30 @@
+"""The column contract: what the job adds to every input row. The writer and the tests use this."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+CALL = pa.struct([("name", pa.string()), ("arguments", pa.string())])  # arguments: a JSON object
+
+# name -> (type, meaning); the README's output table is this, in words.
+ADDED_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "prompt": (pa.string(), "the Hammer user message, byte for byte (null for bad_input)"),
+    "raw_output": (pa.string(), "the model's text (null when not generated)"),
+    "calls": (pa.list_(CALL), "parsed calls; arguments as a JSON string (null when unparseable)"),
+    "status": (pa.string(), "ok, no_call, parse_error, invalid_call, prompt_too_long, bad_input, engine_error, dry_run"),
+    "errors": (pa.list_(pa.string()), "reasons, each `code: detail`"),
+    "flags": (pa.list_(pa.string()), "soft warnings that do not make a row invalid, `code: detail`"),
+    "call_type": (pa.string(), "single, multiple, parallel, parallel_multiple, none"),
+    "num_prompt_tokens": (pa.int32(), "prompt tokens after the chat template"),
+    "num_output_tokens": (pa.int32(), "generated tokens"),
+    "model": (pa.string(), "the resolved model directory or id"),
+    "prompt_format": (pa.string(), "the prompt format, e.g. hammer-v1"),
+    "run_id": (pa.string(), "the run that wrote the row"),
+    "config_hash": (pa.string(), "fingerprint of the settings that change labels"),
+}
+
+
+def output_schema(input_schema: pa.Schema) -> pa.Schema:
+    """Input columns (pass-through, `id` included) followed by the added ones; added names win."""
+    fields = [f for f in input_schema if f.name not in ADDED_COLUMNS]
+    return pa.schema(fields + [pa.field(name, t) for name, (t, _) in ADDED_COLUMNS.items()])

@@ -1,0 +1,211 @@
+"""The Ray Data stages: thin wrappers, batch in, batch out, around the pure functions.
+
+    read shards -> PromptStage (CPU actors) -> engine (ray.data.llm vLLM actors) -> finish_batch -> write
+
+Rows that stop early (bad_input, prompt_too_long) carry their status through the engine stage
+untouched: ray.data.llm passes rows whose `__inference_error__` is set straight through its
+stages, so they never reach vLLM and are never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.prompts import build_messages
+from pipelines.schema import output_schema
+from pipelines.tools import BadInput, Tool, load_tools
+from pipelines.validation import label_output
+
+# Internal columns, dropped before writing.
+USER_MESSAGE_COL = "_user_message"  # becomes `prompt`; ray.data.llm's engine stage consumes a `prompt` column
+TOOLS_COL = "_canonical_tools"  # canonical tools as JSON, so validation need not re-normalize
+EARLY_STATUS_COL = "_early_status"  # set when a row stops before generation
+EARLY_ERRORS_COL = "_early_errors"
+TOKENS_COL = "tokenized_prompt"  # the name ray.data.llm's engine stage reads
+SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows we keep out of the engine
+ENGINE_DATA_COL = "__data"  # where ray.data.llm keeps each row while it runs its stages
+
+
+# ------------------------------------------------------------------------------------- read
+
+
+def read_shard(item: dict, *, filesystem, add_id: bool, batch_rows: int = 4096) -> Iterator[pa.Table]:
+    """One parquet shard -> tables of its rows, with a stable `id` (`<shard>:<row>`) when absent."""
+    path, name = item["path"][0], item["shard"][0]
+    with filesystem.open(path, "rb") as f:
+        pf = pq.ParquetFile(f)
+        offset = 0
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            table = pa.Table.from_batches([batch])
+            if add_id:
+                ids = [f"{name}:{offset + i}" for i in range(table.num_rows)]
+                table = table.append_column("id", pa.array(ids, pa.string()))
+            offset += table.num_rows
+            yield table
+
+
+# ----------------------------------------------------------------------------------- prompt
+
+
+@dataclass
+class PreparedRow:
+    messages: list[dict] | None
+    tools: list[Tool] | None
+    user_message: str | None
+    error: BadInput | None
+
+
+def prepare_row(query: Any, tools_cell: Any, prompt_format: str) -> PreparedRow:
+    """Pure: one input row -> the chat messages to send, or why the row cannot be labeled."""
+    try:
+        if query is None:
+            raise BadInput("missing_query", "query is null")
+        if isinstance(query, bytes):
+            try:
+                query = query.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise BadInput("query_not_utf8", str(e)) from None
+        if not isinstance(query, str):
+            raise BadInput("query_not_string", f"query is a {type(query).__name__}")
+        if not query.strip():
+            raise BadInput("empty_query", "query is empty")
+        if not isinstance(tools_cell, (str, bytes)):
+            tools_cell = _drop_nulls(tools_cell)  # parquet structs cannot tell an absent field from null
+        tools = load_tools(tools_cell)
+    except BadInput as e:
+        return PreparedRow(None, None, None, e)
+    messages = build_messages(prompt_format, query, tools)
+    return PreparedRow(messages, tools, messages[-1]["content"], None)
+
+
+def _drop_nulls(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+class PromptStage:
+    """CPU actor: Hammer user message -> chat template -> token ids, for a batch of rows."""
+
+    def __init__(self, tokenizer_source: str, prompt_format: str, max_prompt_tokens: int, trust_remote_code: bool):
+        from pipelines.models import load_tokenizer
+
+        self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code)
+        self.prompt_format = prompt_format
+        self.max_prompt_tokens = max_prompt_tokens
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        queries = batch.column("query").to_pylist() if "query" in batch.column_names else [None] * batch.num_rows
+        tools = batch.column("tools").to_pylist() if "tools" in batch.column_names else [None] * batch.num_rows
+        prepared = [prepare_row(q, t, self.prompt_format) for q, t in zip(queries, tools)]
+        ok = [i for i, p in enumerate(prepared) if p.error is None]
+        texts = self.tokenizer.apply_chat_template(
+            [prepared[i].messages for i in ok], tokenize=False, add_generation_prompt=True
+        ) if ok else []
+        token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if ok else []
+        ids_by_row: dict[int, list[int]] = dict(zip(ok, token_ids))
+
+        status, errors, canonical, tokens, counts = [], [], [], [], []
+        for i, p in enumerate(prepared):
+            ids = ids_by_row.get(i, [])
+            if p.error is not None:
+                status.append("bad_input")
+                errors.append([f"{p.error.code}: {p.error.detail}"])
+            elif len(ids) > self.max_prompt_tokens:
+                status.append("prompt_too_long")
+                errors.append([f"prompt_too_long: {len(ids)} tokens, limit {self.max_prompt_tokens}"])
+            else:
+                status.append(None)
+                errors.append([])
+            canonical.append(json.dumps([t.to_dict() for t in p.tools]) if p.tools else None)
+            tokens.append(ids if status[-1] is None else [])
+            counts.append(len(ids) if ids else None)
+        new = {
+            USER_MESSAGE_COL: pa.array([p.user_message for p in prepared], pa.string()),
+            TOKENS_COL: pa.array(tokens, pa.list_(pa.int32())),
+            "num_prompt_tokens": pa.array(counts, pa.int32()),
+            TOOLS_COL: pa.array(canonical, pa.string()),
+            EARLY_STATUS_COL: pa.array(status, pa.string()),
+            EARLY_ERRORS_COL: pa.array(errors, pa.list_(pa.string())),
+        }
+        for name, column in new.items():
+            batch = _set_column(batch, name, column)
+        return batch
+
+
+def _set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, column)
+    return table.append_column(name, column)
+
+
+# ----------------------------------------------------------------------------------- engine
+
+
+def engine_request(row: dict, sampling_params: dict) -> dict:
+    """ray.data.llm preprocess: the sampling parameters, and the skip mark for rows that stopped early."""
+    early = row.get(EARLY_STATUS_COL)
+    return {
+        "sampling_params": sampling_params,
+        "__inference_error__": f"{SKIP_MARK}{early}" if early else "",
+    }
+
+
+# ----------------------------------------------------------------------------------- finish
+
+
+def finish_row(row: dict, *, dry_run: bool, max_output_chars: int) -> dict:
+    """Pure: one row after generation (or after the prompt stage in a dry run) -> its added columns."""
+    early = row.get(EARLY_STATUS_COL)
+    out = {"raw_output": None, "calls": None, "errors": list(row.get(EARLY_ERRORS_COL) or []), "flags": [],
+           "call_type": "none", "num_output_tokens": None}
+    if early:
+        return {**out, "status": early}
+    if dry_run:
+        return {**out, "status": "dry_run"}
+    inference_error = row.get("__inference_error__") or ""
+    if inference_error:
+        return {**out, "status": "engine_error", "errors": [f"engine_error: {inference_error}"]}
+    text = row.get("generated_text") or ""
+    tools = [Tool.from_dict(d) for d in json.loads(row[TOOLS_COL])]
+    label = label_output(text, tools, max_output_chars)
+    calls = None
+    if label.calls is not None:
+        calls = [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)} for c in label.calls]
+    return {
+        **out,
+        "raw_output": text,
+        "calls": calls,
+        "status": label.status,
+        "errors": label.errors,
+        "flags": label.flags,
+        "call_type": label.call_type,
+        "num_output_tokens": row.get("num_generated_tokens"),
+    }
+
+
+def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, dry_run: bool,
+                 max_output_chars: int) -> pa.Table:
+    """Validates a batch and shapes it to the output schema: input columns, then the added ones."""
+    if ENGINE_DATA_COL in batch.column_names:
+        rows = batch.column(ENGINE_DATA_COL).to_pylist()
+    else:
+        rows = batch.to_pylist()
+    schema = output_schema(input_schema)
+    out_rows = []
+    for row in rows:
+        added = finish_row(row, dry_run=dry_run, max_output_chars=max_output_chars)
+        out = {name: row.get(name) for name in input_schema.names}
+        out.update(prompt=row.get(USER_MESSAGE_COL), num_prompt_tokens=row.get("num_prompt_tokens"), **added, **lineage)
+        out_rows.append(out)
+    return pa.Table.from_pylist(out_rows, schema=schema)
+

@@ -1,0 +1,289 @@
+"""Tool definitions: the three accepted forms -> one canonical form, and type names -> JSON Schema.
+
+Accepted forms, mixed freely within a dataset and even within a row:
+  * OpenAI:   {"type": "function", "function": {name, description, parameters}}
+  * function: {name, description, parameters: {"type": "object", "properties": {...}, "required": [...]}}
+  * xLAM:     {name, description, parameters: {param: {type, description, default?}, ...}}
+
+The canonical tool keeps every parameter's own keys in their original order (the Hammer prompt
+shows them as written) and adds the list of required names.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+
+class BadInput(ValueError):
+    """A row that cannot be labeled; `code` is the stable reason code written to `errors`."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    properties: dict[str, dict]  # parameter name -> the parameter's own object, as given
+    required: list[str] = field(default_factory=list)  # as declared (xLAM declares none)
+    form: str = "function"  # "openai", "function" or "xlam"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "properties": self.properties,
+            "required": self.required,
+            "form": self.form,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Tool":
+        return cls(d["name"], d["description"], d["properties"], d["required"], d["form"])
+
+
+def load_tools(raw: Any) -> list[Tool]:
+    """Parses the `tools` cell (a JSON string or a list of objects) into canonical tools.
+
+    Raises BadInput naming the tool and what is wrong with it.
+    """
+    if raw is None:
+        raise BadInput("missing_tools", "tools is null")
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadInput("tools_not_json", f"tools is not UTF-8 ({e})") from None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise BadInput("tools_not_json", f"tools is not valid JSON ({e})") from None
+    elif hasattr(raw, "tolist"):  # numpy arrays from pandas-backed batches
+        raw = raw.tolist()
+    if isinstance(raw, dict):
+        raise BadInput("tools_not_list", "tools is one object, expected a list of tools")
+    if not isinstance(raw, list):
+        raise BadInput("tools_not_list", f"tools is a {type(raw).__name__}, expected a list of tools")
+    if not raw:
+        raise BadInput("tools_empty", "tools is an empty list: nothing to call")
+    tools = [normalize_tool(t, i) for i, t in enumerate(raw)]
+    seen: set[str] = set()
+    for t in tools:
+        if t.name in seen:
+            raise BadInput("duplicate_tool_name", f"tool name {t.name!r} appears more than once")
+        seen.add(t.name)
+    return tools
+
+
+def normalize_tool(raw: Any, index: int = 0) -> Tool:
+    """One tool in any accepted form -> Tool."""
+    where = f"tool #{index}"
+    if not isinstance(raw, dict):
+        raise BadInput("tool_not_object", f"{where} is a {type(raw).__name__}, expected an object")
+    form = "function"
+    if raw.get("type") == "function" and isinstance(raw.get("function"), dict):
+        raw, form = raw["function"], "openai"
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadInput("tool_without_name", f"{where} has no name")
+    where = f"tool {name!r}"
+    description = raw.get("description")
+    if description is None:
+        description = ""
+    if not isinstance(description, str):
+        raise BadInput("bad_description", f"{where} has a {type(description).__name__} description")
+    params = raw.get("parameters")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise BadInput("parameters_not_object", f"{where}: parameters is a {type(params).__name__}")
+
+    if isinstance(params.get("type"), str):  # a JSON-schema wrapper; xLAM values are objects
+        if params["type"] not in ("object", "dict"):  # `dict` is BFCL's spelling
+            raise BadInput("parameters_not_object", f"{where}: parameters has type {params['type']!r}, expected object")
+        properties = params.get("properties") or {}
+        required = params.get("required") or []
+        if not isinstance(properties, dict):
+            raise BadInput("parameters_not_object", f"{where}: parameters.properties is not an object")
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise BadInput("bad_required", f"{where}: parameters.required is not a list of names")
+        absent = [r for r in required if r not in properties]
+        if absent:
+            raise BadInput("required_not_found", f"{where}: required names absent parameters {absent}")
+    else:
+        form, properties, required = "xlam", params, []
+    for pname, spec in properties.items():
+        if not isinstance(spec, dict):
+            raise BadInput("parameter_not_object", f"{where}: parameter {pname!r} is not an object")
+    tool = Tool(name, description, properties, list(required), form)
+    schema = parameters_schema(tool)[0]
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as e:
+        raise BadInput("invalid_schema", f"{where}: {e.message}") from None
+    return tool
+
+
+def _is_optional(spec: dict) -> bool:
+    t = spec.get("type")
+    return "default" in spec or (isinstance(t, str) and (t.endswith("optional") or t.startswith("Optional[")))
+
+
+# ---------------------------------------------------------------- type names -> JSON Schema
+
+_SIMPLE_TYPES = {
+    # JSON Schema
+    "string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
+    "array": "array", "object": "object", "null": "null",
+    # Python / xLAM
+    "str": "string", "int": "integer", "float": "number", "bool": "boolean",
+    "list": "array", "dict": "object", "tuple": "array", "set": "array", "none": "null",
+    # BFCL Java / JavaScript
+    "char": "string", "long": "integer", "short": "integer", "byte": "integer",
+    "double": "number", "bigint": "integer", "hashmap": "object", "map": "object",
+    "arraylist": "array", "linkedlist": "array", "array": "array",
+}
+_ANY = {"any", "object?", "mixed"}
+_GENERIC = re.compile(r"^\s*([A-Za-z_.]+)\s*\[(.*)\]\s*$", re.S)
+
+
+def type_schema(type_name: str) -> tuple[dict, bool]:
+    """A type name (JSON Schema, BFCL or Python) -> (JSON Schema, known).
+
+    Unknown names give an accept-anything schema and known=False.
+    """
+    t = type_name.strip()
+    t = re.sub(r",\s*optional\s*$", "", t, flags=re.I)
+    generic = _GENERIC.match(t)
+    if generic:
+        head, args = generic.group(1).lower().split(".")[-1], _split_args(generic.group(2))
+        inner = [type_schema(a) for a in args]
+        known = all(k for _, k in inner)
+        if head == "optional" and len(inner) == 1:
+            return {"anyOf": [inner[0][0], {"type": "null"}]}, known
+        if head == "union":
+            return {"anyOf": [s for s, _ in inner]}, known
+        if head in ("list", "set", "sequence", "iterable"):
+            return ({"type": "array", "items": inner[0][0]} if inner else {"type": "array"}), known
+        if head == "tuple":
+            if len(args) == 2 and args[1].strip() == "...":
+                return {"type": "array", "items": inner[0][0]}, inner[0][1]
+            return {"type": "array", "prefixItems": [s for s, _ in inner], "items": False}, known
+        if head in ("dict", "mapping"):
+            value = inner[1][0] if len(inner) == 2 else {}
+            return {"type": "object", "additionalProperties": value}, known
+        if head == "literal":
+            return {"enum": [_literal_value(a) for a in args]}, True
+        return {}, False
+    if "|" in t:
+        parts = [type_schema(p) for p in t.split("|")]
+        return {"anyOf": [s for s, _ in parts]}, all(k for _, k in parts)
+    low = t.lower()
+    if low in _ANY:
+        return {}, True
+    if low in _SIMPLE_TYPES:
+        return {"type": _SIMPLE_TYPES[low]}, True
+    return {}, False
+
+
+def _split_args(s: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def _literal_value(s: str) -> Any:
+    try:
+        return json.loads(s.replace("'", '"'))
+    except json.JSONDecodeError:
+        return s
+
+
+# Keys of a parameter object that describe it for people, not for validation.
+_NOT_VALIDATION = {"description", "default", "title", "examples", "example", "required", "optional"}
+
+
+def param_schema(spec: dict) -> tuple[dict, set[str]]:
+    """A parameter object -> (JSON Schema for its value, unknown type names met)."""
+    unknown: set[str] = set()
+    schema = {k: copy.deepcopy(v) for k, v in spec.items() if k not in _NOT_VALIDATION}
+    t = spec.get("type")
+    if isinstance(t, str):
+        ts, known = type_schema(t)
+        if not known:
+            unknown.add(t)
+        del schema["type"]
+        schema = _merge(ts, schema)
+    elif isinstance(t, list):
+        parts = [type_schema(x) if isinstance(x, str) else ({}, False) for x in t]
+        unknown |= {str(x) for x, (_, k) in zip(t, parts) if not k}
+        del schema["type"]
+        schema = _merge({"anyOf": [s for s, _ in parts]}, schema)
+    if isinstance(spec.get("items"), dict):
+        schema["items"], u = param_schema(spec["items"])
+        unknown |= u
+    if isinstance(spec.get("properties"), dict):
+        props = {}
+        for name, sub in spec["properties"].items():
+            if isinstance(sub, dict):
+                props[name], u = param_schema(sub)
+                unknown |= u
+        schema["properties"] = props
+        required = spec.get("required")
+        nested_required = [n for n, s in spec["properties"].items() if isinstance(s, dict) and s.get("required") is True]
+        if isinstance(required, list):
+            schema["required"] = required
+        elif nested_required:
+            schema["required"] = nested_required
+    if isinstance(spec.get("additionalProperties"), dict):
+        schema["additionalProperties"], u = param_schema(spec["additionalProperties"])
+        unknown |= u
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(spec.get(key), list):
+            subs = [param_schema(s) if isinstance(s, dict) else (s, set()) for s in spec[key]]
+            schema[key] = [s for s, _ in subs]
+            for _, u in subs:
+                unknown |= u
+    return schema, unknown
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    if not extra:
+        return base
+    if "anyOf" in base and len(base) == 1:
+        return {**extra, "anyOf": base["anyOf"]}
+    return {**base, **extra}
+
+
+def parameters_schema(tool: Tool) -> tuple[dict, set[str]]:
+    """The whole argument object of a tool -> (JSON Schema, unknown type names met)."""
+    props, unknown = {}, set()
+    for name, spec in tool.properties.items():
+        props[name], u = param_schema(spec)
+        unknown |= u
+    required = tool.required
+    if tool.form == "xlam":  # xLAM marks optional parameters in the type name; the others are required
+        required = [p for p, spec in tool.properties.items() if not _is_optional(spec)]
+    schema = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+    return schema, unknown
