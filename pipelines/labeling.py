@@ -31,8 +31,7 @@ def run(config: cfg.LabelConfig) -> dict:
     lineage = {"model": model, "prompt_format": config.prompt.format, "run_id": config.run_id,
                "config_hash": cfg.config_hash(config)}
 
-    ray.init(address=config.ray.address, num_cpus=config.ray.num_cpus, ignore_reinit_error=True,
-             log_to_driver=False)
+    ray.init(address=config.ray.address, num_cpus=config.ray.num_cpus, ignore_reinit_error=True)
     ds = ray.data.from_items([{"path": p, "shard": n} for p, n in zip(shards.paths, shards.names)])
     ds = ds.map_batches(stages.read_shard, batch_size=1, fn_kwargs={"filesystem": in_fs, "add_id": add_id})
     ds = ds.map_batches(

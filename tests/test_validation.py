@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from pipelines.tools import load_tools
+from pipelines.validation import call_type, label_output
+
+TOOLS = load_tools([
+    {"name": "weather", "description": "", "parameters": {"type": "object", "properties": {
+        "city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]},
+        "days": {"type": "integer"},
+        "where": {"type": "object", "properties": {"lat": {"type": "number"}}, "required": ["lat"]},
+        "tags": {"type": "array", "items": {"type": "string"}}}, "required": ["city"]}},
+    {"name": "sort", "description": "", "parameters": {
+        "numbers": {"type": "List[float]"}, "desc": {"type": "bool, optional", "default": False},
+        "cb": {"type": "Callable, optional"}}},
+])
+
+
+def label(calls):
+    return label_output(json.dumps(calls), TOOLS)
+
+
+def test_valid_calls_are_ok():
+    result = label([{"name": "weather", "arguments": {"city": "Oslo", "unit": "c", "days": 3,
+                                                     "where": {"lat": 59.9}, "tags": ["x"]}}])
+    assert (result.status, result.errors, result.call_type) == ("ok", [], "multiple")
+
+
+def test_integers_are_numbers_but_booleans_are_not_integers():
+    assert label([{"name": "sort", "arguments": {"numbers": [1, 2.5]}}]).status == "ok"
+    result = label([{"name": "weather", "arguments": {"city": "Oslo", "days": True}}])
+    assert result.status == "invalid_call" and result.errors[0].startswith("type_mismatch: weather.days")
+
+
+@pytest.mark.parametrize("arguments, code", [
+    ({}, "missing_required"),
+    ({"city": "Oslo", "color": "red"}, "unknown_argument"),
+    ({"city": 3}, "type_mismatch"),
+    ({"city": "Oslo", "unit": "k"}, "enum_mismatch"),
+    ({"city": "Oslo", "where": {}}, "missing_required"),
+    ({"city": "Oslo", "where": {"lat": "north"}}, "type_mismatch"),
+    ({"city": "Oslo", "tags": ["a", 1]}, "type_mismatch"),
+])
+def test_each_problem_has_its_code(arguments, code):
+    result = label([{"name": "weather", "arguments": arguments}])
+    assert result.status == "invalid_call"
+    assert [e.split(":")[0] for e in result.errors] == [code]
+
+
+def test_unknown_function():
+    result = label([{"name": "nope", "arguments": {}}])
+    assert result.status == "invalid_call" and result.errors[0].startswith("unknown_function: 'nope'")
+
+
+def test_xlam_missing_required_and_unknown_type_flag():
+    result = label([{"name": "sort", "arguments": {"desc": True, "cb": "f"}}])
+    assert result.errors == ["missing_required: sort.numbers"]
+    assert result.flags == ["unknown_type: sort has type 'Callable, optional'; not checked"]
+
+
+def test_statuses_for_unusable_output():
+    assert label_output("[]", TOOLS).status == "no_call"
+    assert label_output("nope", TOOLS).status == "parse_error"
+    assert label_output('{"name": "weather"}', TOOLS).status == "parse_error"
+    assert label_output("[3]", TOOLS).status == "invalid_call"
+
+
+@pytest.mark.parametrize("names, num_tools, expected", [
+    ([], 2, "none"), (["a"], 1, "single"), (["a"], 3, "multiple"),
+    (["a", "a"], 1, "parallel"), (["a", "b"], 2, "parallel_multiple"), (["a", "a", "b"], 2, "parallel_multiple"),
+])
+def test_call_types(names, num_tools, expected):
+    assert call_type([{"name": n, "arguments": {}} for n in names], num_tools) == expected
