@@ -63,6 +63,7 @@ class PromptConfig:
     concurrency: int = 1  # CPU actors building prompts
     num_cpus: float = 1.0
     batch_size: int = 256
+    resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources, to pin prompt actors to nodes
 
 
 @dataclass
@@ -84,6 +85,7 @@ class EngineConfig:
     max_concurrent_batches: int = 4
     gpu_memory_utilization: float = 0.9  # on CPU: the share of RAM for the KV cache
     enable_prefix_caching: bool = True
+    resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per engine worker
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to vLLM as is
 
 
@@ -94,8 +96,8 @@ class ValidationConfig:
 
 @dataclass
 class RayConfig:
-    address: Optional[str] = None  # None: join the cluster of `ray job submit`, or start a local one
-    num_cpus: Optional[int] = None  # local instance only
+    address: Optional[str] = None  # "auto": a running local cluster; None: RAY_ADDRESS if set, else a new local one
+    num_cpus: Optional[int] = None  # a new local instance only
 
 
 @dataclass

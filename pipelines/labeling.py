@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import posixpath
 import time
 
@@ -31,7 +32,7 @@ def run(config: cfg.LabelConfig) -> dict:
     lineage = {"model": model, "prompt_format": config.prompt.format, "run_id": config.run_id,
                "config_hash": cfg.config_hash(config)}
 
-    ray.init(address=config.ray.address, num_cpus=config.ray.num_cpus, ignore_reinit_error=True)
+    start_ray(config.ray)
     ds = ray.data.from_items([{"path": p, "shard": n} for p, n in zip(shards.paths, shards.names)])
     ds = ds.map_batches(stages.read_shard, batch_size=1, fn_kwargs={"filesystem": in_fs, "add_id": add_id})
     ds = ds.map_batches(
@@ -40,6 +41,7 @@ def run(config: cfg.LabelConfig) -> dict:
         batch_size=config.prompt.batch_size,
         compute=ray.data.ActorPoolStrategy(size=config.prompt.concurrency),
         num_cpus=config.prompt.num_cpus,
+        resources=config.prompt.resources or None,
         fn_constructor_kwargs={
             "tokenizer_source": model,
             "prompt_format": config.prompt.format,
@@ -66,6 +68,17 @@ def run(config: cfg.LabelConfig) -> dict:
     return summary
 
 
+def start_ray(ray_config: cfg.RayConfig) -> None:
+    """Joins the cluster named by ray.address or RAY_ADDRESS (set by `ray job submit`), else starts a local one."""
+    import ray
+
+    address = ray_config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, ignore_reinit_error=True)
+    else:
+        ray.init(address="local", num_cpus=ray_config.num_cpus, ignore_reinit_error=True)
+
+
 def engine_processor(config: cfg.LabelConfig, model: str):
     """The ray.data.llm vLLM processor: token ids in, text out; its own template/tokenize stages off."""
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
@@ -79,9 +92,12 @@ def engine_processor(config: cfg.LabelConfig, model: str):
         "trust_remote_code": config.model.trust_remote_code,
         **engine.engine_kwargs,
     }
+    # ray.data.llm asks for one GPU (and CPU) per engine worker unless given the bundle to ask for.
     placement = None
-    if engine.device == "cpu":  # ray.data.llm asks for a GPU per engine unless told otherwise
-        placement = {"bundles": [{"CPU": engine.cpus_per_replica}]}
+    if engine.device == "cpu":
+        placement = {"bundle_per_worker": {"CPU": engine.cpus_per_replica, **engine.resources}}
+    elif engine.resources:
+        placement = {"bundle_per_worker": {"GPU": 1, "CPU": 1, **engine.resources}}
     processor_config = vLLMEngineProcessorConfig(
         model_source=model,
         engine_kwargs=engine_kwargs,

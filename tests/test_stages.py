@@ -1,0 +1,105 @@
+"""The stage functions without Ray: pure cores and the batch wrappers on pyarrow tables."""
+
+import datetime as dt
+import json
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.schema import ADDED_COLUMNS, output_schema
+from pipelines.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, TOKENS_COL, TOOLS_COL, USER_MESSAGE_COL,
+                              PromptStage, engine_request, finish_batch, finish_row, prepare_row, read_shard)
+
+TOOLS = json.dumps([{"name": "f", "description": "F.", "parameters": {"type": "object", "properties": {
+    "a": {"type": "integer", "description": "A"}}, "required": ["a"]}}])
+
+
+@pytest.mark.parametrize("query, tools, code", [
+    (None, TOOLS, "missing_query"), ("  ", TOOLS, "empty_query"), (3, TOOLS, "query_not_string"),
+    (b"\xff\xfe", TOOLS, "query_not_utf8"), ("q", "nope", "tools_not_json"), ("q", None, "missing_tools"),
+])
+def test_prepare_row_bad_input(query, tools, code):
+    assert prepare_row(query, tools, "hammer-v1").error.code == code
+
+
+def test_prepare_row_accepts_struct_tools_with_null_fields():
+    # A list<struct> column gives None for fields a tool lacks; they must not become `default: None`.
+    tools = [{"name": "f", "description": "F.", "parameters": {"a": {"type": "int", "description": "A", "default": None}}}]
+    row = prepare_row("q", tools, "hammer-v1")
+    assert row.error is None and "default" not in row.tools[0].properties["a"]
+
+
+@pytest.fixture(scope="module")
+def prompt_stage(tiny_model):
+    return PromptStage(tiny_model, "hammer-v1", max_prompt_tokens=900, trust_remote_code=False)
+
+
+def test_prompt_stage_builds_tokens_and_marks_rows_that_stop_early(prompt_stage):
+    long_query = "word " * 2000
+    batch = pa.table({"query": ["use f with a=1", None, long_query], "tools": [TOOLS, TOOLS, TOOLS], "keep": [1, 2, 3]})
+    out = prompt_stage(batch).to_pylist()
+    ok, bad, long = out
+    assert ok[EARLY_STATUS_COL] is None and ok[TOKENS_COL] and ok["num_prompt_tokens"] == len(ok[TOKENS_COL])
+    text = prompt_stage.tokenizer.decode(ok[TOKENS_COL])
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n[BEGIN OF TASK")
+    assert text.endswith(ok[USER_MESSAGE_COL] + "<|im_end|>\n<|im_start|>assistant\n")
+    assert bad[EARLY_STATUS_COL] == "bad_input" and bad[TOKENS_COL] == [] and bad[EARLY_ERRORS_COL][0].startswith("missing_query")
+    assert long[EARLY_STATUS_COL] == "prompt_too_long" and long["num_prompt_tokens"] > 900 and long[TOKENS_COL] == []
+    assert [r["keep"] for r in out] == [1, 2, 3]
+
+
+def test_engine_request_keeps_early_rows_out_of_the_engine():
+    params = {"temperature": 0.0, "max_tokens": 8}
+    assert engine_request({EARLY_STATUS_COL: None}, params) == {"sampling_params": params, "__inference_error__": ""}
+    assert engine_request({EARLY_STATUS_COL: "bad_input"}, params)["__inference_error__"] == "skipped: bad_input"
+
+
+def _generated(text, **extra):
+    tools = prepare_row("q", TOOLS, "hammer-v1").tools
+    return {TOOLS_COL: json.dumps([t.to_dict() for t in tools]), EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [],
+            "generated_text": text, "num_generated_tokens": 7, "__inference_error__": "", **extra}
+
+
+def test_finish_row_statuses():
+    kw = {"dry_run": False, "max_output_chars": 1000}
+    ok = finish_row(_generated('[{"name": "f", "arguments": {"a": 1}}]'), **kw)
+    assert ok["status"] == "ok" and ok["calls"] == [{"name": "f", "arguments": '{"a": 1}'}] and ok["call_type"] == "single"
+    assert ok["num_output_tokens"] == 7
+    assert finish_row(_generated("[]"), **kw)["status"] == "no_call"
+    assert finish_row(_generated("{oops"), **kw)["status"] == "parse_error"
+    bad = finish_row(_generated('[{"name": "f", "arguments": {}}]'), **kw)
+    assert bad["status"] == "invalid_call" and bad["errors"] == ["missing_required: f.a"]
+    err = finish_row(_generated("", __inference_error__="ValueError: too long"), **kw)
+    assert err["status"] == "engine_error" and err["errors"] == ["engine_error: ValueError: too long"]
+    early = finish_row({EARLY_STATUS_COL: "bad_input", EARLY_ERRORS_COL: ["missing_query: query is null"],
+                        "__inference_error__": "skipped: bad_input"}, **kw)
+    assert early["status"] == "bad_input" and early["errors"] == ["missing_query: query is null"]
+    assert finish_row(_generated(None), dry_run=True, max_output_chars=1000)["status"] == "dry_run"
+
+
+def test_finish_batch_passes_odd_input_columns_through_with_their_types():
+    input_schema = pa.schema([("query", pa.string()), ("tools", pa.string()), ("id", pa.int64()),
+                              ("blob", pa.binary()), ("when", pa.timestamp("us")), ("nested", pa.struct([("k", pa.list_(pa.int16()))])),
+                              ("status", pa.int8())])  # a clashing name: the added column wins
+    when = dt.datetime(2024, 1, 2, 3, 4, 5)
+    row = {**_generated("[]"), "query": "q", "tools": TOOLS, "id": 7, "blob": b"\x00\xff", "when": when,
+           "nested": {"k": [1, 2]}, "status": 3, USER_MESSAGE_COL: "the prompt", "num_prompt_tokens": 12}
+    batch = pa.table({"__data": pa.array([row])})
+    out = finish_batch(batch, input_schema=input_schema, lineage={"model": "m", "prompt_format": "hammer-v1",
+                       "run_id": "r", "config_hash": "h"}, dry_run=False, max_output_chars=1000)
+    assert out.schema == output_schema(input_schema)
+    assert out.column_names[:6] == ["query", "tools", "id", "blob", "when", "nested"]
+    assert out.column_names[6:] == list(ADDED_COLUMNS)
+    got = out.to_pylist()[0]
+    assert (got["id"], got["blob"], got["when"], got["nested"]) == (7, b"\x00\xff", when, {"k": [1, 2]})
+    assert (got["status"], got["prompt"], got["num_prompt_tokens"], got["model"]) == ("no_call", "the prompt", 12, "m")
+
+
+def test_read_shard_adds_stable_ids(tmp_path):
+    pq.write_table(pa.table({"query": ["a", "b", "c"], "tools": ["[]"] * 3}), tmp_path / "s.parquet")
+    item = {"path": [str(tmp_path / "s.parquet")], "shard": ["dir/s.parquet"]}
+    tables = list(read_shard(item, filesystem=fsspec.filesystem("file"), add_id=True, batch_rows=2))
+    assert [t.num_rows for t in tables] == [2, 1]
+    assert pa.concat_tables(tables).column("id").to_pylist() == ["dir/s.parquet:0", "dir/s.parquet:1", "dir/s.parquet:2"]
