@@ -1,0 +1,38 @@
+"""The README stays true: every config key and every added output column is documented."""
+
+import dataclasses
+
+from pipelines.config import LabelConfig
+from pipelines.schema import ADDED_COLUMNS
+from pipelines.validation import CALL_TYPES, STATUSES
+from tests.conftest import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def _leaf_keys(cls, prefix=""):
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            yield from _leaf_keys(type(default), key + ".")
+        else:
+            yield key
+
+
+def test_every_config_key_is_in_the_readme():
+    missing = [k for k in _leaf_keys(LabelConfig) if f"`{k}`" not in README]
+    assert not missing
+
+
+def test_every_output_column_status_and_call_type_is_in_the_readme():
+    assert [c for c in ADDED_COLUMNS if f"| `{c}` |" not in README] == []
+    assert [s for s in STATUSES + CALL_TYPES if f"`{s}`" not in README] == []
+
+
+def test_every_bad_input_reason_code_is_in_the_readme():
+    import re
+
+    source = "".join(p.read_text() for p in (REPO / "pipelines").glob("*.py"))
+    codes = set(re.findall(r'BadInput\(\s*"(\w+)"', source))
+    assert codes and [c for c in sorted(codes) if f"`{c}`" not in README] == []
