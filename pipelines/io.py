@@ -25,16 +25,14 @@ class InputError(ValueError):
 
 
 def filesystem(path: str, s3: S3Config) -> tuple[fsspec.AbstractFileSystem, str]:
-    """(fsspec filesystem, path without scheme) for a local path or an s3:// URL."""
+    """(fsspec filesystem, path without scheme, absolute) for a local path or an s3:// URL."""
+    options = {}
     if path.startswith("s3://"):
         client_kwargs = {k: v for k, v in {"endpoint_url": s3.endpoint_url, "region_name": s3.region}.items() if v}
-        fs = fsspec.filesystem(
-            "s3", anon=s3.anon, key=s3.access_key_id, secret=s3.secret_access_key, token=s3.session_token,
-            client_kwargs=client_kwargs, skip_instance_cache=True,
-        )
-        return fs, path[len("s3://"):].rstrip("/")
-    fs = fsspec.filesystem("file")
-    return fs, fs._strip_protocol(path)
+        options = {"anon": s3.anon, "key": s3.access_key_id, "secret": s3.secret_access_key,
+                   "token": s3.session_token, "client_kwargs": client_kwargs, "skip_instance_cache": True}
+    fs, root = fsspec.core.url_to_fs(path, **options)
+    return fs, root.rstrip("/")
 
 
 def arrow_filesystem(fs: fsspec.AbstractFileSystem) -> PyFileSystem:

@@ -68,8 +68,6 @@ def load_tools(raw: Any) -> list[Tool]:
             raw = json.loads(raw)
         except (json.JSONDecodeError, RecursionError) as e:
             raise BadInput("tools_not_json", f"tools is not valid JSON ({e})") from None
-    elif hasattr(raw, "tolist"):  # numpy arrays from pandas-backed batches
-        raw = raw.tolist()
     if isinstance(raw, dict):
         raise BadInput("tools_not_list", "tools is one object, expected a list of tools")
     if not isinstance(raw, list):
