@@ -18,7 +18,7 @@ ADDED_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "num_prompt_tokens": (pa.int32(), "prompt tokens after the chat template"),
     "num_output_tokens": (pa.int32(), "generated tokens"),
     "model": (pa.string(), "the resolved model directory or id"),
-    "prompt_format": (pa.string(), "the prompt format, e.g. hammer-v1"),
+    "prompt_format": (pa.string(), "the prompt format, e.g. hammer1"),
     "run_id": (pa.string(), "the run that wrote the row"),
     "config_hash": (pa.string(), "fingerprint of the settings that change labels"),
 }

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.prompts import build_messages
+from pipelines.prompts import build_messages, prompt_text
 from pipelines.schema import output_schema
 from pipelines.tools import BadInput, Tool, load_tools
 from pipelines.validation import label_output
@@ -77,10 +77,10 @@ def prepare_row(query: Any, tools_cell: Any, prompt_format: str) -> PreparedRow:
         if not isinstance(tools_cell, (str, bytes)):
             tools_cell = _drop_nulls(tools_cell)  # parquet structs cannot tell an absent field from null
         tools = load_tools(tools_cell)
+        messages = build_messages(prompt_format, query, tools)
     except BadInput as e:
         return PreparedRow(None, None, None, e)
-    messages = build_messages(prompt_format, query, tools)
-    return PreparedRow(messages, tools, messages[-1]["content"], None)
+    return PreparedRow(messages, tools, prompt_text(messages), None)
 
 
 def _drop_nulls(value: Any) -> Any:

@@ -6,7 +6,7 @@ from pipelines.config import ConfigError, config_hash, load_config, redact, to_y
 def test_local_profile_is_the_default():
     config = load_config([])
     assert config.input.path == "data/sample" and config.model.build_tiny and config.engine.device == "cpu"
-    assert config.prompt.format == "hammer-v1" and config.run_id
+    assert config.prompt.format == "hammer1" and config.run_id
 
 
 def test_overrides_win_and_are_typed():
@@ -23,7 +23,7 @@ def test_overrides_win_and_are_typed():
     (["conf=nope"], ["conf=nope", "local", "prod"]),
     (["conf=prod"], ["input.path", "output.path", "required"]),
     (["engine.device=tpu"], ["engine.device", "gpu, cpu"]),
-    (["prompt.format=hammer-v9"], ["prompt.format", "hammer-v1"]),
+    (["prompt.format=hammer-v9"], ["prompt.format", "hammer1"]),
     (["generation.max_tokens=5000"], ["generation.max_tokens", "max_model_len"]),
     (["engine.replicas=0"], ["engine.replicas", "positive"]),
     (["oops"], ["key=value"]),

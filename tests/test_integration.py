@@ -91,7 +91,7 @@ def test_statuses(job):
     config, summary, table, _, _ = job
     rows = table.to_pylist()
     for row in rows:
-        assert row["run_id"] == config.run_id and row["prompt_format"] == "hammer-v1"
+        assert row["run_id"] == config.run_id and row["prompt_format"] == "hammer1"
         if row["category"] in BAD_ROWS:
             assert row["status"] == "bad_input" and row["raw_output"] is None
             assert row["errors"][0].split(":")[0] == BAD_ROWS[row["category"]], row

@@ -2,7 +2,7 @@
 
 import json
 
-from pipelines.prompts import build_messages, hammer_tool, hammer_v1_user_message
+from pipelines.prompts import build_messages, hammer_tool, hammer1_user_message
 from pipelines.tools import load_tools
 
 WORKED_TOOLS = [
@@ -21,16 +21,16 @@ WORKED_MESSAGE = '[BEGIN OF TASK INSTRUCTION]\nYou are a tool calling assistant.
 
 
 def test_worked_example_byte_for_byte():
-    assert hammer_v1_user_message(WORKED_QUERY, load_tools(json.dumps(WORKED_TOOLS))) == WORKED_MESSAGE
+    assert hammer1_user_message(WORKED_QUERY, load_tools(json.dumps(WORKED_TOOLS))) == WORKED_MESSAGE
 
 
 def test_openai_wrapper_and_list_input_give_the_same_message():
     wrapped = [{"type": "function", "function": t} for t in WORKED_TOOLS]
-    assert hammer_v1_user_message(WORKED_QUERY, load_tools(wrapped)) == WORKED_MESSAGE
+    assert hammer1_user_message(WORKED_QUERY, load_tools(wrapped)) == WORKED_MESSAGE
 
 
 def test_messages_are_one_user_turn():
-    messages = build_messages("hammer-v1", WORKED_QUERY, load_tools(WORKED_TOOLS))
+    messages = build_messages("hammer1", WORKED_QUERY, load_tools(WORKED_TOOLS))
     assert messages == [{"role": "user", "content": WORKED_MESSAGE}]
 
 
@@ -61,13 +61,13 @@ def test_required_true_is_the_last_key_and_only_on_required():
 
 def test_unicode_is_ascii_escaped_in_tools_but_not_in_query():
     tool = {"name": "übersetze", "description": "Übersetzt 東京", "parameters": {}}
-    message = hammer_v1_user_message("Was heißt 東京?", load_tools([tool]))
+    message = hammer1_user_message("Was heißt 東京?", load_tools([tool]))
     assert '"name": "\\u00fcbersetze"' in message and "\\u6771\\u4eac" in message
     assert "[BEGIN OF QUERY]\nWas heißt 東京?\n[END OF QUERY]" in message
 
 
 def test_tool_without_parameters():
-    message = hammer_v1_user_message("ping", load_tools([{"name": "ping", "description": "Ping."}]))
+    message = hammer1_user_message("ping", load_tools([{"name": "ping", "description": "Ping."}]))
     assert '[{"name": "ping", "description": "Ping.", "parameters": {}}]' in message
 
 
@@ -79,3 +79,63 @@ def test_xlam_form_gets_defaults_but_no_required_marks():
         "bill": {"type": "float", "description": "Bill."},
         "pct": {"type": "float, optional", "description": "Percent.default is '15.0'", "default": 15.0},
     }
+
+
+# ------------------------------------------------------------------ Hammer 2.0 and 2.1 (BFCL's handlers)
+
+EVENT_TOOL = {"name": "create_event", "description": "Create an event.", "parameters": {"type": "object", "properties": {
+    "title": {"type": "string", "description": "Title"},
+    "location": {"type": "object", "description": "Where", "properties": {
+        "city": {"type": "string", "description": "City"}, "address": {"type": "string", "description": "Street"}},
+        "required": ["city"]},
+    "reminder": {"type": "integer", "description": "Minutes before", "default": 10}}, "required": ["title", "location"]}}
+EVENT_TOOLS_FLAT = ('[{"name": "create_event", "description": "Create an event.", "parameters": {'
+                    '"title": {"type": "string", "description": "Title", "required": true}, '
+                    '"location": {"city": {"type": "string", "description": "City", "required": true}, '
+                    '"address": {"type": "string", "description": "Street"}, "required": true}, '
+                    '"reminder": {"type": "integer", "description": "Minutes beforedefault is \'10\'", "default": 10}}}]')
+TASK_BLOCK = WORKED_MESSAGE[:WORKED_MESSAGE.index("[BEGIN OF AVAILABLE TOOLS]")]
+FORMAT_BLOCK = WORKED_MESSAGE[WORKED_MESSAGE.index("[BEGIN OF FORMAT INSTRUCTION]"):WORKED_MESSAGE.index("[BEGIN OF QUERY]")]
+ROLES_TASK_BLOCK = TASK_BLOCK.replace(
+    "also point it out.\n\n[END OF TASK INSTRUCTION]",
+    "also point it out.\n\nThe following are characters that may interact with you\n"
+    "1. user: Provides query or additional information.\n2. tool: Returns the results of the tool calling.\n"
+    "\n[END OF TASK INSTRUCTION]")
+
+
+def test_hammer20_flattens_objects_and_writes_role_lines():
+    messages = build_messages("hammer2.0", "Lunch in Oslo", load_tools([EVENT_TOOL]))
+    assert messages == [{"role": "user", "content": TASK_BLOCK
+                         + "[BEGIN OF AVAILABLE TOOLS]\n" + EVENT_TOOLS_FLAT + "\n[END OF AVAILABLE TOOLS]\n\n"
+                         + FORMAT_BLOCK + "[BEGIN OF QUERY]\nuser: Lunch in Oslo\n\n[END OF QUERY]\n\n"}]
+
+
+def test_hammer20_multi_turn_ends_with_an_empty_user_line():
+    query = json.dumps([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Lunch?"},
+                        {"role": "assistant", "content": "Where?"}])
+    content = build_messages("hammer2.0", query, load_tools([EVENT_TOOL]))[0]["content"]
+    assert content.endswith("[BEGIN OF QUERY]\nuser: Be brief.\nuser: Lunch?\nassistant: Where?\nuser:  \n\n[END OF QUERY]\n\n")
+
+
+def test_hammer21_sends_each_message_as_its_own_turn():
+    query = json.dumps([{"role": "user", "content": "Lunch in Oslo"}, {"role": "tool", "content": {"ok": True}}])
+    messages = build_messages("hammer2.1", query, load_tools([EVENT_TOOL]))
+    assert messages == [
+        {"role": "user", "content": ROLES_TASK_BLOCK + "[BEGIN OF AVAILABLE TOOLS]\n" + EVENT_TOOLS_FLAT
+         + "\n[END OF AVAILABLE TOOLS]\n\n" + FORMAT_BLOCK},
+        {"role": "user", "content": "Lunch in Oslo"},
+        {"role": "tool", "content": '{"ok": true}'},
+    ]
+
+
+def test_hammer1_joins_user_messages_and_puts_system_text_in_the_instruction():
+    query = json.dumps([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Lunch?"},
+                        {"role": "assistant", "content": "Where?"}, {"role": "user", "content": "Oslo"}])
+    content = build_messages("hammer1", query, load_tools(WORKED_TOOLS))[0]["content"]
+    assert content.startswith(TASK_BLOCK.replace("point it out.\n\n[END", "point it out.\n\nBe brief.\n[END"))
+    assert content.endswith("[BEGIN OF QUERY]\n\nLunch?\nOslo\n[END OF QUERY]\n\n")
+
+
+def test_a_query_that_only_looks_like_json_is_plain_text():
+    content = build_messages("hammer1", "[urgent] weather in Oslo", load_tools(WORKED_TOOLS))[0]["content"]
+    assert content.endswith("[BEGIN OF QUERY]\n[urgent] weather in Oslo\n[END OF QUERY]\n\n")

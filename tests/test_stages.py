@@ -21,19 +21,19 @@ TOOLS = json.dumps([{"name": "f", "description": "F.", "parameters": {"type": "o
     (b"\xff\xfe", TOOLS, "query_not_utf8"), ("q", "nope", "tools_not_json"), ("q", None, "missing_tools"),
 ])
 def test_prepare_row_bad_input(query, tools, code):
-    assert prepare_row(query, tools, "hammer-v1").error.code == code
+    assert prepare_row(query, tools, "hammer1").error.code == code
 
 
 def test_prepare_row_accepts_struct_tools_with_null_fields():
     # A list<struct> column gives None for fields a tool lacks; they must not become `default: None`.
     tools = [{"name": "f", "description": "F.", "parameters": {"a": {"type": "int", "description": "A", "default": None}}}]
-    row = prepare_row("q", tools, "hammer-v1")
+    row = prepare_row("q", tools, "hammer1")
     assert row.error is None and "default" not in row.tools[0].properties["a"]
 
 
 @pytest.fixture(scope="module")
 def prompt_stage(tiny_model):
-    return PromptStage(tiny_model, "hammer-v1", max_prompt_tokens=900, trust_remote_code=False)
+    return PromptStage(tiny_model, "hammer1", max_prompt_tokens=900, trust_remote_code=False)
 
 
 def test_prompt_stage_builds_tokens_and_marks_rows_that_stop_early(prompt_stage):
@@ -57,7 +57,7 @@ def test_engine_request_keeps_early_rows_out_of_the_engine():
 
 
 def _generated(text, **extra):
-    tools = prepare_row("q", TOOLS, "hammer-v1").tools
+    tools = prepare_row("q", TOOLS, "hammer1").tools
     return {TOOLS_COL: json.dumps([t.to_dict() for t in tools]), EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [],
             "generated_text": text, "num_generated_tokens": 7, "__inference_error__": "", **extra}
 
@@ -87,7 +87,7 @@ def test_finish_batch_passes_odd_input_columns_through_with_their_types():
     row = {**_generated("[]"), "query": "q", "tools": TOOLS, "id": 7, "blob": b"\x00\xff", "when": when,
            "nested": {"k": [1, 2]}, "status": 3, USER_MESSAGE_COL: "the prompt", "num_prompt_tokens": 12}
     batch = pa.table({"__data": pa.array([row])})
-    out = finish_batch(batch, input_schema=input_schema, lineage={"model": "m", "prompt_format": "hammer-v1",
+    out = finish_batch(batch, input_schema=input_schema, lineage={"model": "m", "prompt_format": "hammer1",
                        "run_id": "r", "config_hash": "h"}, dry_run=False, max_output_chars=1000)
     assert out.schema == output_schema(input_schema)
     assert out.column_names[:6] == ["query", "tools", "id", "blob", "when", "nested"]
