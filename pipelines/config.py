@@ -72,6 +72,7 @@ class GenerationConfig:
     max_tokens: int = MISSING
     temperature: float = MISSING  # 0: greedy
     max_model_len: int = MISSING  # prompt + output; longer prompts are marked prompt_too_long
+    constrained: bool = False  # structured outputs: only a JSON list of this row's tools' calls can be generated
 
 
 @dataclass
@@ -86,12 +87,15 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9  # on CPU: the share of RAM for the KV cache
     enable_prefix_caching: bool = True
     resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per engine worker
+    structured_outputs_backend: Optional[str] = None  # for generation.constrained; None: vLLM's choice
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to vLLM as is
 
 
 @dataclass
 class ValidationConfig:
     max_output_chars: int = 100_000  # longer raw output is rejected as output_too_large
+    max_depth: int = 32  # deeper JSON nesting is rejected as output_too_large
+    lenient: bool = False  # also accept {"tool_calls": [...]} (flagged)
 
 
 @dataclass
@@ -119,7 +123,7 @@ _CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu")}
 _POSITIVE = (
     "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
     "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",
-    "validation.max_output_chars", "output.rows_per_file",
+    "validation.max_output_chars", "validation.max_depth", "output.rows_per_file",
 )
 
 

@@ -48,7 +48,7 @@ class Shards:
     num_rows: int
 
 
-def list_shards(fs: fsspec.AbstractFileSystem, root: str) -> Shards:
+def list_shards(fs: fsspec.AbstractFileSystem, root: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> Shards:
     if fs.isfile(root):
         paths = [root]
         base = posixpath.dirname(root)
@@ -71,11 +71,11 @@ def list_shards(fs: fsspec.AbstractFileSystem, root: str) -> Shards:
         metadata = list(pool.map(metadata_of, paths))
     schemas = [m.schema.to_arrow_schema() for m in metadata]
     for path, schema in zip(paths, schemas):
-        missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+        missing = [c for c in required if c not in schema.names]
         if missing:
             raise InputError(
                 f"input shard {path!r} has no {' or '.join(repr(c) for c in missing)} column "
-                f"(columns: {', '.join(schema.names)}); every shard needs {', '.join(REQUIRED_COLUMNS)}"
+                f"(columns: {', '.join(schema.names)}); every shard needs {', '.join(required)}"
             )
     try:
         schema = pa.unify_schemas(schemas, promote_options="permissive")

@@ -12,25 +12,31 @@ import pyarrow as pa
 from pipelines import config as cfg
 from pipelines import io, stages
 from pipelines.models import resolve_model
+from pipelines.summary import COLUMNS as SUMMARY_COLUMNS
 from pipelines.summary import SummaryCounter
 
 
-def run(config: cfg.LabelConfig) -> dict:
-    """Runs the whole job and returns its summary (also written to `_summary.json`)."""
+def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
+    """Runs the whole job and returns its summary (also written to `_summary.json`).
+
+    revalidate: judge the input's `raw_output` column instead of generating (jobs/validate.py); no
+    model is loaded, and the input's `model` column, if any, is kept.
+    """
     import ray
 
     started = time.time()
     in_fs, in_root = io.filesystem(config.input.path, config.s3)
     out_fs, out_root = io.filesystem(config.output.path, config.s3)
-    shards = io.list_shards(in_fs, in_root)
-    model = resolve_model(config.model)
+    shards = io.list_shards(in_fs, in_root, io.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()))
+    model = None if revalidate else resolve_model(config.model)
     io.prepare_output(out_fs, out_root, config.output.overwrite)
     io.write_text(out_fs, posixpath.join(out_root, io.CONFIG_FILE), cfg.to_yaml(config))
 
     add_id = "id" not in shards.schema.names
     input_schema = shards.schema.append(pa.field("id", pa.string())) if add_id else shards.schema
-    lineage = {"model": model, "prompt_format": config.prompt.format, "run_id": config.run_id,
-               "config_hash": cfg.config_hash(config)}
+    lineage = {"prompt_format": config.prompt.format, "run_id": config.run_id, "config_hash": cfg.config_hash(config)}
+    if not revalidate:
+        lineage["model"] = model
 
     start_ray(config.ray)
     ds = ray.data.from_items([{"path": p, "shard": n} for p, n in zip(shards.paths, shards.names)])
@@ -47,21 +53,27 @@ def run(config: cfg.LabelConfig) -> dict:
             "prompt_format": config.prompt.format,
             "max_prompt_tokens": config.generation.max_model_len - config.generation.max_tokens,
             "trust_remote_code": config.model.trust_remote_code,
+            "constrained": config.generation.constrained and not revalidate,
         },
     )
-    if not config.dry_run:
+    if revalidate:
+        source = "raw_output"
+    elif config.dry_run:
+        source = "none"
+    else:
         ds = engine_processor(config, model)(ds)
+        source = "engine"
     ds = ds.map_batches(
         stages.finish_batch,
         batch_format="pyarrow",
-        fn_kwargs={"input_schema": input_schema, "lineage": lineage, "dry_run": config.dry_run,
-                   "max_output_chars": config.validation.max_output_chars},
+        fn_kwargs={"input_schema": input_schema, "lineage": lineage, "source": source,
+                   "validation": config.validation},
     )
     ds.write_parquet(out_root, filesystem=io.arrow_filesystem(out_fs), min_rows_per_file=config.output.rows_per_file)
 
     counter = SummaryCounter()
-    for batch in io.read_summary_columns(out_fs, out_root, ["status", "call_type", "num_prompt_tokens", "num_output_tokens"]):
-        counter.add(*(batch.column(i).to_pylist() for i in range(4)))
+    for batch in io.read_summary_columns(out_fs, out_root, SUMMARY_COLUMNS):
+        counter.add(batch.to_pydict())
     summary = counter.to_dict(time.time() - started, run_id=config.run_id, output=config.output.path, model=model,
                               dry_run=config.dry_run, input_shards=len(shards.paths), input_rows=shards.num_rows)
     io.write_json(out_fs, posixpath.join(out_root, io.SUMMARY_FILE), summary)
@@ -113,4 +125,6 @@ def engine_processor(config: cfg.LabelConfig, model: str):
         log_engine_metrics=False,
     )
     sampling = {"temperature": config.generation.temperature, "max_tokens": config.generation.max_tokens}
+    if config.generation.constrained and engine.structured_outputs_backend:
+        engine_kwargs.setdefault("structured_outputs_config", {"backend": engine.structured_outputs_backend})
     return build_processor(processor_config, preprocess=functools.partial(stages.engine_request, sampling_params=sampling))

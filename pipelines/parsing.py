@@ -1,4 +1,9 @@
-"""Model output text -> a list of calls, or the reason there is none. Pure; never evaluates code."""
+"""Model output text -> a list of calls, or the reason there is none. Pure; never evaluates code.
+
+Accepted: a bare JSON list of calls; the same inside a ``` or ```json fence, with text around the
+fence; a single call object (wrapped, flagged `single_object`); `{"tool_calls": [...]}` only when
+lenient (flagged `tool_calls_wrapper`). Text that is not JSON is a `parse_error`, never an empty list.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +11,102 @@ import json
 import re
 from dataclasses import dataclass, field
 
-_FENCE = re.compile(r"^```[A-Za-z]*[ \t]*\n?(.*?)\n?```$", re.S)
+_FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.S)
+CALL_KEYS = ("name", "arguments")
 
 
 @dataclass
 class Parsed:
     calls: list[dict] | None  # each {"name": str, "arguments": dict}; None when the output is unusable
     errors: list[str] = field(default_factory=list)  # "code: detail"
+    flags: list[str] = field(default_factory=list)
 
 
 def strip_fence(text: str) -> str:
-    """Removes one surrounding ``` or ```json fence, which Hammer often adds."""
-    text = text.strip()
-    m = _FENCE.match(text)
-    return m.group(1).strip() if m else text
+    """The body of the first ``` / ```json fence (Hammer often adds one), else the text itself."""
+    m = _FENCE.search(text)
+    return m.group(1).strip() if m else text.strip()
 
 
-def parse_output(text: str, max_chars: int = 100_000) -> Parsed:
+def nesting_depth(text: str) -> int:
+    """Deepest bracket nesting outside strings: checked before json.loads so that a hostile output
+    costs one linear scan, not a deep recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_output(text: str, max_chars: int = 100_000, max_depth: int = 32, lenient: bool = False) -> Parsed:
     if len(text) > max_chars:
         return Parsed(None, [f"output_too_large: {len(text)} characters, limit {max_chars}"])
     body = strip_fence(text)
     if not body:
         return Parsed(None, ["parse_error: empty output"])
+    depth = nesting_depth(body)
+    if depth > max_depth:
+        return Parsed(None, [f"output_too_large: nested {depth} deep, limit {max_depth}"])
     try:
         value = json.loads(body)
     except json.JSONDecodeError as e:
         return Parsed(None, [f"parse_error: {e}"])
-    except RecursionError:
-        return Parsed(None, ["output_too_large: nested too deep"])
+    flags = []
+    if isinstance(value, dict) and "name" in value:
+        value, flags = [value], ["single_object: the output is one call, not a list"]
+    elif isinstance(value, dict) and lenient and isinstance(value.get("tool_calls"), list):
+        value, flags = value["tool_calls"], ["tool_calls_wrapper: calls given under a 'tool_calls' key"]
     if not isinstance(value, list):
-        return Parsed(None, [f"not_a_list: the output is a JSON {type(value).__name__}, expected a list of calls"])
+        return Parsed(None, [f"not_a_list: the output is a JSON {_json_type(value)}, expected a list of calls"])
     calls, errors = [], []
     for i, item in enumerate(value):
-        call, problem = _as_call(item)
+        call, problem, item_flags = _as_call(item, i)
         if problem:
             errors.append(f"not_a_call: item {i} {problem}")
         else:
             calls.append(call)
-    return Parsed(calls if not errors else None, errors)
+            flags += item_flags
+    if errors:
+        return Parsed(None, errors, flags)
+    return Parsed(calls, [], flags)
 
 
-def _as_call(item) -> tuple[dict | None, str | None]:
+def _json_type(value) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def _as_call(item, i: int) -> tuple[dict | None, str | None, list[str]]:
     if not isinstance(item, dict):
-        return None, f"is a {type(item).__name__}, expected an object"
+        return None, f"is a JSON {_json_type(item)}, expected an object", []
     name = item.get("name")
     if not isinstance(name, str) or not name:
-        return None, "has no string 'name'"
-    arguments = item.get("arguments", {})
+        return None, "has no string 'name'", []
+    flags = []
+    if "arguments" not in item:
+        return None, f"({name}) has no 'arguments'", []
+    arguments = item["arguments"]
     if isinstance(arguments, str):  # some models emit arguments as a JSON string
         try:
             arguments = json.loads(arguments)
         except json.JSONDecodeError:
-            return None, f"({name}) has 'arguments' that is a string but not JSON"
+            return None, f"({name}) has 'arguments' that is a string but not JSON", []
+        flags.append(f"arguments_as_string: item {i} ({name})")
     if not isinstance(arguments, dict):
-        return None, f"({name}) has 'arguments' that is a {type(arguments).__name__}, expected an object"
-    return {"name": name, "arguments": arguments}, None
+        return None, f"({name}) has 'arguments' that is a JSON {_json_type(arguments)}, expected an object", []
+    extra = sorted(k for k in item if k not in CALL_KEYS)
+    if extra:
+        flags.append(f"extra_keys: item {i} ({name}) has {', '.join(extra)}")
+    return {"name": name, "arguments": arguments}, None, flags

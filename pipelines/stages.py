@@ -16,9 +16,11 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.config import ValidationConfig
 from pipelines.prompts import build_messages, prompt_text
 from pipelines.schema import output_schema
-from pipelines.tools import BadInput, Tool, load_tools
+from pipelines.scoring import score_row
+from pipelines.tools import BadInput, Tool, calls_schema, load_tools
 from pipelines.validation import label_output
 
 # Internal columns, dropped before writing.
@@ -26,6 +28,7 @@ USER_MESSAGE_COL = "_user_message"  # becomes `prompt`; ray.data.llm's engine st
 TOOLS_COL = "_canonical_tools"  # canonical tools as JSON, so validation need not re-normalize
 EARLY_STATUS_COL = "_early_status"  # set when a row stops before generation
 EARLY_ERRORS_COL = "_early_errors"
+CALL_SCHEMA_COL = "_call_schema"  # JSON schema of this row's possible outputs, for constrained decoding
 TOKENS_COL = "tokenized_prompt"  # the name ray.data.llm's engine stage reads
 SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows we keep out of the engine
 ENGINE_DATA_COL = "__data"  # where ray.data.llm keeps each row while it runs its stages
@@ -94,20 +97,25 @@ def _drop_nulls(value: Any) -> Any:
 
 
 class PromptStage:
-    """CPU actor: Hammer user message -> chat template -> token ids, for a batch of rows."""
+    """CPU actor: Hammer user message -> chat template -> token ids, for a batch of rows.
 
-    def __init__(self, tokenizer_source: str, prompt_format: str, max_prompt_tokens: int, trust_remote_code: bool):
+    Without a tokenizer (re-validation) it builds the messages and canonical tools only.
+    """
+
+    def __init__(self, tokenizer_source: str | None, prompt_format: str, max_prompt_tokens: int,
+                 trust_remote_code: bool, constrained: bool = False):
         from pipelines.models import load_tokenizer
 
-        self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code)
+        self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code) if tokenizer_source else None
         self.prompt_format = prompt_format
         self.max_prompt_tokens = max_prompt_tokens
+        self.constrained = constrained
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         queries = batch.column("query").to_pylist() if "query" in batch.column_names else [None] * batch.num_rows
         tools = batch.column("tools").to_pylist() if "tools" in batch.column_names else [None] * batch.num_rows
         prepared = [prepare_row(q, t, self.prompt_format) for q, t in zip(queries, tools)]
-        ok = [i for i, p in enumerate(prepared) if p.error is None]
+        ok = [i for i, p in enumerate(prepared) if p.error is None] if self.tokenizer else []
         texts = self.tokenizer.apply_chat_template(
             [prepared[i].messages for i in ok], tokenize=False, add_generation_prompt=True
         ) if ok else []
@@ -120,7 +128,7 @@ class PromptStage:
             if p.error is not None:
                 status.append("bad_input")
                 errors.append([f"{p.error.code}: {p.error.detail}"])
-            elif len(ids) > self.max_prompt_tokens:
+            elif self.tokenizer and len(ids) > self.max_prompt_tokens:
                 status.append("prompt_too_long")
                 errors.append([f"prompt_too_long: {len(ids)} tokens, limit {self.max_prompt_tokens}"])
             else:
@@ -131,12 +139,15 @@ class PromptStage:
             counts.append(len(ids) if ids else None)
         new = {
             USER_MESSAGE_COL: pa.array([p.user_message for p in prepared], pa.string()),
-            TOKENS_COL: pa.array(tokens, pa.list_(pa.int32())),
-            "num_prompt_tokens": pa.array(counts, pa.int32()),
             TOOLS_COL: pa.array(canonical, pa.string()),
             EARLY_STATUS_COL: pa.array(status, pa.string()),
             EARLY_ERRORS_COL: pa.array(errors, pa.list_(pa.string())),
         }
+        if self.tokenizer:
+            new[TOKENS_COL] = pa.array(tokens, pa.list_(pa.int32()))
+            new["num_prompt_tokens"] = pa.array(counts, pa.int32())
+        if self.constrained:
+            new[CALL_SCHEMA_COL] = pa.array([json.dumps(calls_schema(p.tools)) if p.tools else None for p in prepared])
         for name, column in new.items():
             batch = _set_column(batch, name, column)
         return batch
@@ -154,6 +165,8 @@ def _set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
 def engine_request(row: dict, sampling_params: dict) -> dict:
     """ray.data.llm preprocess: the sampling parameters, and the skip mark for rows that stopped early."""
     early = row.get(EARLY_STATUS_COL)
+    if row.get(CALL_SCHEMA_COL) and not early:
+        sampling_params = {**sampling_params, "structured_outputs": {"json": row[CALL_SCHEMA_COL]}}
     return {
         "sampling_params": sampling_params,
         "__inference_error__": f"{SKIP_MARK}{early}" if early else "",
@@ -163,39 +176,46 @@ def engine_request(row: dict, sampling_params: dict) -> dict:
 # ----------------------------------------------------------------------------------- finish
 
 
-def finish_row(row: dict, *, dry_run: bool, max_output_chars: int) -> dict:
-    """Pure: one row after generation (or after the prompt stage in a dry run) -> its added columns."""
+def finish_row(row: dict, *, source: str, validation: ValidationConfig) -> dict:
+    """Pure: one row after generation -> its added columns.
+
+    source: "engine" (the text vLLM generated), "raw_output" (re-validating an existing column), or
+    "none" (a dry run: nothing to judge).
+    """
     early = row.get(EARLY_STATUS_COL)
+    tools = [Tool.from_dict(d) for d in json.loads(row[TOOLS_COL])] if row.get(TOOLS_COL) else None
     out = {"raw_output": None, "calls": None, "errors": list(row.get(EARLY_ERRORS_COL) or []), "flags": [],
            "call_type": "none", "num_output_tokens": None}
+    text = None
     if early:
-        return {**out, "status": early}
-    if dry_run:
-        return {**out, "status": "dry_run"}
-    inference_error = row.get("__inference_error__") or ""
-    if inference_error:
-        return {**out, "status": "engine_error", "errors": [f"engine_error: {inference_error}"]}
-    text = row.get("generated_text") or ""
-    tools = [Tool.from_dict(d) for d in json.loads(row[TOOLS_COL])]
-    label = label_output(text, tools, max_output_chars)
-    calls = None
-    if label.calls is not None:
-        calls = [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)} for c in label.calls]
-    return {
-        **out,
-        "raw_output": text,
-        "calls": calls,
-        "status": label.status,
-        "errors": label.errors,
-        "flags": label.flags,
-        "call_type": label.call_type,
-        "num_output_tokens": row.get("num_generated_tokens"),
-    }
+        out["status"] = early
+    elif source == "none":
+        out["status"] = "dry_run"
+    elif source == "engine" and row.get("__inference_error__"):
+        out.update(status="engine_error", errors=[f"engine_error: {row['__inference_error__']}"])
+    else:
+        text = row.get("generated_text") if source == "engine" else row.get("raw_output")
+        if text is None:
+            out.update(status="bad_input", errors=["missing_raw_output: raw_output is null"])
+    if text is not None:
+        label = label_output(text, tools, row.get("query") or "", validation)
+        calls = None
+        if label.calls is not None:
+            calls = [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)} for c in label.calls]
+        out.update(raw_output=text, calls=calls, status=label.status, errors=label.errors, flags=label.flags,
+                   call_type=label.call_type,
+                   num_output_tokens=row.get("num_generated_tokens" if source == "engine" else "num_output_tokens"))
+        parsed_calls = label.calls
+    else:
+        parsed_calls = None
+    score = score_row(out["status"], parsed_calls, out["errors"], row.get("answers"), tools)
+    out.update(correct=score.correct, mismatch=score.mismatch, gold_call_type=score.gold_call_type)
+    return out
 
 
-def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, dry_run: bool,
-                 max_output_chars: int) -> pa.Table:
-    """Validates a batch and shapes it to the output schema: input columns, then the added ones."""
+def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, source: str,
+                 validation: ValidationConfig) -> pa.Table:
+    """Validates and scores a batch and shapes it to the output schema: input columns, then the added ones."""
     if ENGINE_DATA_COL in batch.column_names:
         rows = batch.column(ENGINE_DATA_COL).to_pylist()
     else:
@@ -203,9 +223,8 @@ def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, dry
     schema = output_schema(input_schema)
     out_rows = []
     for row in rows:
-        added = finish_row(row, dry_run=dry_run, max_output_chars=max_output_chars)
+        added = finish_row(row, source=source, validation=validation)
         out = {name: row.get(name) for name in input_schema.names}
         out.update(prompt=row.get(USER_MESSAGE_COL), num_prompt_tokens=row.get("num_prompt_tokens"), **added, **lineage)
         out_rows.append(out)
     return pa.Table.from_pylist(out_rows, schema=schema)
-

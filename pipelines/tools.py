@@ -285,3 +285,14 @@ def parameters_schema(tool: Tool) -> tuple[dict, set[str]]:
         required = [p for p, spec in tool.properties.items() if not _is_optional(spec)]
     schema = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
     return schema, unknown
+
+
+def calls_schema(tools: list[Tool]) -> dict:
+    """JSON Schema of a valid answer: a list of calls, each to one of `tools` with its arguments."""
+    variants = [
+        {"type": "object",
+         "properties": {"name": {"const": t.name}, "arguments": parameters_schema(t)[0]},
+         "required": ["name", "arguments"], "additionalProperties": False}
+        for t in tools
+    ]
+    return {"type": "array", "items": {"anyOf": variants}}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 
 import jsonschema
 
+from pipelines.config import ValidationConfig
 from pipelines.parsing import parse_output
+from pipelines.prompts import parse_query
 from pipelines.tools import Tool, parameters_schema
 
 # Row statuses, in the order the pipeline can assign them.
@@ -36,16 +40,18 @@ def call_type(calls: list[dict], num_tools: int) -> str:
     return "parallel" if len({c["name"] for c in calls}) == 1 else "parallel_multiple"
 
 
-def label_output(text: str, tools: list[Tool], max_output_chars: int = 100_000) -> Label:
-    parsed = parse_output(text, max_output_chars)
+def label_output(text: str, tools: list[Tool], query: str = "", settings: ValidationConfig | None = None) -> Label:
+    settings = settings or ValidationConfig()
+    parsed = parse_output(text, settings.max_output_chars, settings.max_depth, settings.lenient)
     if parsed.calls is None:
         code = parsed.errors[0].split(":", 1)[0]
         status = "invalid_call" if code == "not_a_call" else "parse_error"
-        return Label(status, None, parsed.errors)
+        return Label(status, None, parsed.errors, parsed.flags)
     calls = parsed.calls
     if not calls:
-        return Label("no_call", [], [], [], "none")
+        return Label("no_call", [], [], parsed.flags, "none")
     errors, flags = validate_calls(calls, tools)
+    flags = parsed.flags + flags + grounding_flags(calls, tools, query)
     return Label("invalid_call" if errors else "ok", calls, errors, flags, call_type(calls, len(tools)))
 
 
@@ -80,3 +86,62 @@ def _reason(function: str, err: jsonschema.ValidationError) -> str:
         return f"unknown_argument: {function}: {err.message}"[:_DETAIL_CHARS]
     where = ".".join(str(p) for p in err.absolute_path)
     return f"{code}: {function}.{where}: {leaf.message}"[:_DETAIL_CHARS]
+
+
+def normalize_text(value) -> str:
+    """BFCL's string normalization: case, spaces and `,./-_*^` ignored; single and double quotes alike."""
+    return _PUNCT.sub("", str(value)).lower().replace("'", '"')
+
+
+_PUNCT = re.compile(r"[ ,./\-_*^]")
+
+
+def grounding_flags(calls: list[dict], tools: list[Tool], query: str) -> list[str]:
+    """Soft flags: arguments the query does not support, and repeated calls."""
+    by_name = {t.name: t for t in tools}
+    flags, seen = [], set()
+    where = normalize_text(query_text(query))
+    for call in calls:
+        key = json.dumps(call, sort_keys=True)
+        if key in seen:
+            flags.append(f"duplicate_call: {call['name']} with the same arguments")
+        seen.add(key)
+        tool = by_name.get(call["name"])
+        if tool is None:
+            continue
+        for arg, value in call["arguments"].items():
+            spec = tool.properties.get(arg)
+            if not isinstance(spec, dict):
+                continue
+            if "default" in spec and values_equal(value, spec["default"]):
+                if normalize_text(_plain(value)) not in where:
+                    flags.append(f"default_not_in_query: {call['name']}.{arg} = {_plain(value)!r} is the default")
+            elif isinstance(value, str) and "enum" not in spec and normalize_text(value) not in where:
+                flags.append(f"value_not_in_query: {call['name']}.{arg} = {value[:80]!r}")
+    return flags
+
+
+def _plain(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def query_text(query: str) -> str:
+    """The words a user wrote: a multi-turn query's message contents, else the query."""
+    messages = parse_query(query) if query else None
+    return " ".join(m["content"] for m in messages) if messages else (query or "")
+
+
+def values_equal(a, b) -> bool:
+    """Equality for scoring: strings after normalize_text, int equal to float (not bool), lists in
+    order, dicts by key."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return normalize_text(a) == normalize_text(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(values_equal(a[k], b[k]) for k in a)
+    return a == b

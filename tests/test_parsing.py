@@ -12,6 +12,40 @@ from pipelines.parsing import parse_output, strip_fence
 def test_calls_are_parsed_from_plain_fenced_and_string_arguments(text):
     parsed = parse_output(text)
     assert parsed.calls == [{"name": "f", "arguments": {"a": 1}}] and parsed.errors == []
+    assert parsed.flags == (["arguments_as_string: item 0 (f)"] if '\\"a' in text else [])
+
+
+def test_fence_with_text_around_it():
+    text = 'Sure! Here you go:\n```json\n[{"name": "f", "arguments": {}}]\n```\nAnything else?'
+    assert parse_output(text).calls == [{"name": "f", "arguments": {}}]
+
+
+def test_text_around_an_unfenced_list_is_a_parse_error():
+    assert parse_output('Here: [{"name": "f", "arguments": {}}]').errors[0].startswith("parse_error:")
+
+
+def test_single_object_is_wrapped_and_flagged():
+    parsed = parse_output('{"name": "f", "arguments": {"a": 1}}')
+    assert parsed.calls == [{"name": "f", "arguments": {"a": 1}}]
+    assert parsed.flags == ["single_object: the output is one call, not a list"]
+
+
+def test_tool_calls_wrapper_only_when_lenient():
+    text = '{"tool_calls": [{"name": "f", "arguments": {}}]}'
+    assert parse_output(text).errors[0].startswith("not_a_list:")
+    lenient = parse_output(text, lenient=True)
+    assert lenient.calls == [{"name": "f", "arguments": {}}] and lenient.flags[0].startswith("tool_calls_wrapper:")
+
+
+def test_extra_keys_are_flagged():
+    parsed = parse_output('[{"name": "f", "arguments": {}, "id": 3}]')
+    assert parsed.calls and parsed.flags == ["extra_keys: item 0 (f) has id"]
+
+
+def test_depth_limit_and_brackets_inside_strings():
+    assert parse_output("[" * 40 + "]" * 40).errors[0] == "output_too_large: nested 40 deep, limit 32"
+    deep_string = '[{"name": "f", "arguments": {"s": "' + "[" * 100 + '"}}]'
+    assert parse_output(deep_string).calls[0]["arguments"]["s"] == "[" * 100
 
 
 def test_empty_list_is_no_call():
@@ -21,7 +55,10 @@ def test_empty_list_is_no_call():
 @pytest.mark.parametrize("text, code", [
     ("", "parse_error"),
     ("I cannot help", "parse_error"),
-    ('{"name": "f", "arguments": {}}', "not_a_list"),
+    ('{"calls": []}', "not_a_list"),
+    ('{"tool_calls": []}', "not_a_list"),
+    ('"f"', "not_a_list"),
+    ('[{"name": "f"}]', "not_a_call"),
     ('[{"arguments": {}}]', "not_a_call"),
     ('[{"name": "f", "arguments": [1]}]', "not_a_call"),
     ('[{"name": "f", "arguments": "oops"}]', "not_a_call"),

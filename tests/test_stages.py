@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.config import ValidationConfig
 from pipelines.schema import ADDED_COLUMNS, output_schema
 from pipelines.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, TOKENS_COL, TOOLS_COL, USER_MESSAGE_COL,
                               PromptStage, engine_request, finish_batch, finish_row, prepare_row, read_shard)
@@ -63,7 +64,7 @@ def _generated(text, **extra):
 
 
 def test_finish_row_statuses():
-    kw = {"dry_run": False, "max_output_chars": 1000}
+    kw = {"source": "engine", "validation": ValidationConfig()}
     ok = finish_row(_generated('[{"name": "f", "arguments": {"a": 1}}]'), **kw)
     assert ok["status"] == "ok" and ok["calls"] == [{"name": "f", "arguments": '{"a": 1}'}] and ok["call_type"] == "single"
     assert ok["num_output_tokens"] == 7
@@ -76,7 +77,17 @@ def test_finish_row_statuses():
     early = finish_row({EARLY_STATUS_COL: "bad_input", EARLY_ERRORS_COL: ["missing_query: query is null"],
                         "__inference_error__": "skipped: bad_input"}, **kw)
     assert early["status"] == "bad_input" and early["errors"] == ["missing_query: query is null"]
-    assert finish_row(_generated(None), dry_run=True, max_output_chars=1000)["status"] == "dry_run"
+    assert finish_row(_generated(None), source="none", validation=ValidationConfig())["status"] == "dry_run"
+
+
+def test_finish_row_revalidates_raw_output_and_scores_against_gold():
+    row = {**_generated(None), "raw_output": '[{"name": "f", "arguments": {"a": 2}}]', "num_output_tokens": 9,
+           "query": "use f with 2", "answers": '[{"name": "f", "arguments": {"a": 2.0}}]'}
+    out = finish_row(row, source="raw_output", validation=ValidationConfig())
+    assert (out["status"], out["correct"], out["mismatch"], out["gold_call_type"]) == ("ok", True, None, "single")
+    assert out["num_output_tokens"] == 9
+    missing = finish_row({**row, "raw_output": None}, source="raw_output", validation=ValidationConfig())
+    assert missing["status"] == "bad_input" and missing["errors"] == ["missing_raw_output: raw_output is null"]
 
 
 def test_finish_batch_passes_odd_input_columns_through_with_their_types():
@@ -88,7 +99,7 @@ def test_finish_batch_passes_odd_input_columns_through_with_their_types():
            "nested": {"k": [1, 2]}, "status": 3, USER_MESSAGE_COL: "the prompt", "num_prompt_tokens": 12}
     batch = pa.table({"__data": pa.array([row])})
     out = finish_batch(batch, input_schema=input_schema, lineage={"model": "m", "prompt_format": "hammer1",
-                       "run_id": "r", "config_hash": "h"}, dry_run=False, max_output_chars=1000)
+                       "run_id": "r", "config_hash": "h"}, source="engine", validation=ValidationConfig())
     assert out.schema == output_schema(input_schema)
     assert out.column_names[:6] == ["query", "tools", "id", "blob", "when", "nested"]
     assert out.column_names[6:] == list(ADDED_COLUMNS)

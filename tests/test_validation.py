@@ -17,8 +17,8 @@ TOOLS = load_tools([
 ])
 
 
-def label(calls):
-    return label_output(json.dumps(calls), TOOLS)
+def label(calls, query=""):
+    return label_output(json.dumps(calls), TOOLS, query)
 
 
 def test_valid_calls_are_ok():
@@ -54,7 +54,7 @@ def test_unknown_function():
 
 
 def test_xlam_missing_required_and_unknown_type_flag():
-    result = label([{"name": "sort", "arguments": {"desc": True, "cb": "f"}}])
+    result = label([{"name": "sort", "arguments": {"desc": True, "cb": "f"}}], query="sort f")
     assert result.errors == ["missing_required: sort.numbers"]
     assert result.flags == ["unknown_type: sort has type 'Callable, optional'; not checked"]
 
@@ -62,7 +62,8 @@ def test_xlam_missing_required_and_unknown_type_flag():
 def test_statuses_for_unusable_output():
     assert label_output("[]", TOOLS).status == "no_call"
     assert label_output("nope", TOOLS).status == "parse_error"
-    assert label_output('{"name": "weather"}', TOOLS).status == "parse_error"
+    assert label_output('{"name": "weather"}', TOOLS).status == "invalid_call"  # a lone call without arguments
+    assert label_output('{"weather": 1}', TOOLS).status == "parse_error"
     assert label_output("[3]", TOOLS).status == "invalid_call"
 
 
@@ -72,3 +73,23 @@ def test_statuses_for_unusable_output():
 ])
 def test_call_types(names, num_tools, expected):
     assert call_type([{"name": n, "arguments": {}} for n in names], num_tools) == expected
+
+
+def test_grounding_flags():
+    result = label([{"name": "sort", "arguments": {"numbers": [3, 1], "desc": False}},
+                    {"name": "weather", "arguments": {"city": "Oslo", "unit": "c"}},
+                    {"name": "weather", "arguments": {"city": "Oslo", "unit": "c"}},
+                    {"name": "weather", "arguments": {"city": "Bergen"}}], query="Sort 3 and 1; weather in OSLO, please")
+    assert result.status == "ok"
+    assert result.flags == [
+        "unknown_type: sort has type 'Callable, optional'; not checked",
+        "default_not_in_query: sort.desc = 'false' is the default",
+        "duplicate_call: weather with the same arguments",
+        "value_not_in_query: weather.city = 'Bergen'",
+    ]
+
+
+def test_values_in_a_multi_turn_query_count():
+    query = json.dumps([{"role": "user", "content": "weather?"}, {"role": "assistant", "content": "where?"},
+                        {"role": "user", "content": "Tromsø"}])
+    assert label([{"name": "weather", "arguments": {"city": "Tromsø"}}], query).flags == []

@@ -1,0 +1,38 @@
+"""The command line shared by the jobs: config, one call to the pipeline, summary, exit code.
+
+Exit codes: 0 every input row has an output row; 1 the job failed or lost rows; 2 bad config or input.
+"""
+
+from __future__ import annotations
+
+from pipelines.config import ConfigError, load_config, to_yaml
+from pipelines.io import InputError
+from pipelines.labeling import run
+from pipelines.summary import format_table
+
+DEMO_NOTICE = """NOTE: model.build_tiny=true: the model is a tiny Qwen2 with RANDOM weights, built locally, so its
+labels are noise. To label for real, point model.source at a Hammer checkpoint, e.g.
+  python jobs/label.py conf=local model.build_tiny=false model.source=MadeAgents/Hammer-7b engine.device=gpu
+(a hub id, a local directory, or an s3:// prefix)."""
+
+
+def main(argv: list[str], *, revalidate: bool = False) -> int:
+    try:
+        config = load_config(argv)
+    except ConfigError as e:
+        print(f"config error: {e}")
+        return 2
+    print(f"run {config.run_id}, resolved config (secrets redacted):\n{to_yaml(config)}")
+    if config.model.build_tiny and not revalidate:
+        print(DEMO_NOTICE)
+    try:
+        summary = run(config, revalidate=revalidate)
+    except (ConfigError, InputError) as e:
+        print(f"error: {e}")
+        return 2
+    print(format_table(summary))
+    print(f"output: {config.output.path} (summary: _summary.json, config: _config.yaml)")
+    if summary["rows"] != summary["input_rows"]:
+        print(f"error: {summary['input_rows']} input rows but {summary['rows']} output rows")
+        return 1
+    return 0
