@@ -55,22 +55,31 @@ def cluster():
     cluster.shutdown()
 
 
-@pytest.fixture(scope="session")
-def job(s3_endpoint, cluster, tiny_model):
-    """Runs the job once, as `jobs/label.py` would, and returns (config, summary, output table, stdout)."""
-    from pipelines.labeling import run
+def run_job(args: list[str], revalidate: bool = False):
+    """Runs a job through the jobs' command line; returns (config, summary, output table, fs, root)."""
+    from pipelines.cli import main
 
-    args = [
-        "conf=local", "input.path=s3://shards/sample", "output.path=s3://labels/run1",
-        f"s3.endpoint_url={s3_endpoint}", "s3.access_key_id=testing", f"s3.secret_access_key={SECRET}",
-        f"model.source={tiny_model}", "generation.max_tokens=16", f"ray.address={cluster[0].address}",
-        "prompt.resources={prompt_node: 0.1}", "engine.resources={engine_node: 0.1}",
-    ]
+    assert main(args, revalidate=revalidate) == 0
     config = load_config(args)
-    summary = run(config)
     fs, root = filesystem(config.output.path, config.s3)
+    summary = json.loads(fs.cat(f"{root}/_summary.json"))
     table = pads.dataset(root, filesystem=arrow_filesystem(fs), format="parquet").to_table()
     return config, summary, table, fs, root
+
+
+@pytest.fixture(scope="session")
+def common_args(s3_endpoint, cluster, tiny_model):
+    # Every job pins its prompt actors to the head and its engines to the second node.
+    return [f"s3.endpoint_url={s3_endpoint}", "s3.access_key_id=testing", f"s3.secret_access_key={SECRET}",
+            f"model.source={tiny_model}", f"ray.address={cluster[0].address}",
+            "prompt.resources={prompt_node: 0.1}", "engine.resources={engine_node: 0.1}"]
+
+
+@pytest.fixture(scope="session")
+def job(common_args):
+    """The labeling job, once."""
+    return run_job(["conf=local", "input.path=s3://shards/sample", "output.path=s3://labels/run1",
+                    "generation.max_tokens=16", "run_id=label-run", *common_args])
 
 
 def test_one_output_row_per_input_row(job):
@@ -106,11 +115,35 @@ def test_statuses(job):
 
 def test_side_files_and_no_secret_anywhere(job):
     _, summary, table, fs, root = job
-    assert json.loads(fs.cat(f"{root}/_summary.json")) == summary
     saved_config = fs.cat(f"{root}/_config.yaml").decode()
     assert "secret_access_key: '***'" in saved_config
     everything = saved_config + json.dumps(summary) + json.dumps(table.to_pylist(), default=str)
     assert SECRET not in everything
+
+
+def test_revalidation_gives_identical_columns(job, common_args):
+    """jobs/validate.py over the labeling output's raw_output reproduces every judged column."""
+    _, _, labeled, _, _ = job
+    _, summary, revalidated, _, _ = run_job(["conf=local", "input.path=s3://labels/run1",
+                                             "output.path=s3://labels/revalidated", *common_args], revalidate=True)
+    assert summary["rows"] == SAMPLE_ROWS
+    judged = ["prompt", "raw_output", "calls", "status", "errors", "flags", "call_type", "correct", "mismatch",
+              "gold_call_type", "num_prompt_tokens", "num_output_tokens", "model", "prompt_format"]
+    before = {r["id"]: {c: r[c] for c in judged} for r in labeled.to_pylist()}
+    after = {r["id"]: {c: r[c] for c in judged} for r in revalidated.to_pylist()}
+    assert after == before
+    assert set(revalidated.column("run_id").to_pylist()) != {"label-run"}
+
+
+def test_constrained_decoding_yields_only_calls_to_the_rows_tools(common_args):
+    max_tokens = 48
+    _, summary, table, _, _ = run_job(["conf=local", "input.path=s3://shards/sample", "output.path=s3://labels/constrained",
+                                       "generation.constrained=true", f"generation.max_tokens={max_tokens}", *common_args])
+    generated = [r for r in table.to_pylist() if r["status"] != "bad_input"]
+    # Random weights, but the grammar holds: every finished output is a valid list of calls.
+    finished = [r for r in generated if r["num_output_tokens"] < max_tokens]
+    assert finished and all(r["status"] in ("ok", "no_call") for r in finished), finished[:3]
+    assert summary["status"]["parse_error"] == len(generated) - len(finished)
 
 
 def test_stages_spread_across_the_two_nodes(job, cluster):
