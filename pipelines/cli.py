@@ -5,9 +5,12 @@ Exit codes: 0 every input row has an output row; 1 the job failed or lost rows; 
 
 from __future__ import annotations
 
+import traceback
+
 from pipelines.config import ConfigError, load_config, to_yaml
 from pipelines.io import InputError
 from pipelines.labeling import run
+from pipelines.progress import ErrorRateExceeded
 from pipelines.summary import format_table
 
 DEMO_NOTICE = """NOTE: model.build_tiny=true: the model is a tiny Qwen2 with RANDOM weights, built locally, so its
@@ -30,6 +33,13 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     except (ConfigError, InputError) as e:
         print(f"error: {e}")
         return 2
+    except ErrorRateExceeded as e:
+        print(f"error: stopped: {e}")
+        return 1
+    except Exception as e:  # noqa: BLE001 - one line on stdout for schedulers; the traceback went to stderr
+        traceback.print_exc()
+        print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return 1
     print(format_table(summary))
     print(f"output: {config.output.path} (summary: _summary.json, config: _config.yaml)")
     if summary["rows"] != summary["input_rows"]:

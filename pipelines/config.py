@@ -36,8 +36,7 @@ class InputConfig:
 @dataclass
 class OutputConfig:
     path: str = MISSING  # a local directory or an s3:// prefix
-    overwrite: bool = False  # replace what is already there; otherwise a non-empty output is an error
-    rows_per_file: int = 100_000  # at least this many rows per output file (fewer in the last ones)
+    rows_per_file: int = 20_000  # rows per output file (fewer in the last ones); also the unit of resume
 
 
 @dataclass
@@ -116,10 +115,13 @@ class LabelConfig:
     s3: S3Config = field(default_factory=S3Config)
     ray: RayConfig = field(default_factory=RayConfig)
     dry_run: bool = False  # build and write prompts; load no model
+    resume: str = "auto"  # auto: continue an earlier run of the same settings; overwrite: start over
+    max_error_rate: Optional[float] = None  # stop when bad_input + engine_error rows pass this share
+    progress_interval_s: float = 30.0  # seconds between progress lines
     run_id: Optional[str] = None  # None: a new one, from the start time
 
 
-_CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu")}
+_CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "resume": ("auto", "overwrite")}
 _POSITIVE = (
     "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
     "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",
@@ -190,6 +192,8 @@ def _check(config: LabelConfig) -> None:
             f"generation.max_tokens ({config.generation.max_tokens}) must be below "
             f"generation.max_model_len ({config.generation.max_model_len}): nothing would be left for the prompt"
         )
+    if config.max_error_rate is not None and not 0 <= config.max_error_rate <= 1:
+        raise ConfigError(f"config key 'max_error_rate' must be in [0, 1] or null, got {config.max_error_rate}")
     if not 0 < config.engine.gpu_memory_utilization <= 1:
         raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
 

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from pipelines.config import S3Config
+from pipelines.resume import COVERAGE_KEY, Ranges, differences, merge_ranges, piece_name
 
 REQUIRED_COLUMNS = ("query", "tools")
 SUMMARY_FILE = "_summary.json"
 CONFIG_FILE = "_config.yaml"
+MANIFEST_FILE = "_manifest.json"
+TMP_DIR = "_tmp"
 
 
 class InputError(ValueError):
@@ -45,7 +51,11 @@ class Shards:
     paths: list[str]  # full paths, sorted
     names: list[str]  # paths relative to the input root: stable across machines, used in ids
     schema: pa.Schema  # unified over all shards
-    num_rows: int
+    rows: list[int]  # rows per shard
+
+    @property
+    def num_rows(self) -> int:
+        return sum(self.rows)
 
 
 def list_shards(fs: fsspec.AbstractFileSystem, root: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> Shards:
@@ -82,21 +92,105 @@ def list_shards(fs: fsspec.AbstractFileSystem, root: str, required: tuple[str, .
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise InputError(f"input shards under {root!r} have incompatible schemas: {e}") from None
     names = [posixpath.relpath(p, base) for p in paths]
-    return Shards(paths, names, schema.remove_metadata(), sum(m.num_rows for m in metadata))
+    return Shards(paths, names, schema.remove_metadata(), [m.num_rows for m in metadata])
 
 
 def _hidden(path: str, root: str) -> bool:
     return any(part.startswith(("_", ".")) for part in posixpath.relpath(path, root).split("/"))
 
 
-def prepare_output(fs: fsspec.AbstractFileSystem, root: str, overwrite: bool) -> None:
-    if fs.exists(root) and fs.ls(root):
-        if not overwrite:
-            raise InputError(
-                f"output.path {root!r} is not empty; choose a new output.path or set output.overwrite=true"
-            )
+def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, resume: str) -> dict[str, Ranges]:
+    """Makes `root` ready for this run and returns the input rows its pieces already hold.
+
+    A new or empty output starts fresh. An earlier output of the same job (same fingerprint, see
+    `_manifest.json`) is continued. Anything else stops the job, unless resume=overwrite, which
+    deletes an earlier output of this job and starts over.
+    """
+    manifest_path = posixpath.join(root, MANIFEST_FILE)
+    has_files = fs.exists(root) and bool(fs.ls(root))
+    has_manifest = has_files and fs.exists(manifest_path)
+    if has_files and not has_manifest:
+        raise InputError(
+            f"output.path {root!r} holds files but no {MANIFEST_FILE}: it is not an output of this job, "
+            "and nothing there is deleted; choose a new output.path"
+        )
+    if has_manifest and resume == "overwrite":
         fs.rm(root, recursive=True)
+    elif has_manifest:
+        previous = json.loads(fs.cat(manifest_path))["fingerprint"]
+        changed = differences(previous, fingerprint)
+        if changed:
+            raise InputError(
+                f"output.path {root!r} was written with other settings ({'; '.join(changed)}); rerun with "
+                "the same settings to resume, set resume=overwrite to start over, or choose a new output.path"
+            )
     fs.makedirs(root, exist_ok=True)
+    write_json(fs, manifest_path, {"fingerprint": fingerprint})
+    remove_tmp(fs, root)  # pieces a crashed run did not finish: never committed, never read
+    return committed_coverage(fs, root)
+
+
+def remove_tmp(fs: fsspec.AbstractFileSystem, root: str) -> None:
+    tmp = posixpath.join(root, TMP_DIR)
+    if fs.exists(tmp):
+        fs.rm(tmp, recursive=True)
+
+
+def committed_coverage(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, Ranges]:
+    """Input rows held by the committed pieces under `root`, per input shard (footers only)."""
+    pieces = [p for p in fs.ls(root, detail=False) if p.endswith(".parquet") and not _hidden(p, root)]
+
+    def coverage_of(path: str) -> dict:
+        with fs.open(path, "rb") as f:
+            metadata = pq.read_metadata(f).metadata or {}
+        return json.loads(metadata.get(COVERAGE_KEY, b"{}"))
+
+    with ThreadPoolExecutor(16) as pool:
+        found = list(pool.map(coverage_of, pieces))
+    shards = {name for c in found for name in c}
+    return {name: merge_ranges(*(c.get(name, []) for c in found)) for name in shards}
+
+
+def write_piece(fs: fsspec.AbstractFileSystem, root: str, table: pa.Table, coverage: dict[str, Ranges]) -> str:
+    """Commits one output file atomically: written under _tmp/, then moved into place (a rename on
+    local disks, a single copy on S3), so a reader sees it whole or not at all. The name is a
+    function of the rows it holds, so a retried task rewrites the same file."""
+    name = piece_name(coverage)
+    tmp = posixpath.join(root, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
+    table = table.replace_schema_metadata({COVERAGE_KEY: json.dumps(coverage, sort_keys=True)})
+    fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
+    with fs.open(tmp, "wb") as f:
+        pq.write_table(table, f)
+    final = posixpath.join(root, name)
+    fs.mv(tmp, final)
+    return final
+
+
+def find_bad_ids(fs: fsspec.AbstractFileSystem, shards: Shards, limit: int = 10) -> list[str]:
+    """Null or duplicated values of the input `id` column, as `'id' in shard (rows ...)` lines.
+    Reads only that column; keeps one 64-bit hash per row, then a second pass names the culprits."""
+    def ids_of(path: str) -> list:
+        with fs.open(path, "rb") as f:
+            return pq.read_table(f, columns=["id"]).column("id").to_pylist()
+
+    def digest(value) -> int:
+        return int.from_bytes(hashlib.blake2b(repr(value).encode(), digest_size=8).digest(), "little")
+
+    with ThreadPoolExecutor(16) as pool:
+        hashes = np.concatenate([np.fromiter((digest(v) for v in ids), np.uint64, len(ids))
+                                 for ids in pool.map(ids_of, shards.paths)] or [np.array([], np.uint64)])
+    values, counts = np.unique(hashes, return_counts=True)
+    suspects = set(values[counts > 1].tolist())
+    null_hash = digest(None)
+    if not suspects and null_hash not in set(values.tolist()):
+        return []
+    seen: dict = {}
+    for name, path in zip(shards.names, shards.paths):
+        for row, value in enumerate(ids_of(path)):
+            if value is None or digest(value) in suspects:
+                seen.setdefault(repr(value), []).append(f"{name}:{row}")
+    bad = [(k, v) for k, v in seen.items() if k == "None" or len(v) > 1]
+    return [f"{k} at {', '.join(v[:5])}{' ...' if len(v) > 5 else ''}" for k, v in bad[:limit]]
 
 
 def write_text(fs: fsspec.AbstractFileSystem, path: str, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import posixpath
 import time
@@ -10,36 +11,77 @@ import time
 import pyarrow as pa
 
 from pipelines import config as cfg
-from pipelines import io, stages
+from pipelines import io, resume, stages
 from pipelines.models import resolve_model
 from pipelines.summary import COLUMNS as SUMMARY_COLUMNS
+from pipelines.progress import ErrorRateExceeded, Progress
 from pipelines.summary import SummaryCounter
 
 
 def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     """Runs the whole job and returns its summary (also written to `_summary.json`).
 
+    A rerun into the same output continues where the last one stopped (see resume.py).
     revalidate: judge the input's `raw_output` column instead of generating (jobs/validate.py); no
     model is loaded, and the input's `model` column, if any, is kept.
+    Raises InputError/ConfigError for problems the user must fix, ErrorRateExceeded past max_error_rate.
     """
-    import ray
-
     started = time.time()
     in_fs, in_root = io.filesystem(config.input.path, config.s3)
     out_fs, out_root = io.filesystem(config.output.path, config.s3)
     shards = io.list_shards(in_fs, in_root, io.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()))
+    if "id" in shards.schema.names:
+        bad_ids = io.find_bad_ids(in_fs, shards)
+        if bad_ids:
+            raise io.InputError(f"input ids must be unique and not null; found: {'; '.join(bad_ids)}")
     model = None if revalidate else resolve_model(config.model)
-    io.prepare_output(out_fs, out_root, config.output.overwrite)
+    mode = "revalidate" if revalidate else ("dry_run" if config.dry_run else "generate")
+    fingerprint = resume.fingerprint(cfg.to_plain(config), list(zip(shards.names, shards.rows)), model, mode)
+    done = io.open_output(out_fs, out_root, fingerprint, config.resume)
     io.write_text(out_fs, posixpath.join(out_root, io.CONFIG_FILE), cfg.to_yaml(config))
 
-    add_id = "id" not in shards.schema.names
-    input_schema = shards.schema.append(pa.field("id", pa.string())) if add_id else shards.schema
+    todo = [(path, name, done.get(name, [])) for path, name, rows in zip(shards.paths, shards.names, shards.rows)
+            if resume.count(done.get(name, [])) < rows]
+    already = sum(resume.count(ranges) for ranges in done.values())
+    stopped = None
+    if todo:
+        if already:
+            print(f"resuming: {already} of {shards.num_rows} rows are already written; {len(todo)} shard(s) to go")
+        try:
+            label_rows(config, todo, shards.schema, model, revalidate, out_fs, out_root,
+                       Progress(shards.num_rows, already, config.progress_interval_s))
+        except ErrorRateExceeded as e:
+            stopped = str(e)
+        io.remove_tmp(out_fs, out_root)
+    else:
+        print(f"nothing to do: all {shards.num_rows} input rows are already in {config.output.path}")
+
+    counter = SummaryCounter()
+    for batch in io.read_summary_columns(out_fs, out_root, SUMMARY_COLUMNS):
+        counter.add(batch.to_pydict())
+    summary = counter.to_dict(time.time() - started, run_id=config.run_id, output=config.output.path, model=model,
+                              mode=mode, input_shards=len(shards.paths), input_rows=shards.num_rows,
+                              rows_before_this_run=already, stopped=stopped)
+    io.write_json(out_fs, posixpath.join(out_root, io.SUMMARY_FILE), summary)
+    if stopped:
+        raise ErrorRateExceeded(stopped)
+    return summary
+
+
+def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard_schema: pa.Schema,
+               model: str | None, revalidate: bool, out_fs, out_root: str, progress: Progress) -> None:
+    """Builds the Ray Data plan over the rows still to do and runs it, reporting progress as pieces commit."""
+    import ray
+
+    in_fs, _ = io.filesystem(config.input.path, config.s3)
+    add_id = "id" not in shard_schema.names
+    input_schema = shard_schema.append(pa.field("id", pa.string())) if add_id else shard_schema
     lineage = {"prompt_format": config.prompt.format, "run_id": config.run_id, "config_hash": cfg.config_hash(config)}
     if not revalidate:
         lineage["model"] = model
 
     start_ray(config.ray)
-    ds = ray.data.from_items([{"path": p, "shard": n} for p, n in zip(shards.paths, shards.names)])
+    ds = ray.data.from_items([{"path": p, "shard": n, "done": json.dumps(d)} for p, n, d in todo])
     ds = ds.map_batches(stages.read_shard, batch_size=1, fn_kwargs={"filesystem": in_fs, "add_id": add_id})
     ds = ds.map_batches(
         stages.PromptStage,
@@ -69,15 +111,14 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
         fn_kwargs={"input_schema": input_schema, "lineage": lineage, "source": source,
                    "validation": config.validation},
     )
-    ds.write_parquet(out_root, filesystem=io.arrow_filesystem(out_fs), min_rows_per_file=config.output.rows_per_file)
-
-    counter = SummaryCounter()
-    for batch in io.read_summary_columns(out_fs, out_root, SUMMARY_COLUMNS):
-        counter.add(batch.to_pydict())
-    summary = counter.to_dict(time.time() - started, run_id=config.run_id, output=config.output.path, model=model,
-                              dry_run=config.dry_run, input_shards=len(shards.paths), input_rows=shards.num_rows)
-    io.write_json(out_fs, posixpath.join(out_root, io.SUMMARY_FILE), summary)
-    return summary
+    ds = ds.map_batches(stages.write_pieces, batch_format="pyarrow", batch_size=config.output.rows_per_file,
+                        fn_kwargs={"filesystem": out_fs, "root": out_root})
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        progress.add_batch(batch.to_pydict())
+        if progress.due():
+            print(progress.line(), flush=True)
+        progress.check_error_rate(config.max_error_rate)
+    print(progress.line(), flush=True)
 
 
 def start_ray(ray_config: cfg.RayConfig) -> None:

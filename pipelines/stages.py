@@ -10,6 +10,7 @@ stages, so they never reach vLLM and are never dropped.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -17,13 +18,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.config import ValidationConfig
+from pipelines.io import write_piece
 from pipelines.prompts import build_messages, prompt_text
+from pipelines.resume import skip_mask, to_ranges
 from pipelines.schema import output_schema
 from pipelines.scoring import score_row
 from pipelines.tools import BadInput, Tool, calls_schema, load_tools
 from pipelines.validation import label_output
 
 # Internal columns, dropped before writing.
+SHARD_COL = "_shard"  # the input shard a row came from, relative to input.path
+ROW_COL = "_row"  # its position in that shard
 USER_MESSAGE_COL = "_user_message"  # becomes `prompt`; ray.data.llm's engine stage consumes a `prompt` column
 TOOLS_COL = "_canonical_tools"  # canonical tools as JSON, so validation need not re-normalize
 EARLY_STATUS_COL = "_early_status"  # set when a row stops before generation
@@ -38,18 +43,24 @@ ENGINE_DATA_COL = "__data"  # where ray.data.llm keeps each row while it runs it
 
 
 def read_shard(item: dict, *, filesystem, add_id: bool, batch_rows: int = 4096) -> Iterator[pa.Table]:
-    """One parquet shard -> tables of its rows, with a stable `id` (`<shard>:<row>`) when absent."""
-    path, name = item["path"][0], item["shard"][0]
+    """One parquet shard -> tables of its rows not yet done, each row tagged with its shard and
+    position (for resume), and with a stable `id` (`<shard>:<row>`) when the input has none."""
+    path, name, done = item["path"][0], item["shard"][0], json.loads(item["done"][0])
     with filesystem.open(path, "rb") as f:
-        pf = pq.ParquetFile(f)
         offset = 0
-        for batch in pf.iter_batches(batch_size=batch_rows):
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
             table = pa.Table.from_batches([batch])
+            n = table.num_rows
+            positions = pa.array(range(offset, offset + n), pa.int64())
             if add_id:
-                ids = [f"{name}:{offset + i}" for i in range(table.num_rows)]
-                table = table.append_column("id", pa.array(ids, pa.string()))
-            offset += table.num_rows
-            yield table
+                table = table.append_column("id", pa.array([f"{name}:{r}" for r in range(offset, offset + n)], pa.string()))
+            table = table.append_column(SHARD_COL, pa.array([name] * n, pa.string())).append_column(ROW_COL, positions)
+            skip = skip_mask(done, offset, n)
+            offset += n
+            if any(skip):
+                table = table.filter(pa.array([not s for s in skip]))
+            if table.num_rows:
+                yield table
 
 
 # ----------------------------------------------------------------------------------- prompt
@@ -220,11 +231,37 @@ def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, sou
         rows = batch.column(ENGINE_DATA_COL).to_pylist()
     else:
         rows = batch.to_pylist()
-    schema = output_schema(input_schema)
+    schema = output_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
     out_rows = []
     for row in rows:
         added = finish_row(row, source=source, validation=validation)
         out = {name: row.get(name) for name in input_schema.names}
         out.update(prompt=row.get(USER_MESSAGE_COL), num_prompt_tokens=row.get("num_prompt_tokens"), **added, **lineage)
+        out.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})
         out_rows.append(out)
     return pa.Table.from_pylist(out_rows, schema=schema)
+
+
+# ------------------------------------------------------------------------------------ write
+
+COUNTED_REASONS = ("bad_input", "engine_error")  # statuses whose reasons the progress report counts
+
+
+def write_pieces(batch: pa.Table, *, filesystem, root: str) -> pa.Table:
+    """Commits a batch as one output file (see io.write_piece) and returns one row of counts for
+    the driver's progress report."""
+    shards, rows = batch.column(SHARD_COL).to_pylist(), batch.column(ROW_COL).to_pylist()
+    held: dict[str, list[int]] = {}
+    for shard, row in zip(shards, rows):
+        held.setdefault(shard, []).append(row)
+    coverage = {shard: to_ranges(r) for shard, r in held.items()}
+    write_piece(filesystem, root, batch.drop_columns([SHARD_COL, ROW_COL]), coverage)
+    statuses = batch.column("status").to_pylist()
+    reasons = Counter(
+        e.split(":", 1)[0]
+        for status, errors in zip(statuses, batch.column("errors").to_pylist())
+        if status in COUNTED_REASONS
+        for e in errors or []
+    )
+    return pa.table({"rows": [batch.num_rows], "statuses": [json.dumps(Counter(statuses))],
+                     "reasons": [json.dumps(reasons)]})

@@ -10,8 +10,9 @@ import pytest
 
 from pipelines.config import ValidationConfig
 from pipelines.schema import ADDED_COLUMNS, output_schema
-from pipelines.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, TOKENS_COL, TOOLS_COL, USER_MESSAGE_COL,
-                              PromptStage, engine_request, finish_batch, finish_row, prepare_row, read_shard)
+from pipelines.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ROW_COL, SHARD_COL, TOKENS_COL, TOOLS_COL,
+                              USER_MESSAGE_COL, PromptStage, engine_request, finish_batch, finish_row, prepare_row,
+                              read_shard, write_pieces)
 
 TOOLS = json.dumps([{"name": "f", "description": "F.", "parameters": {"type": "object", "properties": {
     "a": {"type": "integer", "description": "A"}}, "required": ["a"]}}])
@@ -96,21 +97,45 @@ def test_finish_batch_passes_odd_input_columns_through_with_their_types():
                               ("status", pa.int8())])  # a clashing name: the added column wins
     when = dt.datetime(2024, 1, 2, 3, 4, 5)
     row = {**_generated("[]"), "query": "q", "tools": TOOLS, "id": 7, "blob": b"\x00\xff", "when": when,
-           "nested": {"k": [1, 2]}, "status": 3, USER_MESSAGE_COL: "the prompt", "num_prompt_tokens": 12}
+           "nested": {"k": [1, 2]}, "status": 3, USER_MESSAGE_COL: "the prompt", "num_prompt_tokens": 12,
+           SHARD_COL: "s.parquet", ROW_COL: 4}
     batch = pa.table({"__data": pa.array([row])})
     out = finish_batch(batch, input_schema=input_schema, lineage={"model": "m", "prompt_format": "hammer1",
                        "run_id": "r", "config_hash": "h"}, source="engine", validation=ValidationConfig())
-    assert out.schema == output_schema(input_schema)
+    assert out.schema.remove(out.schema.get_field_index(SHARD_COL)).remove(len(out.schema) - 2) == output_schema(input_schema)
     assert out.column_names[:6] == ["query", "tools", "id", "blob", "when", "nested"]
-    assert out.column_names[6:] == list(ADDED_COLUMNS)
+    assert out.column_names[6:] == [*ADDED_COLUMNS, SHARD_COL, ROW_COL]
     got = out.to_pylist()[0]
     assert (got["id"], got["blob"], got["when"], got["nested"]) == (7, b"\x00\xff", when, {"k": [1, 2]})
     assert (got["status"], got["prompt"], got["num_prompt_tokens"], got["model"]) == ("no_call", "the prompt", 12, "m")
 
 
-def test_read_shard_adds_stable_ids(tmp_path):
-    pq.write_table(pa.table({"query": ["a", "b", "c"], "tools": ["[]"] * 3}), tmp_path / "s.parquet")
-    item = {"path": [str(tmp_path / "s.parquet")], "shard": ["dir/s.parquet"]}
+def test_read_shard_adds_stable_ids_and_skips_rows_already_done(tmp_path):
+    pq.write_table(pa.table({"query": list("abcde"), "tools": ["[]"] * 5}), tmp_path / "s.parquet")
+    item = {"path": [str(tmp_path / "s.parquet")], "shard": ["dir/s.parquet"], "done": ["[]"]}
     tables = list(read_shard(item, filesystem=fsspec.filesystem("file"), add_id=True, batch_rows=2))
-    assert [t.num_rows for t in tables] == [2, 1]
-    assert pa.concat_tables(tables).column("id").to_pylist() == ["dir/s.parquet:0", "dir/s.parquet:1", "dir/s.parquet:2"]
+    assert [t.num_rows for t in tables] == [2, 2, 1]
+    table = pa.concat_tables(tables)
+    assert table.column("id").to_pylist() == [f"dir/s.parquet:{i}" for i in range(5)]
+    assert table.column(SHARD_COL).to_pylist() == ["dir/s.parquet"] * 5 and table.column(ROW_COL).to_pylist() == [0, 1, 2, 3, 4]
+    item["done"] = ["[[0, 2], [3, 4]]"]
+    table = pa.concat_tables(read_shard(item, filesystem=fsspec.filesystem("file"), add_id=True, batch_rows=2))
+    assert table.column("query").to_pylist() == ["c", "e"] and table.column(ROW_COL).to_pylist() == [2, 4]
+
+
+def test_write_pieces_commits_one_file_named_by_its_rows(tmp_path):
+    from pipelines.io import committed_coverage
+
+    batch = pa.table({"id": ["a", "b", "c"], "status": ["ok", "bad_input", "engine_error"],
+                      "errors": [[], ["missing_query: null"], ["engine_error: boom"]],
+                      SHARD_COL: ["s1.parquet", "s1.parquet", "s2.parquet"], ROW_COL: [4, 5, 0]})
+    fs = fsspec.filesystem("file")
+    stats = write_pieces(batch, filesystem=fs, root=str(tmp_path)).to_pylist()[0]
+    assert stats["rows"] == 3 and json.loads(stats["reasons"]) == {"missing_query": 1, "engine_error": 1}
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files[0] == "_tmp" and list((tmp_path / "_tmp").iterdir()) == []
+    assert len(files) == 2 and files[1].startswith("s1-000000004-") and files[1].endswith(".parquet")
+    assert pq.read_table(tmp_path / files[1]).column_names == ["id", "status", "errors"]
+    assert committed_coverage(fs, str(tmp_path)) == {"s1.parquet": [[4, 6]], "s2.parquet": [[0, 1]]}
+    write_pieces(batch, filesystem=fs, root=str(tmp_path))  # a retried task rewrites the same file
+    assert sorted(p.name for p in tmp_path.iterdir()) == files

@@ -1,0 +1,98 @@
+import json
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.io import InputError, Shards, committed_coverage, find_bad_ids, open_output, write_piece
+from pipelines.progress import ErrorRateExceeded, Progress
+from pipelines.resume import (count, differences, fingerprint, merge_ranges, piece_name, safe_name, skip_mask,
+                              to_ranges)
+
+FS = fsspec.filesystem("file")
+
+
+def test_ranges():
+    assert to_ranges([5, 1, 2, 3, 9, 2]) == [[1, 4], [5, 6], [9, 10]]
+    assert merge_ranges([[0, 2]], [[2, 5], [7, 8]], [[1, 3]]) == [[0, 5], [7, 8]]
+    assert count([[0, 5], [7, 8]]) == 6
+    assert skip_mask([[1, 3], [6, 9]], 2, 5) == [True, False, False, False, True]
+
+
+@pytest.mark.parametrize("shard", ["../../etc/passwd", "/abs/x.parquet", "a/b c/ü.parquet", ".hidden", "..", ""])
+def test_piece_names_never_leave_the_output_folder(shard):
+    name = piece_name({shard: [[0, 1]]})
+    assert "/" not in name and not name.startswith(".") and name.endswith(".parquet")
+    assert safe_name(shard) == safe_name(shard).lstrip(".")
+
+
+def test_piece_names_are_deterministic_and_distinct():
+    assert piece_name({"s.parquet": [[0, 8]]}) == piece_name({"s.parquet": [[0, 8]]})
+    assert piece_name({"s.parquet": [[0, 8]]}) != piece_name({"s.parquet": [[0, 9]]})
+
+
+def _fingerprint(**generation):
+    plain = {"prompt": {"format": "hammer1"}, "generation": {"max_tokens": 8, **generation},
+             "engine": {"engine_kwargs": {}}, "validation": {"lenient": False}}
+    return fingerprint(plain, [("s.parquet", 10)], "m", "generate")
+
+
+def test_differences_name_what_changed():
+    assert differences(_fingerprint(), _fingerprint()) == []
+    assert differences(_fingerprint(), _fingerprint(max_tokens=9)) == ["generation.max_tokens: 8 -> 9"]
+
+
+def test_open_output_fresh_resume_refuse_and_overwrite(tmp_path):
+    root = str(tmp_path / "out")
+    assert open_output(FS, root, _fingerprint(), "auto") == {}
+    write_piece(FS, root, pa.table({"x": [1, 2]}), {"s.parquet": [[0, 2]]})
+    (tmp_path / "out" / "_tmp").mkdir(exist_ok=True)
+    (tmp_path / "out" / "_tmp" / "half-written").write_text("x")
+    assert open_output(FS, root, _fingerprint(), "auto") == {"s.parquet": [[0, 2]]}
+    assert not (tmp_path / "out" / "_tmp").exists()
+    with pytest.raises(InputError, match=r"generation.max_tokens: 8 -> 9.*resume=overwrite"):
+        open_output(FS, root, _fingerprint(max_tokens=9), "auto")
+    assert open_output(FS, root, _fingerprint(max_tokens=9), "overwrite") == {}
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["_manifest.json"]
+
+
+def test_open_output_never_deletes_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    for mode in ("auto", "overwrite"):
+        with pytest.raises(InputError, match="not an output of this job"):
+            open_output(FS, str(tmp_path), _fingerprint(), mode)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_committed_coverage_ignores_other_files(tmp_path):
+    write_piece(FS, str(tmp_path), pa.table({"x": [1]}), {"a.parquet": [[3, 4]]})
+    write_piece(FS, str(tmp_path), pa.table({"x": [1]}), {"a.parquet": [[4, 5]], "b.parquet": [[0, 1]]})
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "foreign.parquet")
+    assert committed_coverage(FS, str(tmp_path)) == {"a.parquet": [[3, 5]], "b.parquet": [[0, 1]]}
+
+
+def test_find_bad_ids(tmp_path):
+    pq.write_table(pa.table({"id": [1, 2, 3]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"id": [4, 2, None]}), tmp_path / "b.parquet")
+    shards = Shards([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], ["a.parquet", "b.parquet"],
+                    pa.schema([("id", pa.int64())]), [3, 3])
+    assert find_bad_ids(FS, shards) == ["2 at a.parquet:1, b.parquet:1", "None at b.parquet:2"]
+    shards.paths, shards.names, shards.rows = shards.paths[:1], shards.names[:1], [3]
+    assert find_bad_ids(FS, shards) == []
+
+
+def test_progress_line_and_error_rate():
+    now = [0.0]
+    progress = Progress(total_rows=300, already_done=100, interval_s=10, clock=lambda: now[0])
+    progress.add_batch({"rows": [50], "statuses": [json.dumps({"ok": 45, "engine_error": 5})],
+                        "reasons": [json.dumps({"engine_error": 5})]})
+    now[0] = 10.0
+    assert progress.due() and not progress.due()
+    assert progress.line() == ("progress: 150/300 rows (50.0%), 5.00 rows/s this run, ETA 0.5 min; "
+                               "statuses this run: ok 45, engine_error 5")
+    progress.check_error_rate(0.05)  # 50 rows: too few to judge
+    progress.add(50, {"ok": 40, "bad_input": 10}, {"tools_not_json": 10})
+    progress.check_error_rate(0.2)
+    with pytest.raises(ErrorRateExceeded, match=r"15 of 100 rows \(15.0%\).*tools_not_json 10, engine_error 5"):
+        progress.check_error_rate(0.1)
