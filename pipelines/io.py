@@ -130,6 +130,13 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
     return committed_coverage(fs, root)
 
 
+def committed_pieces(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
+    """The committed output files under `root` (not the side files, not _tmp/), listed afresh:
+    s3fs caches listings, and pieces appear while the job runs."""
+    fs.invalidate_cache(root)
+    return [p for p in fs.ls(root, detail=False) if p.endswith(".parquet") and not _hidden(p, root)]
+
+
 def remove_tmp(fs: fsspec.AbstractFileSystem, root: str) -> None:
     tmp = posixpath.join(root, TMP_DIR)
     if fs.exists(tmp):
@@ -138,7 +145,7 @@ def remove_tmp(fs: fsspec.AbstractFileSystem, root: str) -> None:
 
 def committed_coverage(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, Ranges]:
     """Input rows held by the committed pieces under `root`, per input shard (footers only)."""
-    pieces = [p for p in fs.ls(root, detail=False) if p.endswith(".parquet") and not _hidden(p, root)]
+    pieces = committed_pieces(fs, root)
 
     def coverage_of(path: str) -> dict:
         with fs.open(path, "rb") as f:
@@ -199,9 +206,11 @@ def write_text(fs: fsspec.AbstractFileSystem, path: str, text: str) -> None:
 
 
 def read_summary_columns(fs: fsspec.AbstractFileSystem, root: str, columns: list[str]):
-    """Streams a few columns of the written output, batch by batch (memory stays flat)."""
-    dataset = pads.dataset(root, filesystem=arrow_filesystem(fs), format="parquet")
-    yield from dataset.to_batches(columns=columns)
+    """Streams a few columns of the committed output files, batch by batch (memory stays flat)."""
+    pieces = committed_pieces(fs, root)
+    if pieces:  # an empty input commits no file, and a dataset of no files has no columns
+        dataset = pads.dataset(pieces, filesystem=arrow_filesystem(fs), format="parquet")
+        yield from dataset.to_batches(columns=columns)
 
 
 def write_json(fs: fsspec.AbstractFileSystem, path: str, obj) -> None:

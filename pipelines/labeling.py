@@ -53,6 +53,8 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
         except ErrorRateExceeded as e:
             stopped = str(e)
         io.remove_tmp(out_fs, out_root)
+    elif shards.num_rows == 0:
+        print(f"nothing to do: the input under {config.input.path} has no rows")
     else:
         print(f"nothing to do: all {shards.num_rows} input rows are already in {config.output.path}")
 

@@ -123,6 +123,11 @@ def normalize_tool(raw: Any, index: int = 0) -> Tool:
     for pname, spec in properties.items():
         if not isinstance(spec, dict):
             raise BadInput("parameter_not_object", f"{where}: parameter {pname!r} is not an object")
+    depth = _depth(params)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise BadInput("schema_too_deep", f"{where}: parameters nest {depth} levels deep, limit {MAX_SCHEMA_DEPTH}")
+    if _has_ref(params):
+        raise BadInput("unsupported_ref", f"{where}: parameters use $ref; inline the referenced schema")
     tool = Tool(name, description, properties, list(required), form)
     schema = parameters_schema(tool)[0]
     try:
@@ -130,6 +135,25 @@ def normalize_tool(raw: Any, index: int = 0) -> Tool:
     except jsonschema.SchemaError as e:
         raise BadInput("invalid_schema", f"{where}: {e.message}") from None
     return tool
+
+
+MAX_SCHEMA_DEPTH = 16  # nesting of objects and lists in one tool's parameters
+
+
+def _depth(value, limit: int = MAX_SCHEMA_DEPTH + 1) -> int:
+    """Nesting depth, counted no further than `limit` (so a hostile schema costs little)."""
+    if limit <= 0 or not isinstance(value, (dict, list)):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(c, limit - 1) for c in children), default=0)
+
+
+def _has_ref(value) -> bool:
+    if isinstance(value, dict):
+        return "$ref" in value or any(_has_ref(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_ref(v) for v in value)
+    return False
 
 
 def _is_optional(spec: dict) -> bool:

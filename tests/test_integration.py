@@ -5,11 +5,13 @@ import json
 import subprocess
 import sys
 
+import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import load_config
-from pipelines.io import arrow_filesystem, filesystem
+from pipelines.io import arrow_filesystem, committed_pieces, filesystem
 from pipelines.schema import ADDED_COLUMNS
 from tests.conftest import REPO
 
@@ -37,6 +39,13 @@ def s3_endpoint():
     s3.create_bucket(Bucket="labels")
     for shard in sorted((REPO / "data" / "sample").glob("*.parquet")):
         s3.upload_file(str(shard), "shards", f"sample/{shard.name}")
+    # The same rows as shards of 8 for the fault tests: Ray Data streams block by block (a shard is
+    # a block here), so these commit pieces while later shards still wait for the engine.
+    sample = pq.read_table(REPO / "data" / "sample")
+    for i in range(0, sample.num_rows, 8):
+        sink = pa.BufferOutputStream()
+        pq.write_table(sample.slice(i, 8), sink)
+        s3.put_object(Bucket="shards", Key=f"split/part-{i:05d}.parquet", Body=sink.getvalue().to_pybytes())
     yield endpoint
     server.stop()
 
@@ -45,10 +54,11 @@ def s3_endpoint():
 def cluster():
     from ray.cluster_utils import Cluster
 
+    # The head takes the prompt actors; two nodes can take engines (one is removed in a fault test).
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "resources": {"prompt_node": 1}})
-    engine_node = cluster.add_node(num_cpus=2, resources={"engine_node": 1})
+    engine_nodes = [cluster.add_node(num_cpus=2, resources={"engine_node": 1}) for _ in range(2)]
     cluster.wait_for_nodes()
-    yield cluster, engine_node
+    yield cluster, engine_nodes
     import ray
 
     ray.shutdown()
@@ -149,7 +159,7 @@ def test_constrained_decoding_yields_only_calls_to_the_rows_tools(common_args):
 def test_stages_spread_across_the_two_nodes(job, cluster):
     from ray.util.state import list_actors
 
-    head, engine_node = cluster[0].head_node, cluster[1]
+    head, engine_nodes = cluster[0].head_node, cluster[1]
     actors = list_actors(detail=True, limit=1000, raise_on_missing_output=False)
     nodes = {}
     for actor in actors:
@@ -157,7 +167,7 @@ def test_stages_spread_across_the_two_nodes(job, cluster):
             if stage in actor.class_name:
                 nodes.setdefault(stage, set()).add(actor.node_id)
     assert nodes["PromptStage"] == {head.node_id}
-    assert nodes["vLLMEngineStageUDF"] == {engine_node.node_id}
+    assert nodes["vLLMEngineStageUDF"] <= {n.node_id for n in engine_nodes}
 
 
 def test_dry_run_from_the_command_line_loads_no_model(tmp_path, tiny_model):
@@ -179,3 +189,186 @@ def test_bad_config_fails_fast_with_exit_code_2():
     proc = subprocess.run([sys.executable, "jobs/label.py", "conf=prod"], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "input.path" in proc.stdout and "Started a local Ray" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- bad input and faults
+
+
+def test_bad_input_corpus_every_row_out_with_its_reason(common_args, tmp_path):
+    import pyarrow.parquet as pq
+
+    from tests.corpus import CASES, corpus_table
+
+    pq.write_table(corpus_table(), tmp_path / "corpus.parquet")
+    _, summary, table, _, _ = run_job(["conf=local", f"input.path={tmp_path}", f"output.path={tmp_path / 'out'}",
+                                       "dry_run=true", "generation.max_model_len=4096", *common_args])
+    rows = {r["case"]: r for r in table.to_pylist()}
+    assert len(rows) == len(CASES) == summary["rows"]
+    for case, _, _, status, code in CASES:
+        row = rows[case]
+        assert row["status"] == status, (case, row["status"], row["errors"])
+        assert (row["errors"][0].split(":")[0] if row["errors"] else None) == code, (case, row["errors"])
+    original = corpus_table().to_pylist()
+    for i, row in enumerate(sorted(rows.values(), key=lambda r: r["odd_int"])):
+        for column in ("odd_int", "odd_list", "odd_struct", "odd_binary", "odd_time", "odd_map", "odd_null"):
+            assert row[column] == original[i][column], column
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "holds no .parquet files"),
+    (lambda d: (d / "a.parquet").write_text("not parquet"), "a.parquet' is not a readable parquet file"),
+    (lambda d: __import__("pyarrow.parquet").parquet.write_table(
+        __import__("pyarrow").table({"query": ["q"]}), d / "b.parquet"), "has no 'tools' column"),
+    (lambda d: __import__("pyarrow.parquet").parquet.write_table(
+        __import__("pyarrow").table({"id": [1, 1], "query": ["q", "q"], "tools": ["[]", "[]"]}), d / "c.parquet"),
+     "ids must be unique and not null; found: 1 at c.parquet:0, c.parquet:1"),
+])
+def test_whole_input_problems_stop_before_any_work_with_exit_code_2(tmp_path, make, message):
+    data = tmp_path / "in"
+    data.mkdir()
+    make(data)
+    proc = subprocess.run([sys.executable, "jobs/label.py", "conf=local", f"input.path={data}",
+                           f"output.path={tmp_path / 'out'}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stdout.strip().splitlines()[-1], proc.stdout[-2000:]
+    assert "Started a local Ray" not in proc.stderr
+
+
+def test_empty_dataset_completes_with_zero_rows(common_args, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"query": pa.array([], pa.string()), "tools": pa.array([], pa.string())}),
+                   tmp_path / "empty.parquet")
+    _, summary, table, _, _ = run_job(["conf=local", f"input.path={tmp_path}", f"output.path={tmp_path / 'out'}",
+                                       *common_args])
+    assert summary["rows"] == summary["input_rows"] == table.num_rows == 0
+
+
+def test_an_engine_error_row_keeps_the_rest_of_its_batch(common_args):
+    """The engine's own limit below ours: long prompts pass our check and vLLM raises on them."""
+    _, summary, table, _, _ = run_job(["conf=local", "input.path=s3://shards/sample", "output.path=s3://labels/engine-error",
+                                       "generation.max_tokens=8", "engine.engine_kwargs.max_model_len=600",
+                                       *common_args])
+    rows = table.to_pylist()
+    errors = [r for r in rows if r["status"] == "engine_error"]
+    assert errors and all(r["num_prompt_tokens"] > 600 - 8 for r in errors)
+    assert all("engine_error: " in r["errors"][0] for r in errors)
+    generated = [r for r in rows if r["status"] not in ("engine_error", "bad_input")]
+    assert generated and all(r["num_prompt_tokens"] <= 600 for r in generated)
+    assert summary["rows"] == SAMPLE_ROWS
+
+
+def test_max_error_rate_stops_the_job_keeping_what_was_written(tmp_path, tiny_model, cluster):
+    proc = subprocess.run(
+        [sys.executable, "jobs/label.py", "conf=local", "input.path=data/sample", f"output.path={tmp_path / 'out'}",
+         "dry_run=true", "max_error_rate=0.05", "output.rows_per_file=8", f"model.source={tiny_model}",
+         f"ray.address={cluster[0].address}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    last = proc.stdout.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith("error: stopped: ") and "over max_error_rate=0.05" in last, proc.stdout[-3000:]
+    summary = json.loads((tmp_path / "out" / "_summary.json").read_text())
+    assert summary["stopped"] and 0 < summary["rows"] <= SAMPLE_ROWS
+
+
+# Small shards, batches and pieces, so that a fault lands while some pieces are committed and others not.
+FAULT_ARGS = ["conf=local", "input.path=s3://shards/split", "output.rows_per_file=8", "prompt.batch_size=8",
+              "engine.batch_size=8", "engine.max_concurrent_batches=1", "generation.max_tokens=96"]
+
+
+def _label_subprocess(common_args, output, *extra):
+    return subprocess.Popen([sys.executable, "jobs/label.py", *FAULT_ARGS, f"output.path={output}", *common_args, *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _pieces(fs, root):
+    return {p: fs.info(p)["ETag"] for p in committed_pieces(fs, root)} if fs.exists(root) else {}
+
+
+def _wait_for(predicate, proc, timeout=300, what="condition"):
+    """Polls `predicate` while the job `proc` runs; fails with its output if it ends first."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"the job ended (exit {proc.returncode}) before {what}:\n{proc.stdout.read()[-3000:]}")
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _check_complete(fs, root):
+    table = pads.dataset(committed_pieces(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
+    ids = table.column("id").to_pylist()
+    assert len(ids) == SAMPLE_ROWS == len(set(ids))
+    assert sorted(table.column("source_row").to_pylist()) == list(range(SAMPLE_ROWS))
+
+
+def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_args):
+    import signal
+
+    config = load_config(["conf=local", "output.path=s3://labels/killed", *common_args])
+    fs, root = filesystem(config.output.path, config.s3)
+    proc = _label_subprocess(common_args, "s3://labels/killed")
+    try:
+        _wait_for(lambda: len(_pieces(fs, root)) >= 2, proc, what="two committed pieces")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    before = _pieces(fs, root)
+    written_before = pads.dataset(list(before), filesystem=arrow_filesystem(fs), format="parquet").count_rows()
+    assert 0 < written_before < SAMPLE_ROWS, "the kill should land mid-run"
+
+    _, summary, _, _, _ = run_job([*FAULT_ARGS, "output.path=s3://labels/killed", *common_args])
+    _check_complete(fs, root)
+    after = _pieces(fs, root)
+    assert all(after.get(p) == etag for p, etag in before.items())  # committed pieces untouched
+    assert summary["rows_before_this_run"] == written_before
+
+
+def test_engine_actor_killed_mid_run_is_restarted(common_args):
+    import os
+    import signal
+
+    from ray.util.state import list_actors
+
+    config = load_config(["conf=local", "output.path=s3://labels/engine-killed", *common_args])
+    fs, root = filesystem(config.output.path, config.s3)
+    # Long outputs keep the engine busy after the first pieces commit: a window to kill it in.
+    proc = _label_subprocess(common_args, "s3://labels/engine-killed", "generation.max_tokens=1024")
+
+    def running_engine():
+        engines = [a for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
+                   if "vLLMEngineStageUDF" in a.class_name]
+        return engines[0] if engines and _pieces(fs, root) else None
+
+    engine = _wait_for(running_engine, proc, what="a running engine with a committed piece")
+    os.kill(engine.pid, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    _check_complete(fs, root)
+
+
+def test_node_removed_mid_run_the_job_completes(common_args, cluster):
+    """Last in this file: it takes a node away from the shared cluster."""
+    from ray.util.state import list_actors
+
+    mini, engine_nodes = cluster
+    config = load_config(["conf=local", "output.path=s3://labels/node-removed", *common_args])
+    fs, root = filesystem(config.output.path, config.s3)
+    proc = _label_subprocess(common_args, "s3://labels/node-removed")
+
+    def engine_node_in_use():
+        ids = {a.node_id for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
+               if "vLLMEngineStageUDF" in a.class_name}
+        nodes = [n for n in engine_nodes if n.node_id in ids]
+        return nodes[0] if nodes and _pieces(fs, root) else None
+
+    node = _wait_for(engine_node_in_use, proc, what="an engine node with a committed piece")
+    mini.remove_node(node, allow_graceful=False)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    _check_complete(fs, root)

@@ -4,6 +4,13 @@ import pytest
 
 from pipelines.tools import BadInput, load_tools, parameters_schema, type_schema
 
+def _deep(levels):
+    schema = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"x": schema}}
+    return schema
+
+
 FN = {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {
     "a": {"type": "string", "description": "A"}}, "required": ["a"]}}
 
@@ -39,6 +46,8 @@ def test_xlam_optional_and_defaults_are_not_required():
     ('[{"name": "f", "parameters": {"a": "str"}}]', "parameter_not_object"),
     ('[{"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "string", "minLength": "x"}}}}]',
      "invalid_schema"),
+    ('[{"name": "f", "parameters": {"type": "object", "properties": {"a": {"$ref": "#/defs/a"}}}}]', "unsupported_ref"),
+    (json.dumps([{"name": "f", "parameters": {"type": "object", "properties": {"a": _deep(20)}}}]), "schema_too_deep"),
 ])
 def test_bad_tools_name_the_problem(raw, code):
     with pytest.raises(BadInput) as e:
