@@ -25,7 +25,7 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     except ConfigError as e:
         print(f"config error: {e}")
         return 2
-    print(f"run {config.run_id}, resolved config (secrets redacted):\n{to_yaml(config)}")
+    print(f"run {config.run.id}, resolved config (secrets redacted):\n{to_yaml(config)}")
     if config.model.build_tiny and not revalidate:
         print(DEMO_NOTICE)
     try:

@@ -87,6 +87,7 @@ class EngineConfig:
     enable_prefix_caching: bool = True
     resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per engine worker
     structured_outputs_backend: Optional[str] = None  # for generation.constrained; None: vLLM's choice
+    log_metrics: bool = False  # vLLM's engine metrics through Ray's metrics export
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to vLLM as is
 
 
@@ -104,6 +105,13 @@ class RayConfig:
 
 
 @dataclass
+class RunConfig:
+    id: Optional[str] = None  # recorded in every row; None: a new one, from the start time
+    # The partition a scheduled run labels, e.g. 2026-11-24; paths take it as ${run.date}.
+    date: Optional[str] = None
+
+
+@dataclass
 class LabelConfig:
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -118,7 +126,7 @@ class LabelConfig:
     resume: str = "auto"  # auto: continue an earlier run of the same settings; overwrite: start over
     max_error_rate: Optional[float] = None  # stop when bad_input + engine_error rows pass this share
     progress_interval_s: float = 30.0  # seconds between progress lines
-    run_id: Optional[str] = None  # None: a new one, from the start time
+    run: RunConfig = field(default_factory=RunConfig)
 
 
 _CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "resume": ("auto", "overwrite")}
@@ -151,6 +159,7 @@ def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
             OmegaConf.load(conf_dir / f"{name}.yaml"),
             OmegaConf.from_dotlist(overrides),
         )
+        _check_run_date(cfg)
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             raise ConfigError(
@@ -161,9 +170,36 @@ def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
     except OmegaConfBaseException as e:
         raise ConfigError(_explain(e)) from None
     _check(config)
-    if config.run_id is None:
-        config.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    if config.run.id is None:
+        config.run.id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     return config
+
+
+# A partition key goes into paths: one path segment, no way up or out of its prefix.
+_RUN_DATE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=+-]{0,63}")
+_USES_RUN_DATE = re.compile(r"\$\{run\.date\}")
+
+
+def _check_run_date(cfg) -> None:
+    """run.date before interpolation: unset while a path uses it, or unsafe in a path, stops the job."""
+    date = cfg.run.date
+    if date is None:
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        users = [key for key, value in _leaves(raw) if isinstance(value, str) and _USES_RUN_DATE.search(value)]
+        if users:
+            raise ConfigError(f"{', '.join(users)} use ${{run.date}}, but run.date is not set; "
+                              "pass the partition, e.g. run.date=2026-11-24")
+    elif not _RUN_DATE.fullmatch(str(date)) or ".." in str(date):
+        raise ConfigError(f"config key 'run.date' is {date!r}: one path segment of letters, digits and "
+                          "_ . : = + - (at most 64), e.g. 2026-11-24")
+
+
+def _leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _explain(e: OmegaConfBaseException) -> str:

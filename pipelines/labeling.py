@@ -61,7 +61,7 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     counter = SummaryCounter()
     for batch in io.read_summary_columns(out_fs, out_root, SUMMARY_COLUMNS):
         counter.add(batch.to_pydict())
-    summary = counter.to_dict(time.time() - started, run_id=config.run_id, output=config.output.path, model=model,
+    summary = counter.to_dict(time.time() - started, run_id=config.run.id, output=config.output.path, model=model,
                               mode=mode, input_shards=len(shards.paths), input_rows=shards.num_rows,
                               rows_before_this_run=already, stopped=stopped)
     io.write_json(out_fs, posixpath.join(out_root, io.SUMMARY_FILE), summary)
@@ -78,7 +78,7 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
     in_fs, _ = io.filesystem(config.input.path, config.s3)
     add_id = "id" not in shard_schema.names
     input_schema = shard_schema.append(pa.field("id", pa.string())) if add_id else shard_schema
-    lineage = {"prompt_format": config.prompt.format, "run_id": config.run_id, "config_hash": cfg.config_hash(config)}
+    lineage = {"prompt_format": config.prompt.format, "run_id": config.run.id, "config_hash": cfg.config_hash(config)}
     if not revalidate:
         lineage["model"] = model
 
@@ -165,7 +165,7 @@ def engine_processor(config: cfg.LabelConfig, model: str):
         chat_template_stage=False,
         tokenize_stage=False,
         detokenize_stage=False,
-        log_engine_metrics=False,
+        log_engine_metrics=engine.log_metrics,
     )
     sampling = {"temperature": config.generation.temperature, "max_tokens": config.generation.max_tokens}
     if config.generation.constrained and engine.structured_outputs_backend:

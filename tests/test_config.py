@@ -6,7 +6,7 @@ from pipelines.config import ConfigError, config_hash, load_config, redact, to_y
 def test_local_profile_is_the_default():
     config = load_config([])
     assert config.input.path == "data/sample" and config.model.build_tiny and config.engine.device == "cpu"
-    assert config.prompt.format == "hammer1" and config.run_id
+    assert config.prompt.format == "hammer1" and config.run.id
 
 
 def test_overrides_win_and_are_typed():
@@ -27,6 +27,9 @@ def test_overrides_win_and_are_typed():
     (["generation.max_tokens=5000"], ["generation.max_tokens", "max_model_len"]),
     (["engine.replicas=0"], ["engine.replicas", "positive"]),
     (["oops"], ["key=value"]),
+    (["input.path=s3://b/dt=${run.date}/"], ["input.path use ${run.date}", "run.date is not set"]),
+    (["run.date=../up"], ["run.date", "one path segment"]),
+    (["run.date=2026/11/24"], ["run.date", "one path segment"]),
 ])
 def test_bad_config_names_the_key(args, words):
     with pytest.raises(ConfigError) as e:

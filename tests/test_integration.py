@@ -89,7 +89,7 @@ def common_args(s3_endpoint, cluster, tiny_model):
 def job(common_args):
     """The labeling job, once."""
     return run_job(["conf=local", "input.path=s3://shards/sample", "output.path=s3://labels/run1",
-                    "generation.max_tokens=16", "run_id=label-run", *common_args])
+                    "generation.max_tokens=16", "run.id=label-run", *common_args])
 
 
 def test_one_output_row_per_input_row(job):
@@ -110,7 +110,7 @@ def test_statuses(job):
     config, summary, table, _, _ = job
     rows = table.to_pylist()
     for row in rows:
-        assert row["run_id"] == config.run_id and row["prompt_format"] == "hammer1"
+        assert row["run_id"] == config.run.id and row["prompt_format"] == "hammer1"
         if row["category"] in BAD_ROWS:
             assert row["status"] == "bad_input" and row["raw_output"] is None
             assert row["errors"][0].split(":")[0] == BAD_ROWS[row["category"]], row
