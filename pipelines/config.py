@@ -112,6 +112,13 @@ class RunConfig:
 
 
 @dataclass
+class MaskNamesConfig:
+    # Robustness check: prompt with function and parameter names masked (random strings), then map
+    # the calls back and judge them against the original tools and answers.
+    names: bool = False
+
+
+@dataclass
 class LabelConfig:
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -127,6 +134,67 @@ class LabelConfig:
     max_error_rate: Optional[float] = None  # stop when bad_input + engine_error rows pass this share
     progress_interval_s: float = 30.0  # seconds between progress lines
     run: RunConfig = field(default_factory=RunConfig)
+    mask: MaskNamesConfig = field(default_factory=MaskNamesConfig)
+    seed: int = 0  # draws of mask.names, per row id
+
+
+# ------------------------------------------------------------------ the data jobs: prepare, augment
+
+
+@dataclass
+class SourceConfig:
+    path: str = MISSING  # a local JSON / JSON Lines / parquet / CSV file or folder, or a hub dataset name
+    format: Optional[str] = None  # json, parquet or csv; None: from the file names
+    split: str = "train"  # of a hub dataset
+
+
+@dataclass
+class ShardsOutputConfig:
+    path: str = MISSING  # a local directory or an s3:// prefix
+    rows_per_shard: int = 10_000
+
+
+@dataclass
+class PrepareSettings:
+    drop_bad: bool = False  # false: any bad row stops the job before it writes; true: bad rows are left out
+
+
+@dataclass
+class PrepareConfig:
+    input: SourceConfig = field(default_factory=SourceConfig)
+    output: ShardsOutputConfig = field(default_factory=ShardsOutputConfig)
+    prepare: PrepareSettings = field(default_factory=PrepareSettings)
+    s3: S3Config = field(default_factory=S3Config)
+
+
+@dataclass
+class IrrelevanceSettings:
+    fraction: float = 0.125  # of rows with gold calls, also emitted without the called tools (7.5k beside 60k)
+
+
+@dataclass
+class MaskSettings:
+    probability: float = 2 / 3  # of rows, masked
+    functions: bool = True  # tool names -> 5-15 random letters, digits, _ and .
+    parameters: bool = True  # parameter names -> 4-10 random letters and digits
+    defaults: bool = True  # a default the gold calls use -> a new random value of its type, everywhere
+    shuffle: bool = True  # the order of a masked row's tools
+
+
+@dataclass
+class AugmentSettings:
+    irrelevance: IrrelevanceSettings = field(default_factory=IrrelevanceSettings)
+    mask: MaskSettings = field(default_factory=MaskSettings)
+
+
+@dataclass
+class AugmentConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    output: ShardsOutputConfig = field(default_factory=ShardsOutputConfig)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    seed: int = 0  # with each row's id, decides every draw: the same command writes the same rows
+    s3: S3Config = field(default_factory=S3Config)
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 _CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "resume": ("auto", "overwrite")}
@@ -139,40 +207,66 @@ _POSITIVE = (
 
 def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
     """`["conf=NAME", "key=value", ...]` -> a checked LabelConfig."""
-    name = "local"
-    overrides = []
-    for arg in args:
-        if arg.startswith("conf="):
-            name = arg.split("=", 1)[1]
-        elif "=" not in arg:
-            raise ConfigError(f"argument {arg!r} is not key=value (for example input.path=data/sample)")
-        else:
-            overrides.append(arg)
+    name = next((a.split("=", 1)[1] for a in args if a.startswith("conf=")), "local")
+    overrides = _overrides([a for a in args if not a.startswith("conf=")])
     profiles = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
     if name not in profiles:
         raise ConfigError(f"conf={name}: no {conf_dir / (name + '.yaml')}; profiles: {', '.join(profiles)}")
-    try:
-        cfg = OmegaConf.structured(LabelConfig)
-        cfg = OmegaConf.merge(
-            cfg,
-            OmegaConf.load(conf_dir / "base.yaml"),
-            OmegaConf.load(conf_dir / f"{name}.yaml"),
-            OmegaConf.from_dotlist(overrides),
-        )
-        _check_run_date(cfg)
-        missing = sorted(OmegaConf.missing_keys(cfg))
-        if missing:
-            raise ConfigError(
-                f"required key(s) not set: {', '.join(missing)} (profile conf={name}); "
-                f"set them in conf/{name}.yaml or on the command line, e.g. {missing[0]}=..."
-            )
-        config: LabelConfig = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as e:
-        raise ConfigError(_explain(e)) from None
+    config = _build(LabelConfig, [conf_dir / "base.yaml", conf_dir / f"{name}.yaml"], overrides,
+                    f"profile conf={name}; set them in conf/{name}.yaml or on the command line")
     _check(config)
     if config.run.id is None:
         config.run.id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     return config
+
+
+def load_job_config(schema: type, args: list[str]):
+    """The data jobs' config (prepare, augment): the schema's defaults <- `key=value` overrides."""
+    config = _build(schema, [], _overrides(args), "set them on the command line")
+    _check_shares(config)
+    return config
+
+
+_SHARES = ("augment.irrelevance.fraction", "augment.mask.probability")
+
+
+def _check_shares(config) -> None:
+    tree = OmegaConf.structured(config)
+    for key in _SHARES:
+        value = OmegaConf.select(tree, key, default=None)
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"config key {key!r} must be in [0, 1], got {value}")
+    rows = OmegaConf.select(tree, "output.rows_per_shard", default=None)
+    if rows is not None and rows <= 0:
+        raise ConfigError(f"config key 'output.rows_per_shard' must be positive, got {rows}")
+    data_format = OmegaConf.select(tree, "input.format", default=None)
+    if data_format not in (None, *SOURCE_FORMATS):
+        raise ConfigError(f"config key 'input.format' is {data_format!r}; allowed: {', '.join(SOURCE_FORMATS)}")
+
+
+SOURCE_FORMATS = ("json", "parquet", "csv")
+
+
+def _overrides(args: list[str]) -> list[str]:
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"argument {arg!r} is not key=value (for example input.path=data/sample)")
+    return args
+
+
+def _build(schema: type, files: list[Path], overrides: list[str], hint: str):
+    """Merges the layers onto the schema and checks them: unknown keys, types, required values."""
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), *(OmegaConf.load(f) for f in files),
+                              OmegaConf.from_dotlist(overrides))
+        if "run" in cfg:
+            _check_run_date(cfg)
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ConfigError(f"required key(s) not set: {', '.join(missing)} ({hint}), e.g. {missing[0]}=...")
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_explain(e, schema)) from None
 
 
 # A partition key goes into paths: one path segment, no way up or out of its prefix.
@@ -202,12 +296,12 @@ def _leaves(tree: dict, prefix: str = ""):
             yield f"{prefix}{key}", value
 
 
-def _explain(e: OmegaConfBaseException) -> str:
+def _explain(e: OmegaConfBaseException, schema: type) -> str:
     key = getattr(e, "full_key", None) or ""
     msg = str(e).splitlines()[0]
     if "Key '" in msg and "not in" in msg:
         parent = key.rsplit(".", 1)[0] if "." in key else ""
-        node = OmegaConf.select(OmegaConf.structured(LabelConfig), parent) if parent else OmegaConf.structured(LabelConfig)
+        node = OmegaConf.select(OmegaConf.structured(schema), parent) if parent else OmegaConf.structured(schema)
         allowed = ", ".join(node.keys()) if hasattr(node, "keys") else ""
         return f"unknown config key {key!r}; allowed here: {allowed}"
     return f"config key {key!r}: {msg}" if key else msg
@@ -265,5 +359,6 @@ def config_hash(config: LabelConfig) -> str:
         "generation": plain["generation"],
         "validation": plain["validation"],
         "engine_kwargs": plain["engine"]["engine_kwargs"],
+        "mask": {**plain["mask"], "seed": plain["seed"]},
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

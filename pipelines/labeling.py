@@ -63,7 +63,7 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
         counter.add(batch.to_pydict())
     summary = counter.to_dict(time.time() - started, run_id=config.run.id, output=config.output.path, model=model,
                               mode=mode, input_shards=len(shards.paths), input_rows=shards.num_rows,
-                              rows_before_this_run=already, stopped=stopped)
+                              rows_before_this_run=already, stopped=stopped, mask_names=config.mask.names)
     io.write_json(out_fs, posixpath.join(out_root, io.SUMMARY_FILE), summary)
     if stopped:
         raise ErrorRateExceeded(stopped)
@@ -98,6 +98,8 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
             "max_prompt_tokens": config.generation.max_model_len - config.generation.max_tokens,
             "trust_remote_code": config.model.trust_remote_code,
             "constrained": config.generation.constrained and not revalidate,
+            "mask_names": config.mask.names and not revalidate,
+            "seed": config.seed,
         },
     )
     if revalidate:

@@ -75,6 +75,7 @@ def fingerprint(config_plain: dict, input_listing: list[tuple[str, int]], model:
         "prompt_format": config_plain["prompt"]["format"],
         "generation": config_plain["generation"],
         "engine_kwargs": config_plain["engine"]["engine_kwargs"],
+        "mask": {**config_plain["mask"], "seed": config_plain["seed"]},
         "validation": {**config_plain["validation"], "version": VALIDATION_VERSION},
         "input": [list(item) for item in input_listing],
     }

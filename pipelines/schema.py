@@ -18,6 +18,7 @@ ADDED_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "correct": (pa.bool_(), "the calls equal the gold `answers` (null without answers)"),
     "mismatch": (pa.string(), "why not correct, `code: detail`"),
     "gold_call_type": (pa.string(), "single, multiple, parallel, parallel_multiple, irrelevance (from answers)"),
+    "name_map": (pa.string(), "with mask.names: the masked names the prompt used -> the original ones (JSON)"),
     "num_prompt_tokens": (pa.int32(), "prompt tokens after the chat template"),
     "num_output_tokens": (pa.int32(), "generated tokens"),
     "model": (pa.string(), "the resolved model directory or id"),

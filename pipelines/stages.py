@@ -9,7 +9,9 @@ stages, so they never reach vLLM and are never dropped.
 
 from __future__ import annotations
 
+import functools
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -19,11 +21,12 @@ import pyarrow.parquet as pq
 
 from pipelines.config import ValidationConfig
 from pipelines.io import write_piece
+from pipelines.masking import MaskMap, mask_row, row_rng, unmask_calls
 from pipelines.prompts import build_messages, prompt_text
 from pipelines.resume import skip_mask, to_ranges
 from pipelines.schema import output_schema
 from pipelines.scoring import score_row
-from pipelines.tools import BadInput, Tool, calls_schema, load_tools
+from pipelines.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
 from pipelines.validation import label_output
 
 # Internal columns, dropped before writing.
@@ -37,6 +40,8 @@ CALL_SCHEMA_COL = "_call_schema"  # JSON schema of this row's possible outputs, 
 TOKENS_COL = "tokenized_prompt"  # the name ray.data.llm's engine stage reads
 SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows we keep out of the engine
 ENGINE_DATA_COL = "__data"  # where ray.data.llm keeps each row while it runs its stages
+NAME_MAP_COL = "name_map"  # an output column; re-validation reads it back to unmask calls
+NAME_MASK = "label-name-mask"  # the purpose of the per-row generator for mask.names
 
 
 # ------------------------------------------------------------------------------------- read
@@ -69,13 +74,16 @@ def read_shard(item: dict, *, filesystem, add_id: bool, batch_rows: int = 4096) 
 @dataclass
 class PreparedRow:
     messages: list[dict] | None
-    tools: list[Tool] | None
+    tools: list[Tool] | None  # as given: what the output is judged against
     user_message: str | None
     error: BadInput | None
+    prompt_tools: list[Tool] | None = None  # as the prompt shows them (masked names with mask.names)
+    name_map: str | None = None  # MaskMap JSON, with mask.names
 
 
-def prepare_row(query: Any, tools_cell: Any, prompt_format: str) -> PreparedRow:
-    """Pure: one input row -> the chat messages to send, or why the row cannot be labeled."""
+def prepare_row(query: Any, tools_cell: Any, prompt_format: str, mask_rng: random.Random | None = None) -> PreparedRow:
+    """Pure: one input row -> the chat messages to send, or why the row cannot be labeled.
+    mask_rng: prompt with function and parameter names masked (mask.names)."""
     try:
         if query is None:
             raise BadInput("missing_query", "query is null")
@@ -89,22 +97,16 @@ def prepare_row(query: Any, tools_cell: Any, prompt_format: str) -> PreparedRow:
         if not query.strip():
             raise BadInput("empty_query", "query is empty")
         if not isinstance(tools_cell, (str, bytes)):
-            tools_cell = _drop_nulls(tools_cell)  # parquet structs cannot tell an absent field from null
-        tools = load_tools(tools_cell)
-        messages = build_messages(prompt_format, query, tools)
+            tools_cell = plain_cell(tools_cell)
+        tools = prompt_tools = load_tools(tools_cell)
+        name_map = None
+        if mask_rng is not None:
+            _, prompt_tools, _, mapping = mask_row(query, tools, None, mask_rng, defaults=False, shuffle=False)
+            name_map = mapping.to_json()
+        messages = build_messages(prompt_format, query, prompt_tools)
     except BadInput as e:
         return PreparedRow(None, None, None, e)
-    return PreparedRow(messages, tools, prompt_text(messages), None)
-
-
-def _drop_nulls(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+    return PreparedRow(messages, tools, prompt_text(messages), None, prompt_tools, name_map)
 
 
 class PromptStage:
@@ -114,18 +116,22 @@ class PromptStage:
     """
 
     def __init__(self, tokenizer_source: str | None, prompt_format: str, max_prompt_tokens: int,
-                 trust_remote_code: bool, constrained: bool = False):
+                 trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0):
         from pipelines.models import load_tokenizer
 
         self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code) if tokenizer_source else None
         self.prompt_format = prompt_format
         self.max_prompt_tokens = max_prompt_tokens
         self.constrained = constrained
+        self.mask_names = mask_names
+        self.seed = seed
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         queries = batch.column("query").to_pylist() if "query" in batch.column_names else [None] * batch.num_rows
         tools = batch.column("tools").to_pylist() if "tools" in batch.column_names else [None] * batch.num_rows
-        prepared = [prepare_row(q, t, self.prompt_format) for q, t in zip(queries, tools)]
+        rngs = ([row_rng(self.seed, i, NAME_MASK) for i in batch.column("id").to_pylist()] if self.mask_names
+                else [None] * batch.num_rows)
+        prepared = [prepare_row(q, t, self.prompt_format, rng) for q, t, rng in zip(queries, tools, rngs)]
         ok = [i for i, p in enumerate(prepared) if p.error is None] if self.tokenizer else []
         texts = self.tokenizer.apply_chat_template(
             [prepared[i].messages for i in ok], tokenize=False, add_generation_prompt=True
@@ -158,7 +164,10 @@ class PromptStage:
             new[TOKENS_COL] = pa.array(tokens, pa.list_(pa.int32()))
             new["num_prompt_tokens"] = pa.array(counts, pa.int32())
         if self.constrained:
-            new[CALL_SCHEMA_COL] = pa.array([json.dumps(calls_schema(p.tools)) if p.tools else None for p in prepared])
+            new[CALL_SCHEMA_COL] = pa.array([json.dumps(calls_schema(p.prompt_tools)) if p.tools else None
+                                             for p in prepared])
+        if self.mask_names:
+            new[NAME_MAP_COL] = pa.array([p.name_map for p in prepared], pa.string())
         for name, column in new.items():
             batch = _set_column(batch, name, column)
         return batch
@@ -209,7 +218,9 @@ def finish_row(row: dict, *, source: str, validation: ValidationConfig) -> dict:
         if text is None:
             out.update(status="bad_input", errors=["missing_raw_output: raw_output is null"])
     if text is not None:
-        label = label_output(text, tools, row.get("query") or "", validation)
+        name_map = row.get(NAME_MAP_COL)  # set by mask.names, or carried in by a re-validated output
+        unmask = functools.partial(unmask_calls, mapping=MaskMap.from_json(name_map)) if name_map else None
+        label = label_output(text, tools, row.get("query") or "", validation, unmask)
         calls = None
         if label.calls is not None:
             calls = [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)} for c in label.calls]
@@ -236,7 +247,8 @@ def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, sou
     for row in rows:
         added = finish_row(row, source=source, validation=validation)
         out = {name: row.get(name) for name in input_schema.names}
-        out.update(prompt=row.get(USER_MESSAGE_COL), num_prompt_tokens=row.get("num_prompt_tokens"), **added, **lineage)
+        out.update(prompt=row.get(USER_MESSAGE_COL), num_prompt_tokens=row.get("num_prompt_tokens"),
+                   name_map=row.get(NAME_MAP_COL), **added, **lineage)
         out.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})
         out_rows.append(out)
     return pa.Table.from_pylist(out_rows, schema=schema)

@@ -46,9 +46,29 @@ class Tool:
             "form": self.form,
         }
 
+    def to_raw(self) -> dict:
+        """Back to the form it was given in (the inverse of normalize_tool, up to keys it ignores)."""
+        if self.form == "xlam":
+            return {"name": self.name, "description": self.description, "parameters": self.properties}
+        function = {"name": self.name, "description": self.description,
+                    "parameters": {"type": "object", "properties": self.properties, "required": self.required}}
+        return {"type": "function", "function": function} if self.form == "openai" else function
+
     @classmethod
     def from_dict(cls, d: dict) -> "Tool":
         return cls(d["name"], d["description"], d["properties"], d["required"], d["form"])
+
+
+def plain_cell(value: Any) -> Any:
+    """A `tools` or `answers` cell read from parquet as plain Python: a list of structs comes back
+    with absent fields as None (parquet structs cannot tell absent from null), so those are dropped."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: plain_cell(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [plain_cell(v) for v in value]
+    return value
 
 
 def load_tools(raw: Any) -> list[Tool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 import jsonschema
 
@@ -40,14 +41,16 @@ def call_type(calls: list[dict], num_tools: int) -> str:
     return "parallel" if len({c["name"] for c in calls}) == 1 else "parallel_multiple"
 
 
-def label_output(text: str, tools: list[Tool], query: str = "", settings: ValidationConfig | None = None) -> Label:
+def label_output(text: str, tools: list[Tool], query: str = "", settings: ValidationConfig | None = None,
+                 unmask: Callable[[list[dict]], list[dict]] | None = None) -> Label:
+    """unmask: maps calls made against masked names back to `tools` (labeling with mask.names)."""
     settings = settings or ValidationConfig()
     parsed = parse_output(text, settings.max_output_chars, settings.max_depth, settings.lenient)
     if parsed.calls is None:
         code = parsed.errors[0].split(":", 1)[0]
         status = "invalid_call" if code == "not_a_call" else "parse_error"
         return Label(status, None, parsed.errors, parsed.flags)
-    calls = parsed.calls
+    calls = unmask(parsed.calls) if unmask else parsed.calls
     if not calls:
         return Label("no_call", [], [], parsed.flags, "none")
     errors, flags = validate_calls(calls, tools)

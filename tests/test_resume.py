@@ -34,7 +34,8 @@ def test_piece_names_are_deterministic_and_distinct():
 
 def _fingerprint(**generation):
     plain = {"prompt": {"format": "hammer1"}, "generation": {"max_tokens": 8, **generation},
-             "engine": {"engine_kwargs": {}}, "validation": {"lenient": False}}
+             "engine": {"engine_kwargs": {}}, "validation": {"lenient": False},
+             "mask": {"names": False}, "seed": 0}
     return fingerprint(plain, [("s.parquet", 10)], "m", "generate")
 
 

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import ValidationConfig
+from pipelines.masking import MaskMap
 from pipelines.schema import ADDED_COLUMNS, output_schema
 from pipelines.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ROW_COL, SHARD_COL, TOKENS_COL, TOOLS_COL,
                               USER_MESSAGE_COL, PromptStage, engine_request, finish_batch, finish_row, prepare_row,
@@ -139,3 +140,27 @@ def test_write_pieces_commits_one_file_named_by_its_rows(tmp_path):
     assert committed_coverage(fs, str(tmp_path)) == {"s1.parquet": [[4, 6]], "s2.parquet": [[0, 1]]}
     write_pieces(batch, filesystem=fs, root=str(tmp_path))  # a retried task rewrites the same file
     assert sorted(p.name for p in tmp_path.iterdir()) == files
+
+
+def test_mask_names_prompts_with_masked_names_and_judges_against_the_originals(tiny_model):
+    stage = PromptStage(tiny_model, "hammer1", max_prompt_tokens=900, trust_remote_code=False, mask_names=True, seed=5)
+    batch = pa.table({"id": ["r1", "r2"], "query": ["use f with a=1", "use f with a=2"], "tools": [TOOLS, TOOLS]})
+    first, second = stage(batch).to_pylist()
+    mapping = MaskMap.from_json(first["name_map"])
+    (masked_f, original_f), = mapping.functions.items()
+    (masked_a, original_a), = mapping.parameters[masked_f].items()
+    assert (original_f, original_a) == ("f", "a") and first["name_map"] != second["name_map"]
+    assert f'"name": "{masked_f}"' in first[USER_MESSAGE_COL] and f'"{masked_a}"' in first[USER_MESSAGE_COL]
+    assert '"name": "f"' not in first[USER_MESSAGE_COL]
+    assert stage(batch).to_pylist()[0]["name_map"] == first["name_map"]  # a function of (seed, id)
+
+    # The model answers with the masked names; the row is judged with the original ones.
+    text = json.dumps([{"name": masked_f, "arguments": {masked_a: 1}}])
+    answers = json.dumps([{"name": "f", "arguments": {"a": 1}}])
+    out = finish_row(_generated(text, name_map=first["name_map"], answers=answers), source="engine",
+                     validation=ValidationConfig())
+    assert out["status"] == "ok" and out["calls"] == [{"name": "f", "arguments": '{"a": 1}'}] and out["correct"]
+    # Calls that keep the masked name are unknown to the original tools.
+    wrong = finish_row(_generated(json.dumps([{"name": masked_f + "x", "arguments": {}}]), name_map=first["name_map"]),
+                       source="engine", validation=ValidationConfig())
+    assert wrong["status"] == "invalid_call" and wrong["errors"][0].startswith("unknown_function")
