@@ -3,6 +3,8 @@
 65 rows: single, multiple, parallel, parallel-multiple and irrelevance cases over tools in the three
 accepted forms (OpenAI, bare function, xLAM), with defaults of every JSON type, enums, nested objects
 and arrays, plus a handful of bad rows. `answers` holds the gold calls (xLAM form).
+Also writes data/sources/: the good rows as an xLAM JSON file and a BFCL JSON Lines file, the
+inputs of the README's prepare -> augment -> label example.
 """
 
 import json
@@ -12,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 OUT = Path(__file__).resolve().parent / "sample"
+SOURCES = Path(__file__).resolve().parent / "sources"  # inputs of jobs/prepare.py
 
 
 def fn(name, description, properties, required=()):
@@ -218,12 +221,27 @@ SCHEMA = pa.schema([("query", pa.string()), ("tools", pa.string()), ("answers", 
                     ("category", pa.string()), ("source_row", pa.int64())])
 
 
+def sources() -> tuple[list[dict], list[dict]]:
+    """The good rows as jobs/prepare.py's sources: xLAM's file (a JSON array, tools and answers as
+    JSON strings) and BFCL's (JSON Lines, `question` as turns of messages, `function` as a list)."""
+    xlam_rows = [{"id": i, "query": query, "tools": json.dumps([TOOLS[k] for k in keys], ensure_ascii=False),
+                  "answers": json.dumps(gold, ensure_ascii=False)} for i, (_, keys, query, gold) in enumerate(GOOD)]
+    bfcl_rows = [{"id": f"simple_{i}", "question": [[{"role": "user", "content": query}]],
+                  "function": [TOOLS[k] for k in keys]} for i, (_, keys, query, _) in enumerate(GOOD[:10])]
+    return xlam_rows, bfcl_rows
+
+
 def main() -> None:
     data = rows()
     OUT.mkdir(parents=True, exist_ok=True)
     for n, part in enumerate([data[0::2], data[1::2]]):
         pq.write_table(pa.Table.from_pylist(part, schema=SCHEMA), OUT / f"part-{n:05d}.parquet")
     print(f"wrote {len(data)} rows to {OUT}")
+    xlam_rows, bfcl_rows = sources()
+    SOURCES.mkdir(exist_ok=True)
+    (SOURCES / "xlam.json").write_text(json.dumps(xlam_rows, ensure_ascii=False, indent=1) + "\n")
+    (SOURCES / "bfcl.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in bfcl_rows))
+    print(f"wrote {len(xlam_rows)} + {len(bfcl_rows)} source rows to {SOURCES}")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ Exit codes: 0 every input row has an output row; 1 the job failed or lost rows; 
 
 from __future__ import annotations
 
+import functools
+import json
 import traceback
+from typing import Any, Callable
 
-from pipelines.config import ConfigError, load_config, to_yaml
+from pipelines.config import ConfigError, load_config, load_job_config, to_yaml
 from pipelines.io import InputError
 from pipelines.labeling import run
 from pipelines.progress import ErrorRateExceeded
@@ -28,21 +31,44 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     print(f"run {config.run.id}, resolved config (secrets redacted):\n{to_yaml(config)}")
     if config.model.build_tiny and not revalidate:
         print(DEMO_NOTICE)
-    try:
-        summary = run(config, revalidate=revalidate)
-    except (ConfigError, InputError) as e:
-        print(f"error: {e}")
-        return 2
-    except ErrorRateExceeded as e:
-        print(f"error: stopped: {e}")
-        return 1
-    except Exception as e:  # noqa: BLE001 - one line on stdout for schedulers; the traceback went to stderr
-        traceback.print_exc()
-        print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-        return 1
+    summary, code = _guarded(functools.partial(run, config, revalidate=revalidate))
+    if summary is None:
+        return code
     print(format_table(summary))
     print(f"output: {config.output.path} (summary: _summary.json, config: _config.yaml)")
     if summary["rows"] != summary["input_rows"]:
         print(f"error: {summary['input_rows']} input rows but {summary['rows']} output rows")
         return 1
     return 0
+
+
+def data_job_main(argv: list[str], schema: type, job: Callable[[Any], dict]) -> int:
+    """The command line of jobs/prepare.py and jobs/augment.py: config, the job, its summary as JSON."""
+    try:
+        config = load_job_config(schema, argv)
+    except ConfigError as e:
+        print(f"config error: {e}")
+        return 2
+    print(f"resolved config (secrets redacted):\n{to_yaml(config)}")
+    summary, code = _guarded(functools.partial(job, config))
+    if summary is not None:
+        print(json.dumps(summary, indent=2))
+        print(f"output: {summary['output']} (summary: _summary.json)")
+    return code
+
+
+def _guarded(job: Callable[[], dict]) -> tuple[dict | None, int]:
+    """Runs a job; a failure becomes one line on stdout and an exit code (the traceback goes to stderr
+    where it helps: not for problems the user must fix)."""
+    try:
+        return job(), 0
+    except (ConfigError, InputError) as e:
+        print(f"error: {e}")
+        return None, 2
+    except ErrorRateExceeded as e:
+        print(f"error: stopped: {e}")
+        return None, 1
+    except Exception as e:  # noqa: BLE001 - one line on stdout for schedulers
+        traceback.print_exc()
+        print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return None, 1

@@ -1,0 +1,143 @@
+"""Any function-calling source -> the query/tool shards the labeling job reads (`jobs/prepare.py`).
+
+Reads with the `datasets` library: local JSON, JSON Lines, parquet or CSV files, or a hub dataset
+(e.g. Salesforce/xlam-function-calling-60k). Two row shapes:
+  * xLAM: `query`, `tools`, optional `answers` (JSON strings or lists), optional `id`;
+  * BFCL: `question` (a list of chat messages, or of turns of them), `function` (a list of tools).
+Writes parquet shards with `id`, `query`, `tools`, `answers` (strings; tools and answers as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines import io
+from pipelines.config import PrepareConfig
+from pipelines.scoring import load_gold
+from pipelines.tools import BadInput, load_tools, plain_cell
+
+SCHEMA = pa.schema([("id", pa.string()), ("query", pa.string()), ("tools", pa.string()), ("answers", pa.string())])
+FORMAT_OF_SUFFIX = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+MAX_REPORTED = 20  # bad rows named in the message
+
+
+def to_shard_row(row: dict, position: int) -> dict:
+    """Pure: one source row -> one shard row. Raises BadInput with a reason code."""
+    if "question" in row and "function" in row:  # BFCL
+        query = _bfcl_query(row["question"])
+        tools_cell, answers_cell = row["function"], None
+    elif "query" in row and "tools" in row:  # xLAM and the labeling job's own form
+        query, tools_cell, answers_cell = row["query"], row["tools"], row.get("answers")
+    else:
+        raise BadInput("unknown_row_shape", f"columns {sorted(row)}: expected query and tools (xLAM) or "
+                                            "question and function (BFCL)")
+    if not isinstance(query, str) or not query.strip():
+        raise BadInput("empty_query", f"query is {'empty' if isinstance(query, str) else type(query).__name__}")
+    tools_cell = plain_cell(tools_cell)
+    tools = load_tools(tools_cell)
+    answers = None
+    if answers_cell is not None:
+        try:
+            gold = load_gold(plain_cell(answers_cell))
+        except (ValueError, json.JSONDecodeError) as e:
+            raise BadInput("bad_answers", str(e)) from None
+        names = {t.name for t in tools}
+        unknown = sorted({c["name"] for c in gold} - names)
+        if unknown:
+            raise BadInput("answer_unknown_function", f"answers call {unknown}, which are not among the tools")
+        answers = json.dumps(gold, ensure_ascii=False)
+    row_id = row.get("id")
+    return {"id": str(row_id) if row_id is not None else str(position), "query": query,
+            "tools": tools_cell if isinstance(tools_cell, str) else json.dumps(tools_cell, ensure_ascii=False),
+            "answers": answers}
+
+
+def _bfcl_query(question: Any) -> str:
+    """BFCL's `question`: messages, or turns of messages. One user message becomes the query as
+    text; a conversation becomes a JSON list of messages, which the labeling job reads as such."""
+    question = plain_cell(question)
+    if isinstance(question, str):
+        try:
+            question = json.loads(question)
+        except json.JSONDecodeError as e:
+            raise BadInput("bad_question", f"question is not JSON ({e})") from None
+    if not isinstance(question, list):
+        raise BadInput("bad_question", f"question is a {type(question).__name__}, expected a list of messages")
+    messages = [m for item in question for m in (item if isinstance(item, list) else [item])]
+    if not messages or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
+        raise BadInput("bad_question", "question holds no messages with text content")
+    if len(messages) == 1 and messages[0].get("role", "user") == "user":
+        return messages[0]["content"]
+    return json.dumps([{"role": m.get("role", "user"), "content": m["content"]} for m in messages], ensure_ascii=False)
+
+
+def load_source(path: str, data_format: str | None, split: str):
+    """A `datasets.Dataset` of the source: local files by their suffix, else a hub dataset."""
+    import datasets
+
+    local = Path(path)
+    if local.exists():
+        files = sorted(str(p) for p in local.rglob("*") if p.suffix in FORMAT_OF_SUFFIX) if local.is_dir() else [path]
+        if not files:
+            raise io.InputError(f"input.path {path!r} holds no .json, .jsonl, .parquet or .csv files")
+        data_format = data_format or FORMAT_OF_SUFFIX.get(Path(files[0]).suffix)
+        if data_format is None:
+            raise io.InputError(f"input.path {path!r}: cannot tell the format from the name; set input.format")
+        try:
+            return datasets.load_dataset(data_format, data_files=files, split="train")
+        except Exception as e:  # noqa: BLE001 - datasets raises many kinds; the user needs the file and the cause
+            raise io.InputError(f"input.path {path!r} could not be read as {data_format}: {e}") from None
+    return datasets.load_dataset(path, split=split)
+
+
+def shard_rows(source: Iterable[dict]) -> tuple[list[dict], list[str]]:
+    """Every source row -> a shard row, or a `position: code: detail` line; duplicate ids are bad too."""
+    rows, bad, seen = [], [], set()
+    for position, row in enumerate(source):
+        try:
+            out = to_shard_row(row, position)
+            if out["id"] in seen:
+                raise BadInput("duplicate_id", f"id {out['id']!r} appears earlier in the source")
+        except BadInput as e:
+            bad.append(f"row {position}: {e.code}: {e.detail}")
+            continue
+        seen.add(out["id"])
+        rows.append(out)
+    return rows, bad
+
+
+def run(config: PrepareConfig) -> dict:
+    started = time.time()
+    source = load_source(config.input.path, config.input.format, config.input.split)
+    rows, bad = shard_rows(source)
+    if bad and not config.prepare.drop_bad:
+        shown = "\n  ".join(bad[:MAX_REPORTED])
+        more = f"\n  ... and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
+        raise io.InputError(f"{len(bad)} of {len(source)} rows of {config.input.path} are bad; nothing was written "
+                            f"(set prepare.drop_bad=true to leave them out):\n  {shown}{more}")
+    fs, root = io.filesystem(config.output.path, config.s3)
+    if fs.exists(root) and fs.ls(root):
+        raise io.InputError(f"output.path {config.output.path!r} is not empty; choose a new one or empty it")
+    fs.makedirs(root, exist_ok=True)
+    size = config.output.rows_per_shard
+    shards = []
+    for start in range(0, len(rows), size):
+        path = posixpath.join(root, f"part-{start // size:05d}.parquet")
+        with fs.open(path, "wb") as f:
+            pq.write_table(pa.Table.from_pylist(rows[start:start + size], schema=SCHEMA), f)
+        shards.append(path)
+    summary = {"input": config.input.path, "output": config.output.path, "source_rows": len(source),
+               "rows": len(rows), "shards": len(shards), "bad_rows": len(bad),
+               "bad_reasons": dict(Counter(line.split(": ")[1] for line in bad)), "bad_examples": bad[:MAX_REPORTED],
+               "schema": {f.name: str(f.type) for f in SCHEMA},
+               "null_answers": sum(r["answers"] is None for r in rows), "wall_time_s": round(time.time() - started, 2)}
+    io.write_json(fs, posixpath.join(root, io.SUMMARY_FILE), summary)
+    return summary

@@ -1,0 +1,95 @@
+"""jobs/prepare.py without Ray: source rows -> shard rows, the file formats, bad rows, the shards."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.config import PrepareConfig, load_job_config
+from pipelines.io import InputError
+from pipelines.prepare import load_source, run, shard_rows, to_shard_row
+from pipelines.tools import BadInput
+from tests.conftest import REPO
+
+TOOL = {"name": "f", "description": "F.", "parameters": {"a": {"type": "int", "description": "A"}}}
+ANSWER = [{"name": "f", "arguments": {"a": 1}}]
+
+
+def test_xlam_rows_keep_their_id_and_json_strings():
+    row = {"id": 7, "query": "f with a=1", "tools": json.dumps([TOOL]), "answers": json.dumps(ANSWER)}
+    assert to_shard_row(row, 0) == {"id": "7", "query": "f with a=1", "tools": json.dumps([TOOL]),
+                                    "answers": json.dumps(ANSWER)}
+
+
+def test_lists_become_json_and_a_missing_id_is_the_position():
+    out = to_shard_row({"query": "q", "tools": [TOOL], "answers": ANSWER}, 12)
+    assert out["id"] == "12" and json.loads(out["tools"]) == [TOOL] and json.loads(out["answers"]) == ANSWER
+
+
+def test_bfcl_rows_become_a_query_or_a_conversation():
+    single = to_shard_row({"id": "simple_0", "question": [[{"role": "user", "content": "hi"}]], "function": [TOOL]}, 0)
+    assert single == {"id": "simple_0", "query": "hi", "tools": json.dumps([TOOL]), "answers": None}
+    turns = [[{"role": "user", "content": "a"}], [{"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]]
+    multi = to_shard_row({"id": "m", "question": turns, "function": [TOOL]}, 0)
+    assert json.loads(multi["query"]) == [m for turn in turns for m in turn]
+
+
+@pytest.mark.parametrize("row, code", [
+    ({"text": "q"}, "unknown_row_shape"),
+    ({"query": " ", "tools": [TOOL]}, "empty_query"),
+    ({"query": "q", "tools": "not json"}, "tools_not_json"),
+    ({"query": "q", "tools": "[]"}, "tools_empty"),
+    ({"query": "q", "tools": [TOOL], "answers": "{"}, "bad_answers"),
+    ({"query": "q", "tools": [TOOL], "answers": [{"name": "g", "arguments": {}}]}, "answer_unknown_function"),
+    ({"question": "nope", "function": [TOOL]}, "bad_question"),
+    ({"question": [[{"role": "user"}]], "function": [TOOL]}, "bad_question"),
+])
+def test_bad_rows_name_their_reason(row, code):
+    with pytest.raises(BadInput) as e:
+        to_shard_row(row, 0)
+    assert e.value.code == code
+
+
+def test_duplicate_ids_are_bad_rows_with_their_position():
+    rows, bad = shard_rows([{"id": 1, "query": "q", "tools": [TOOL]}, {"id": 1, "query": "r", "tools": [TOOL]}])
+    assert len(rows) == 1 and bad == ["row 1: duplicate_id: id '1' appears earlier in the source"]
+
+
+@pytest.mark.parametrize("name, write", [
+    ("src.json", lambda p, rows: p.write_text(json.dumps(rows))),
+    ("src.jsonl", lambda p, rows: p.write_text("".join(json.dumps(r) + "\n" for r in rows))),
+    ("src.parquet", lambda p, rows: pq.write_table(pa.Table.from_pylist(rows), p)),
+    ("src.csv", lambda p, rows: pacsv.write_csv(pa.Table.from_pylist(rows), p)),
+])
+def test_local_files_of_each_format(tmp_path, name, write):
+    rows = [{"id": str(i), "query": f"q{i}", "tools": json.dumps([TOOL]), "answers": json.dumps(ANSWER)} for i in range(3)]
+    write(tmp_path / name, rows)
+    shards, bad = shard_rows(load_source(str(tmp_path / name), None, "train"))
+    assert bad == [] and [r["query"] for r in shards] == ["q0", "q1", "q2"]
+
+
+def _config(*args):
+    return load_job_config(PrepareConfig, list(args))
+
+
+def test_run_writes_shards_of_the_configured_size(tmp_path):
+    summary = run(_config(f"input.path={REPO / 'data' / 'sources' / 'xlam.json'}", f"output.path={tmp_path / 'out'}",
+                          "output.rows_per_shard=25"))
+    assert summary["rows"] == 58 and summary["shards"] == 3 and summary["bad_rows"] == 0
+    table = pq.read_table(tmp_path / "out")
+    assert table.num_rows == 58 and table.schema.names == ["id", "query", "tools", "answers"]
+    assert sorted(pq.read_metadata(p).num_rows for p in (tmp_path / "out").glob("*.parquet")) == [8, 25, 25]
+    with pytest.raises(InputError, match="is not empty"):
+        run(_config(f"input.path={REPO / 'data' / 'sources' / 'xlam.json'}", f"output.path={tmp_path / 'out'}"))
+
+
+def test_bad_rows_stop_the_job_before_it_writes_unless_dropped(tmp_path):
+    source = tmp_path / "src.jsonl"
+    source.write_text(json.dumps({"query": "q", "tools": [TOOL]}) + "\n" + json.dumps({"query": "", "tools": [TOOL]}) + "\n")
+    with pytest.raises(InputError, match=r"1 of 2 rows .* nothing was written .*\n  row 1: empty_query"):
+        run(_config(f"input.path={source}", f"output.path={tmp_path / 'out'}"))
+    assert not (tmp_path / "out").exists()
+    summary = run(_config(f"input.path={source}", f"output.path={tmp_path / 'out'}", "prepare.drop_bad=true"))
+    assert summary["rows"] == 1 and summary["bad_reasons"] == {"empty_query": 1}
