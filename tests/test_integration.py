@@ -127,7 +127,8 @@ def test_side_files_and_no_secret_anywhere(job):
     _, summary, table, fs, root = job
     saved_config = fs.cat(f"{root}/_config.yaml").decode()
     assert "secret_access_key: '***'" in saved_config
-    everything = saved_config + json.dumps(summary) + json.dumps(table.to_pylist(), default=str)
+    manifest = fs.cat(f"{root}/_manifest.json").decode()
+    everything = saved_config + manifest + json.dumps(summary) + json.dumps(table.to_pylist(), default=str)
     assert SECRET not in everything
 
 
@@ -349,6 +350,7 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args):
     os.kill(engine.pid, signal.SIGKILL)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
+    assert SECRET not in output  # the job's whole log, Ray's and vLLM's lines included
     _check_complete(fs, root)
 
 
@@ -371,4 +373,5 @@ def test_node_removed_mid_run_the_job_completes(common_args, cluster):
     mini.remove_node(node, allow_graceful=False)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
+    assert SECRET not in output  # the job's whole log, Ray's and vLLM's lines included
     _check_complete(fs, root)
