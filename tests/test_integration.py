@@ -58,11 +58,26 @@ def cluster():
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "resources": {"prompt_node": 1}})
     engine_nodes = [cluster.add_node(num_cpus=2, resources={"engine_node": 1}) for _ in range(2)]
     cluster.wait_for_nodes()
+    before = _engine_processes()
     yield cluster, engine_nodes
     import ray
 
     ray.shutdown()
     cluster.shutdown()
+    # A removed node's engine processes can outlive it (vLLM's engine core is a process of its own);
+    # they hold GBs of KV cache that the tests after this file need.
+    for process in _engine_processes() - before:
+        process.kill()
+
+
+def _engine_processes() -> set:
+    import psutil
+
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if (process.info["cmdline"] or [""])[0].startswith("VLLM::"):
+            found.add(process)
+    return found
 
 
 def run_job(args: list[str], revalidate: bool = False):
@@ -331,9 +346,9 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
 
 
 def test_engine_actor_killed_mid_run_is_restarted(common_args):
-    import os
     import signal
 
+    import psutil
     from ray.util.state import list_actors
 
     config = load_config(["conf=local", "output.path=s3://labels/engine-killed", *common_args])
@@ -347,7 +362,11 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args):
         return engines[0] if engines and _pieces(fs, root) else None
 
     engine = _wait_for(running_engine, proc, what="a running engine with a committed piece")
-    os.kill(engine.pid, signal.SIGKILL)
+    # The actor and the engine processes it started, as a crash would take them: a SIGKILL of the
+    # actor alone can leave vLLM's engine core running, holding its KV cache (GBs) to the end.
+    actor = psutil.Process(engine.pid)
+    for process in [*actor.children(recursive=True), actor]:
+        process.send_signal(signal.SIGKILL)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
     assert SECRET not in output  # the job's whole log, Ray's and vLLM's lines included

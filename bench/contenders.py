@@ -1,0 +1,195 @@
+"""This job beside bare vLLM and ray.data.llm's own processor: the same rows, model and generation
+settings, each contender in a process of its own, repeated and interleaved; medians with min-max.
+
+    .venv/bin/python bench/contenders.py --rows 1000,2000 --repeats 3 [--max-tokens 32] [--out FILE.json]
+
+Contenders:
+  job       jobs/label.py's pipeline (pipelines.cli.main), conf=local;
+  vllm      one process: our prompt stage builds the token ids, then vLLM's LLM.generate over them;
+  ray_llm   ray.data.llm's processor with its own chat-template, tokenize and detokenize stages,
+            the Hammer message built in `preprocess`.
+Measured per run: wall time from process start to exit (Ray and engine start-up included), and the
+peak RSS of the driver process and of all its descendants together (Ray workers, engine
+processes), sampled every 0.2 s. Throughput without start-up: each contender runs at two sizes,
+and its marginal rate is (rows B - rows A) / (wall B - wall A): start-up costs the same at both
+sizes and cancels. (Timestamps per row would not do: both Ray contenders hand rows on block by
+block, so on a few thousand rows every row of a block appears at once.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+MODEL = str(REPO / ".cache" / "models" / "tiny-qwen2")
+ENGINE_KWARGS = {"max_model_len": 4096, "gpu_memory_utilization": 0.2, "enable_prefix_caching": True}
+BATCH_SIZE, MAX_CONCURRENT_BATCHES = 16, 4  # conf/local.yaml's engine settings, for both Ray contenders
+CONTENDERS = ("job", "vllm", "ray_llm")
+
+
+# ------------------------------------------------------------------------------- contenders (child)
+
+
+def run_job(data: str, out: str, max_tokens: int) -> dict:
+    from pipelines.cli import main
+
+    code = main(["conf=local", f"input.path={data}", f"output.path={out}", f"model.source={MODEL}",
+                 f"generation.max_tokens={max_tokens}", "output.rows_per_file=100", "progress_interval_s=3600"])
+    assert code == 0
+    summary = json.loads(Path(out, "_summary.json").read_text())
+    return {"rows": summary["rows"], "prompt_tokens": summary["prompt_tokens"], "output_tokens": summary["output_tokens"]}
+
+
+def run_vllm(data: str, max_tokens: int) -> dict:
+    import pyarrow.dataset as pads
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from pipelines.stages import TOKENS_COL, PromptStage
+
+    table = pads.dataset(data, format="parquet").to_table()
+    stage = PromptStage(MODEL, "hammer1", ENGINE_KWARGS["max_model_len"] - max_tokens, False)
+    token_ids = [ids for i in range(0, table.num_rows, 256) for ids in stage(table.slice(i, 256)).column(TOKENS_COL).to_pylist()]
+    llm = LLM(MODEL, **ENGINE_KWARGS)
+    outputs = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in token_ids],
+                           SamplingParams(temperature=0, max_tokens=max_tokens), use_tqdm=False)
+    return {"rows": len(outputs), "prompt_tokens": sum(map(len, token_ids)),
+            "output_tokens": sum(len(o.outputs[0].token_ids) for o in outputs)}
+
+
+def run_ray_llm(data: str, max_tokens: int) -> dict:
+    import ray
+    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+    from pipelines.prompts import build_messages
+    from pipelines.tools import load_tools
+
+    ray.init(num_cpus=6)  # logical slots: its four actor stages (one CPU each) and the map tasks
+    config = vLLMEngineProcessorConfig(
+        model_source=MODEL, engine_kwargs=ENGINE_KWARGS, batch_size=BATCH_SIZE, concurrency=1,
+        max_concurrent_batches=MAX_CONCURRENT_BATCHES, placement_group_config={"bundle_per_worker": {"CPU": 1}},
+        chat_template_stage=True, tokenize_stage=True, detokenize_stage=True)
+    processor = build_processor(
+        config,
+        preprocess=lambda row: {"messages": build_messages("hammer1", row["query"], load_tools(row["tools"])),
+                                "sampling_params": {"temperature": 0, "max_tokens": max_tokens}},
+        postprocess=lambda row: {"prompt_tokens": row["num_input_tokens"], "output_tokens": row["num_generated_tokens"]})
+    rows = processor(ray.data.read_parquet(data)).take_all()
+    return {"rows": len(rows), "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
+            "output_tokens": sum(r["output_tokens"] for r in rows)}
+
+
+# ---------------------------------------------------------------------------------- harness (parent)
+
+
+def measure(name: str, data: str, max_tokens: int) -> dict:
+    """Runs one contender in a child process, sampling the memory of its process tree."""
+    import psutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        started = time.time()
+        proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--data", data, "--max-tokens",
+                                 str(max_tokens), "--result", str(result_file), "--scratch", tmp],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        driver = psutil.Process(proc.pid)
+        peak_driver = peak_workers = 0
+        while proc.poll() is None:
+            try:
+                peak_driver = max(peak_driver, driver.memory_info().rss)
+                workers = 0
+                for child in driver.children(recursive=True):
+                    try:
+                        workers += child.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak_workers = max(peak_workers, workers)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+        wall = time.time() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; run it alone with --child {name} to see why")
+        result = json.loads(result_file.read_text())
+    return {"wall_s": wall, **result, "driver_peak_mib": peak_driver / 2**20, "workers_peak_mib": peak_workers / 2**20}
+
+
+def summarize(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", default="1000,2000", help="two sizes, A,B")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--child", choices=CONTENDERS)
+    parser.add_argument("--data")
+    parser.add_argument("--result")
+    parser.add_argument("--scratch")
+    args = parser.parse_args()
+
+    if args.child:
+        runs = {"job": lambda: run_job(args.data, os.path.join(args.scratch, "out"), args.max_tokens),
+                "vllm": lambda: run_vllm(args.data, args.max_tokens),
+                "ray_llm": lambda: run_ray_llm(args.data, args.max_tokens)}
+        Path(args.result).write_text(json.dumps(runs[args.child]()))
+        return
+
+    from bench.data import make_rows, write_shards
+    from pipelines.tiny_model import ensure_tiny_model
+
+    ensure_tiny_model(MODEL)
+    sizes = sorted(int(n) for n in args.rows.split(","))
+    rows = make_rows(sizes[-1], seed=0)
+    data = {size: REPO / ".cache" / "bench" / f"rows-{size}" for size in sizes}
+    for size, path in data.items():  # the smaller set is a prefix of the larger: same rows, more of them
+        if not path.exists():
+            write_shards(rows[:size], path)
+    contenders = args.contenders.split(",")
+    small, large = sizes
+    runs: dict[tuple[str, int], list[dict]] = {(n, size): [] for n in contenders for size in sizes}
+    for _ in range(args.repeats):  # interleaved, so that drift on a shared machine hits every contender
+        for name in contenders:
+            for size in sizes:
+                runs[name, size].append(measure(name, str(data[size]), args.max_tokens))
+                print(name, size, json.dumps({k: round(v, 2) for k, v in runs[name, size][-1].items()}), flush=True)
+    results = {}
+    for name in contenders:
+        pairs = list(zip(runs[name, small], runs[name, large]))
+        marginal = [(b["rows"] - a["rows"]) / (b["wall_s"] - a["wall_s"]) for a, b in pairs]
+        results[name] = {
+            f"wall_s_{small}": summarize([r["wall_s"] for r in runs[name, small]]),
+            f"wall_s_{large}": summarize([r["wall_s"] for r in runs[name, large]]),
+            "rows_per_s": summarize(marginal),
+            "prompt_tokens_per_s": summarize([(b["prompt_tokens"] - a["prompt_tokens"]) / (b["wall_s"] - a["wall_s"])
+                                              for a, b in pairs]),
+            "output_tokens_per_s": summarize([(b["output_tokens"] - a["output_tokens"]) / (b["wall_s"] - a["wall_s"])
+                                              for a, b in pairs]),
+            "driver_peak_mib": summarize([r["driver_peak_mib"] for r in runs[name, large]]),
+            "workers_peak_mib": summarize([r["workers_peak_mib"] for r in runs[name, large]]),
+        }
+    report = {"rows": sizes, "max_tokens": args.max_tokens, "repeats": args.repeats, "engine_kwargs": ENGINE_KWARGS,
+              "results": results}
+    if "vllm" in results:
+        bare = results["vllm"]["rows_per_s"]["median"]
+        report["ratio_to_bare_vllm"] = {n: round(r["rows_per_s"]["median"] / bare, 3) for n, r in results.items()}
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

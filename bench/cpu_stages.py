@@ -1,0 +1,140 @@
+"""The CPU stages alone, in rows/s per core: prompt (Hammer message, chat template, tokenization) and
+validation (parsing, schema checks, grounding flags, scoring), in one process without Ray and as
+Ray Data operators on a local Ray.
+
+    .venv/bin/python bench/cpu_stages.py [--rows 4000] [--repeats 3] [--model DIR]
+
+Per core: rows divided by the CPU seconds (user + system) the work took, so that a tokenizer using
+several threads is not counted as one core. The validation input is each row's gold calls as the
+model's text: the path a correct output takes, with every check run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.data import make_rows  # noqa: E402
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _measure(fn, repeats: int) -> dict:
+    """Median wall and CPU seconds of fn() over repeats."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        cpu, wall = _cpu_seconds(), time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(_cpu_seconds() - cpu)
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "wall_min": min(walls),
+            "wall_max": max(walls)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default=str(REPO / ".cache" / "models" / "tiny-qwen2"))
+    args = parser.parse_args()
+
+    import pyarrow as pa
+
+    from pipelines.config import ValidationConfig
+    from pipelines.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, TOKENS_COL, TOOLS_COL, PromptStage,
+                                  finish_row)
+    from pipelines.tiny_model import ensure_tiny_model
+
+    ensure_tiny_model(args.model)
+    table = pa.Table.from_pylist(make_rows(args.rows, seed=1))
+    stage = PromptStage(args.model, "hammer1", 100_000, False)
+    batches = [table.slice(i, 256) for i in range(0, table.num_rows, 256)]
+    stage(batches[0])  # warm-up
+    prompted = pa.concat_tables([stage(b) for b in batches])
+    tokens = [len(t) for t in prompted.column(TOKENS_COL).to_pylist()]
+    prompt = _measure(lambda: [stage(b) for b in batches], args.repeats)
+
+    rows = [{**r, "generated_text": r["answers"], "num_generated_tokens": 1, "__inference_error__": "",
+             EARLY_STATUS_COL: None, EARLY_ERRORS_COL: []}
+            for r in prompted.select(["query", "answers", TOOLS_COL]).to_pylist()]
+    settings = ValidationConfig()
+    statuses = [finish_row(r, source="engine", validation=settings)["status"] for r in rows]
+    validate = _measure(lambda: [finish_row(r, source="engine", validation=settings) for r in rows], args.repeats)
+
+    in_ray = ray_rates(table, prompted, args.model, args.repeats)
+    n = args.rows
+    result = {
+        "rows": n,
+        "prompt_tokens": {"mean": round(statistics.mean(tokens)), "min": min(tokens), "max": max(tokens),
+                          "median": statistics.median(tokens)},
+        "prompt_rows_per_s_wall": round(n / prompt["wall_s"]),
+        "prompt_rows_per_cpu_s": round(n / prompt["cpu_s"]),
+        "prompt_wall_spread_s": [round(prompt["wall_min"], 3), round(prompt["wall_max"], 3)],
+        "validation_rows_per_s_wall": round(n / validate["wall_s"]),
+        "validation_rows_per_cpu_s": round(n / validate["cpu_s"]),
+        "validation_statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
+        **in_ray,
+    }
+    print(json.dumps(result, indent=2))
+
+
+def ray_rates(table, prompted, model: str, repeats: int) -> dict:
+    """The same stages as Ray Data operators (one actor / one task at a time, one CPU each)."""
+    import ray
+
+    from pipelines.config import ValidationConfig
+    from pipelines.stages import ROW_COL, SHARD_COL, PromptStage, finish_batch
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+
+    def prompt_pass():
+        ds = ray.data.from_arrow(table).map_batches(
+            PromptStage, batch_format="pyarrow", batch_size=256, compute=ray.data.ActorPoolStrategy(size=1),
+            num_cpus=1, fn_constructor_args=(model, "hammer1", 100_000, False))
+        return ds.materialize()
+
+    generated = prompted.append_column("generated_text", prompted.column("answers")).append_column(
+        "num_generated_tokens", [[1] * prompted.num_rows]).append_column("__inference_error__", [[""] * prompted.num_rows])
+
+    generated = generated.append_column(SHARD_COL, [["s"] * generated.num_rows]).append_column(
+        ROW_COL, [list(range(generated.num_rows))])
+
+    def validate_pass():
+        ds = ray.data.from_arrow(generated).map_batches(
+            finish_batch, batch_format="pyarrow", batch_size=1024, num_cpus=1,
+            fn_kwargs={"input_schema": table.schema, "lineage": {}, "source": "engine", "validation": ValidationConfig()})
+        return ds.materialize()
+
+    prompt_pass()  # warm-up: workers, imports
+    validate_pass()
+    walls_prompt = [_timed(prompt_pass) for _ in range(repeats)]
+    walls_validate = [_timed(validate_pass) for _ in range(repeats)]
+    ray.shutdown()
+    n = table.num_rows
+    return {"ray_prompt_rows_per_s_one_cpu": round(n / statistics.median(walls_prompt)),
+            "ray_validation_rows_per_s_one_cpu": round(n / statistics.median(walls_validate))}
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
