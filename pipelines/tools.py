@@ -12,6 +12,7 @@ shows them as written) and adds the list of required names.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -149,12 +150,22 @@ def normalize_tool(raw: Any, index: int = 0) -> Tool:
     if _has_ref(params):
         raise BadInput("unsupported_ref", f"{where}: parameters use $ref; inline the referenced schema")
     tool = Tool(name, description, properties, list(required), form)
-    schema = parameters_schema(tool)[0]
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as e:
-        raise BadInput("invalid_schema", f"{where}: {e.message}") from None
+    # default=repr: a parquet struct can carry values JSON has no form for (a timestamp default).
+    problem = _schema_problem(json.dumps(parameters_schema(tool)[0], sort_keys=True, default=repr))
+    if problem:
+        raise BadInput("invalid_schema", f"{where}: {problem}")
     return tool
+
+
+@functools.lru_cache(maxsize=65536)
+def _schema_problem(schema_json: str) -> str | None:
+    """The meta-schema check, once per distinct schema: it was most of the prompt stage's time
+    (docs/performance.md), and datasets repeat their tool sets."""
+    try:
+        jsonschema.Draft202012Validator.check_schema(json.loads(schema_json))
+    except jsonschema.SchemaError as e:
+        return e.message
+    return None
 
 
 MAX_SCHEMA_DEPTH = 16  # nesting of objects and lists in one tool's parameters
