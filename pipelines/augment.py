@@ -100,8 +100,7 @@ def run(config: AugmentConfig) -> dict:
     in_fs, in_root = io.filesystem(config.input.path, config.s3)
     out_fs, out_root = io.filesystem(config.output.path, config.s3)
     shards = io.list_shards(in_fs, in_root, REQUIRED_COLUMNS)
-    if out_fs.exists(out_root) and out_fs.ls(out_root):
-        raise io.InputError(f"output.path {config.output.path!r} is not empty; choose a new one or empty it")
+    io.require_empty_output(out_fs, out_root, config.output.path)
     schema = output_schema(shards.schema)
 
     start_ray(config.ray)

@@ -197,11 +197,15 @@ class AugmentConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
 
-_CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "resume": ("auto", "overwrite")}
+# Checked in every job's config that has the key (the label, prepare and augment schemas differ).
+SOURCE_FORMATS = ("json", "parquet", "csv")
+_CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "resume": ("auto", "overwrite"),
+            "input.format": (None, *SOURCE_FORMATS)}
+_SHARES = ("max_error_rate", "augment.irrelevance.fraction", "augment.mask.probability")  # in [0, 1] or null
 _POSITIVE = (
     "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
     "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",
-    "validation.max_output_chars", "validation.max_depth", "output.rows_per_file",
+    "validation.max_output_chars", "validation.max_depth", "output.rows_per_file", "output.rows_per_shard",
 )
 
 
@@ -223,28 +227,8 @@ def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
 def load_job_config(schema: type, args: list[str]):
     """The data jobs' config (prepare, augment): the schema's defaults <- `key=value` overrides."""
     config = _build(schema, [], _overrides(args), "set them on the command line")
-    _check_shares(config)
+    _check_keys(config)
     return config
-
-
-_SHARES = ("augment.irrelevance.fraction", "augment.mask.probability")
-
-
-def _check_shares(config) -> None:
-    tree = OmegaConf.structured(config)
-    for key in _SHARES:
-        value = OmegaConf.select(tree, key, default=None)
-        if value is not None and not 0 <= value <= 1:
-            raise ConfigError(f"config key {key!r} must be in [0, 1], got {value}")
-    rows = OmegaConf.select(tree, "output.rows_per_shard", default=None)
-    if rows is not None and rows <= 0:
-        raise ConfigError(f"config key 'output.rows_per_shard' must be positive, got {rows}")
-    data_format = OmegaConf.select(tree, "input.format", default=None)
-    if data_format not in (None, *SOURCE_FORMATS):
-        raise ConfigError(f"config key 'input.format' is {data_format!r}; allowed: {', '.join(SOURCE_FORMATS)}")
-
-
-SOURCE_FORMATS = ("json", "parquet", "csv")
 
 
 def _overrides(args: list[str]) -> list[str]:
@@ -307,23 +291,35 @@ def _explain(e: OmegaConfBaseException, schema: type) -> str:
     return f"config key {key!r}: {msg}" if key else msg
 
 
-def _check(config: LabelConfig) -> None:
+_ABSENT = object()
+
+
+def _check_keys(config) -> None:
+    """Choices, shares and positive numbers, for the keys this config's schema has."""
     tree = OmegaConf.structured(config)
-    for key, allowed in _CHOICES.items():
-        value = OmegaConf.select(tree, key)
-        if value not in allowed:
-            raise ConfigError(f"config key {key!r} is {value!r}; allowed: {', '.join(allowed)}")
-    for key in _POSITIVE:
-        value = OmegaConf.select(tree, key)
+
+    def values(keys):
+        return [(k, v) for k in keys if (v := OmegaConf.select(tree, k, default=_ABSENT)) is not _ABSENT]
+
+    for key, value in values(_CHOICES):
+        if value not in _CHOICES[key]:
+            allowed = ", ".join(a for a in _CHOICES[key] if a is not None)
+            raise ConfigError(f"config key {key!r} is {value!r}; allowed: {allowed}")
+    for key, value in values(_SHARES):
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"config key {key!r} must be in [0, 1] or null, got {value}")
+    for key, value in values(_POSITIVE):
         if value <= 0:
             raise ConfigError(f"config key {key!r} must be positive, got {value}")
+
+
+def _check(config: LabelConfig) -> None:
+    _check_keys(config)
     if config.generation.max_tokens >= config.generation.max_model_len:
         raise ConfigError(
             f"generation.max_tokens ({config.generation.max_tokens}) must be below "
             f"generation.max_model_len ({config.generation.max_model_len}): nothing would be left for the prompt"
         )
-    if config.max_error_rate is not None and not 0 <= config.max_error_rate <= 1:
-        raise ConfigError(f"config key 'max_error_rate' must be in [0, 1] or null, got {config.max_error_rate}")
     if not 0 < config.engine.gpu_memory_utilization <= 1:
         raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
 

@@ -99,6 +99,12 @@ def _hidden(path: str, root: str) -> bool:
     return any(part.startswith(("_", ".")) for part in posixpath.relpath(path, root).split("/"))
 
 
+def require_empty_output(fs: fsspec.AbstractFileSystem, root: str, path: str) -> None:
+    """The data jobs write a new output; they neither resume nor overwrite one."""
+    if fs.exists(root) and fs.ls(root):
+        raise InputError(f"output.path {path!r} is not empty; choose a new one or empty it")
+
+
 def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, resume: str) -> dict[str, Ranges]:
     """Makes `root` ready for this run and returns the input rows its pieces already hold.
 

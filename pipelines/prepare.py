@@ -124,8 +124,7 @@ def run(config: PrepareConfig) -> dict:
         raise io.InputError(f"{len(bad)} of {len(source)} rows of {config.input.path} are bad; nothing was written "
                             f"(set prepare.drop_bad=true to leave them out):\n  {shown}{more}")
     fs, root = io.filesystem(config.output.path, config.s3)
-    if fs.exists(root) and fs.ls(root):
-        raise io.InputError(f"output.path {config.output.path!r} is not empty; choose a new one or empty it")
+    io.require_empty_output(fs, root, config.output.path)
     fs.makedirs(root, exist_ok=True)
     size = config.output.rows_per_shard
     shards = []
