@@ -71,7 +71,7 @@ def run_ray_llm(data: str, max_tokens: int) -> dict:
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
-    from pipelines.prompts import build_messages
+    from pipelines.prompts import build_prompt
     from pipelines.tools import load_tools
 
     ray.init(num_cpus=6)  # logical slots: its four actor stages (one CPU each) and the map tasks
@@ -81,7 +81,7 @@ def run_ray_llm(data: str, max_tokens: int) -> dict:
         chat_template_stage=True, tokenize_stage=True, detokenize_stage=True)
     processor = build_processor(
         config,
-        preprocess=lambda row: {"messages": build_messages("hammer1", row["query"], load_tools(row["tools"])),
+        preprocess=lambda row: {"messages": build_prompt("hammer1", row["query"], load_tools(row["tools"])).messages,
                                 "sampling_params": {"temperature": 0, "max_tokens": max_tokens}},
         postprocess=lambda row: {"prompt_tokens": row["num_input_tokens"], "output_tokens": row["num_generated_tokens"]})
     rows = processor(ray.data.read_parquet(data)).take_all()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pipelines.tools import Tool
@@ -91,22 +92,39 @@ def _block(title: str, body: str) -> str:
     return f"[BEGIN OF {title}]\n{body}\n[END OF {title}]\n\n"
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """The chat turns to send, and the first turn's text in parts that join to it: the task block
+    to the tools JSON, the tools JSON, the format block, then the row's own text. All parts but the
+    last repeat across rows (every row has the same task and format blocks; datasets repeat tool
+    sets), so the prompt stage tokenizes them once (pipelines/prompt_tokens.py)."""
+
+    messages: list[dict]
+    parts: tuple[str, ...]
+
+
 def _tools_json(tools: list[Tool], flatten_objects: bool) -> str:
     return json.dumps([hammer_tool(t, flatten_objects) for t in tools])
 
 
-def hammer1_user_message(query: str, tools: list[Tool]) -> str:
+def _instruction_parts(task: str, tools: list[Tool], flatten_objects: bool) -> tuple[str, str, str]:
+    """The task, tools and format blocks, cut at the edges of the tools JSON."""
+    return (_block("TASK INSTRUCTION", task) + "[BEGIN OF AVAILABLE TOOLS]\n",
+            _tools_json(tools, flatten_objects) + "\n",
+            "[END OF AVAILABLE TOOLS]\n\n" + _block("FORMAT INSTRUCTION", FORMAT_INSTRUCTION))
+
+
+def _one_turn(parts: tuple[str, ...]) -> Prompt:
+    return Prompt([{"role": "user", "content": "".join(parts)}], parts)
+
+
+def _hammer1(query: str, tools: list[Tool]) -> Prompt:
     task, user_query = TASK_INSTRUCTION, query
     messages = parse_query(query)
     if messages is not None:
         task += "".join(f"\n{m['content']}" for m in messages if m["role"] == "system")
         user_query = "".join(f"\n{m['content']}" for m in messages if m["role"] == "user")
-    return (
-        _block("TASK INSTRUCTION", task)
-        + _block("AVAILABLE TOOLS", _tools_json(tools, flatten_objects=False))
-        + _block("FORMAT INSTRUCTION", FORMAT_INSTRUCTION)
-        + _block("QUERY", user_query)
-    )
+    return _one_turn((*_instruction_parts(task, tools, flatten_objects=False), _block("QUERY", user_query)))
 
 
 def _conversation(query: str) -> list[dict]:
@@ -115,37 +133,28 @@ def _conversation(query: str) -> list[dict]:
     return [{**m, "role": "user"} if m["role"] == "system" else m for m in messages]
 
 
-def hammer20_user_message(query: str, tools: list[Tool]) -> str:
+def _hammer20(query: str, tools: list[Tool]) -> Prompt:
     messages = _conversation(query)
     lines = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
     if messages[-1]["role"] != "user":
         lines += "user:  \n"
-    return (
-        _block("TASK INSTRUCTION", TASK_INSTRUCTION)
-        + _block("AVAILABLE TOOLS", _tools_json(tools, flatten_objects=True))
-        + _block("FORMAT INSTRUCTION", FORMAT_INSTRUCTION)
-        + _block("QUERY", lines)
-    )
+    return _one_turn((*_instruction_parts(TASK_INSTRUCTION, tools, flatten_objects=True), _block("QUERY", lines)))
 
 
-def hammer21_messages(query: str, tools: list[Tool]) -> list[dict]:
-    instructions = (
-        _block("TASK INSTRUCTION", TASK_INSTRUCTION + ROLES_PARAGRAPH)
-        + _block("AVAILABLE TOOLS", _tools_json(tools, flatten_objects=True))
-        + _block("FORMAT INSTRUCTION", FORMAT_INSTRUCTION)
-    )
-    return [{"role": "user", "content": instructions}, *_conversation(query)]
+def _hammer21(query: str, tools: list[Tool]) -> Prompt:
+    # The row's own text is the conversation's turns, after the first: the first turn's last part is empty.
+    parts = (*_instruction_parts(TASK_INSTRUCTION + ROLES_PARAGRAPH, tools, flatten_objects=True), "")
+    return Prompt([{"role": "user", "content": "".join(parts)}, *_conversation(query)], parts)
 
 
-def build_messages(prompt_format: str, query: str, tools: list[Tool]) -> list[dict]:
-    """The chat turns sent through the model's chat template."""
-    if prompt_format == "hammer1":
-        return [{"role": "user", "content": hammer1_user_message(query, tools)}]
-    if prompt_format == "hammer2.0":
-        return [{"role": "user", "content": hammer20_user_message(query, tools)}]
-    if prompt_format == "hammer2.1":
-        return hammer21_messages(query, tools)
-    raise ValueError(f"unknown prompt format {prompt_format!r}; known: {', '.join(PROMPT_FORMATS)}")
+_BUILDERS = {"hammer1": _hammer1, "hammer2.0": _hammer20, "hammer2.1": _hammer21}
+
+
+def build_prompt(prompt_format: str, query: str, tools: list[Tool]) -> Prompt:
+    """The chat turns sent through the model's chat template, for one row."""
+    if prompt_format not in _BUILDERS:
+        raise ValueError(f"unknown prompt format {prompt_format!r}; known: {', '.join(PROMPT_FORMATS)}")
+    return _BUILDERS[prompt_format](query, tools)
 
 
 def prompt_text(messages: list[dict]) -> str:

@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 from pipelines.config import ValidationConfig
 from pipelines.io import write_piece
 from pipelines.masking import MaskMap, mask_row, row_rng, unmask_calls
-from pipelines.prompts import build_messages, prompt_text
+from pipelines.prompt_tokens import PromptTokenizer
+from pipelines.prompts import Prompt, build_prompt, prompt_text
 from pipelines.resume import skip_mask, to_ranges
 from pipelines.schema import output_schema
 from pipelines.scoring import score_row
@@ -73,7 +74,7 @@ def read_shard(item: dict, *, filesystem, add_id: bool, batch_rows: int = 4096) 
 
 @dataclass
 class PreparedRow:
-    messages: list[dict] | None
+    prompt: Prompt | None
     tools: list[Tool] | None  # as given: what the output is judged against
     user_message: str | None
     error: BadInput | None
@@ -103,10 +104,10 @@ def prepare_row(query: Any, tools_cell: Any, prompt_format: str, mask_rng: rando
         if mask_rng is not None:
             _, prompt_tools, _, mapping = mask_row(query, tools, None, mask_rng, defaults=False, shuffle=False)
             name_map = mapping.to_json()
-        messages = build_messages(prompt_format, query, prompt_tools)
+        prompt = build_prompt(prompt_format, query, prompt_tools)
     except BadInput as e:
         return PreparedRow(None, None, None, e)
-    return PreparedRow(messages, tools, prompt_text(messages), None, prompt_tools, name_map)
+    return PreparedRow(prompt, tools, prompt_text(prompt.messages), None, prompt_tools, name_map)
 
 
 class PromptStage:
@@ -119,7 +120,8 @@ class PromptStage:
                  trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0):
         from pipelines.models import load_tokenizer
 
-        self.tokenizer = load_tokenizer(tokenizer_source, trust_remote_code) if tokenizer_source else None
+        self.tokenizer = (PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code)) if tokenizer_source
+                          else None)
         self.prompt_format = prompt_format
         self.max_prompt_tokens = max_prompt_tokens
         self.constrained = constrained
@@ -133,10 +135,7 @@ class PromptStage:
                 else [None] * batch.num_rows)
         prepared = [prepare_row(q, t, self.prompt_format, rng) for q, t, rng in zip(queries, tools, rngs)]
         ok = [i for i, p in enumerate(prepared) if p.error is None] if self.tokenizer else []
-        texts = self.tokenizer.apply_chat_template(
-            [prepared[i].messages for i in ok], tokenize=False, add_generation_prompt=True
-        ) if ok else []
-        token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if ok else []
+        token_ids = self.tokenizer([prepared[i].prompt for i in ok]) if ok else []
         ids_by_row: dict[int, list[int]] = dict(zip(ok, token_ids))
 
         status, errors, canonical, tokens, counts = [], [], [], [], []

@@ -2,7 +2,7 @@
 
 import json
 
-from pipelines.prompts import build_messages, hammer_tool, hammer1_user_message
+from pipelines.prompts import build_prompt, hammer_tool
 from pipelines.tools import load_tools
 
 WORKED_TOOLS = [
@@ -20,17 +20,21 @@ WORKED_QUERY = "Where can I find live giveaways for beta access and games? And w
 WORKED_MESSAGE = '[BEGIN OF TASK INSTRUCTION]\nYou are a tool calling assistant. In order to complete the user\'s request, you need to select one or more appropriate tools from the following tools and fill in the correct values for the tool parameters. Your specific tasks are:\n1. Make one or more function/tool calls to meet the request based on the question.\n2. If none of the function can be used, point it out and refuse to answer.\n3. If the given question lacks the parameters required by the function, also point it out.\n\n[END OF TASK INSTRUCTION]\n\n[BEGIN OF AVAILABLE TOOLS]\n[{"name": "live_giveaways_by_type", "description": "Retrieve live giveaways from the GamerPower API based on the specified type.", "parameters": {"type": {"type": "string", "description": "The type of giveaways to retrieve (e.g., game, loot, beta).default is \'game\'", "default": "game", "required": true}}}, {"name": "get_current_weather", "description": "Get the current weather", "parameters": {"location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA", "required": true}}}]\n[END OF AVAILABLE TOOLS]\n\n[BEGIN OF FORMAT INSTRUCTION]\n\nThe output MUST strictly adhere to the following JSON format, and NO other text MUST be included.\nThe example format is as follows. Please make sure the parameter type is correct. If no function call is needed, please directly output an empty list \'[]\'\n```\n[\n    {"name": "func_name1", "arguments": {"argument1": "value1", "argument2": "value2"}},\n    ... (more tool calls as required)\n]\n```\n\n[END OF FORMAT INSTRUCTION]\n\n[BEGIN OF QUERY]\nWhere can I find live giveaways for beta access and games? And what\'s the weather like in New York, US?\n[END OF QUERY]\n\n'
 
 
+def _hammer1_message(query, tools):
+    return build_prompt("hammer1", query, tools).messages[0]["content"]
+
+
 def test_worked_example_byte_for_byte():
-    assert hammer1_user_message(WORKED_QUERY, load_tools(json.dumps(WORKED_TOOLS))) == WORKED_MESSAGE
+    assert _hammer1_message(WORKED_QUERY, load_tools(json.dumps(WORKED_TOOLS))) == WORKED_MESSAGE
 
 
 def test_openai_wrapper_and_list_input_give_the_same_message():
     wrapped = [{"type": "function", "function": t} for t in WORKED_TOOLS]
-    assert hammer1_user_message(WORKED_QUERY, load_tools(wrapped)) == WORKED_MESSAGE
+    assert _hammer1_message(WORKED_QUERY, load_tools(wrapped)) == WORKED_MESSAGE
 
 
 def test_messages_are_one_user_turn():
-    messages = build_messages("hammer1", WORKED_QUERY, load_tools(WORKED_TOOLS))
+    messages = build_prompt("hammer1", WORKED_QUERY, load_tools(WORKED_TOOLS)).messages
     assert messages == [{"role": "user", "content": WORKED_MESSAGE}]
 
 
@@ -61,13 +65,13 @@ def test_required_true_is_the_last_key_and_only_on_required():
 
 def test_unicode_is_ascii_escaped_in_tools_but_not_in_query():
     tool = {"name": "übersetze", "description": "Übersetzt 東京", "parameters": {}}
-    message = hammer1_user_message("Was heißt 東京?", load_tools([tool]))
+    message = _hammer1_message("Was heißt 東京?", load_tools([tool]))
     assert '"name": "\\u00fcbersetze"' in message and "\\u6771\\u4eac" in message
     assert "[BEGIN OF QUERY]\nWas heißt 東京?\n[END OF QUERY]" in message
 
 
 def test_tool_without_parameters():
-    message = hammer1_user_message("ping", load_tools([{"name": "ping", "description": "Ping."}]))
+    message = _hammer1_message("ping", load_tools([{"name": "ping", "description": "Ping."}]))
     assert '[{"name": "ping", "description": "Ping.", "parameters": {}}]' in message
 
 
@@ -104,7 +108,7 @@ ROLES_TASK_BLOCK = TASK_BLOCK.replace(
 
 
 def test_hammer20_flattens_objects_and_writes_role_lines():
-    messages = build_messages("hammer2.0", "Lunch in Oslo", load_tools([EVENT_TOOL]))
+    messages = build_prompt("hammer2.0", "Lunch in Oslo", load_tools([EVENT_TOOL])).messages
     assert messages == [{"role": "user", "content": TASK_BLOCK
                          + "[BEGIN OF AVAILABLE TOOLS]\n" + EVENT_TOOLS_FLAT + "\n[END OF AVAILABLE TOOLS]\n\n"
                          + FORMAT_BLOCK + "[BEGIN OF QUERY]\nuser: Lunch in Oslo\n\n[END OF QUERY]\n\n"}]
@@ -113,13 +117,13 @@ def test_hammer20_flattens_objects_and_writes_role_lines():
 def test_hammer20_multi_turn_ends_with_an_empty_user_line():
     query = json.dumps([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Lunch?"},
                         {"role": "assistant", "content": "Where?"}])
-    content = build_messages("hammer2.0", query, load_tools([EVENT_TOOL]))[0]["content"]
+    content = build_prompt("hammer2.0", query, load_tools([EVENT_TOOL])).messages[0]["content"]
     assert content.endswith("[BEGIN OF QUERY]\nuser: Be brief.\nuser: Lunch?\nassistant: Where?\nuser:  \n\n[END OF QUERY]\n\n")
 
 
 def test_hammer21_sends_each_message_as_its_own_turn():
     query = json.dumps([{"role": "user", "content": "Lunch in Oslo"}, {"role": "tool", "content": {"ok": True}}])
-    messages = build_messages("hammer2.1", query, load_tools([EVENT_TOOL]))
+    messages = build_prompt("hammer2.1", query, load_tools([EVENT_TOOL])).messages
     assert messages == [
         {"role": "user", "content": ROLES_TASK_BLOCK + "[BEGIN OF AVAILABLE TOOLS]\n" + EVENT_TOOLS_FLAT
          + "\n[END OF AVAILABLE TOOLS]\n\n" + FORMAT_BLOCK},
@@ -131,11 +135,11 @@ def test_hammer21_sends_each_message_as_its_own_turn():
 def test_hammer1_joins_user_messages_and_puts_system_text_in_the_instruction():
     query = json.dumps([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Lunch?"},
                         {"role": "assistant", "content": "Where?"}, {"role": "user", "content": "Oslo"}])
-    content = build_messages("hammer1", query, load_tools(WORKED_TOOLS))[0]["content"]
+    content = build_prompt("hammer1", query, load_tools(WORKED_TOOLS)).messages[0]["content"]
     assert content.startswith(TASK_BLOCK.replace("point it out.\n\n[END", "point it out.\n\nBe brief.\n[END"))
     assert content.endswith("[BEGIN OF QUERY]\n\nLunch?\nOslo\n[END OF QUERY]\n\n")
 
 
 def test_a_query_that_only_looks_like_json_is_plain_text():
-    content = build_messages("hammer1", "[urgent] weather in Oslo", load_tools(WORKED_TOOLS))[0]["content"]
+    content = build_prompt("hammer1", "[urgent] weather in Oslo", load_tools(WORKED_TOOLS)).messages[0]["content"]
     assert content.endswith("[BEGIN OF QUERY]\n[urgent] weather in Oslo\n[END OF QUERY]\n\n")

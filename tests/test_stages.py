@@ -45,7 +45,7 @@ def test_prompt_stage_builds_tokens_and_marks_rows_that_stop_early(prompt_stage)
     out = prompt_stage(batch).to_pylist()
     ok, bad, long = out
     assert ok[EARLY_STATUS_COL] is None and ok[TOKENS_COL] and ok["num_prompt_tokens"] == len(ok[TOKENS_COL])
-    text = prompt_stage.tokenizer.decode(ok[TOKENS_COL])
+    text = prompt_stage.tokenizer.tokenizer.decode(ok[TOKENS_COL])
     assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n[BEGIN OF TASK")
     assert text.endswith(ok[USER_MESSAGE_COL] + "<|im_end|>\n<|im_start|>assistant\n")
     assert bad[EARLY_STATUS_COL] == "bad_input" and bad[TOKENS_COL] == [] and bad[EARLY_ERRORS_COL][0].startswith("missing_query")
