@@ -1,12 +1,13 @@
 # make run   : set up, then label the sample data with the embedded default (conf=local)
 # make test  : set up, then run the tests
 # make setup : create or update .venv (does nothing when it is current)
+# make bench : every benchmark, results to docs/bench/ and the plot (about 45 minutes; docs/performance.md)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-unit clean
+.PHONY: setup run test test-unit bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +29,15 @@ test: setup
 
 test-unit: setup
 	$(PY) -m pytest -q -m "not integration"
+
+bench: setup
+	$(PY) -m pip install --quiet -e '.[cpu,bench]'
+	$(PY) bench/cpu_stages.py --rows 4000 --repeats 3 --out docs/bench/cpu_stages.json
+	$(PY) bench/constrained_decoding.py --repeats 3 --out docs/bench/constrained_decoding.json
+	$(PY) bench/prefix_cache.py --rows 2000 --repeats 2 --out docs/bench/prefix_cache.json
+	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --out docs/bench/contenders-2000.json
+	$(PY) bench/contenders.py --rows 20000,200000 --repeats 1 --contenders job_dry_run --out docs/bench/dry-run.json
+	$(PY) bench/plot.py
 
 clean:
 	rm -rf out .cache

@@ -1,7 +1,7 @@
 """What constrained decoding costs: the same prompts through one vLLM engine, with and without the
 per-row JSON schema of allowed calls (generation.constrained).
 
-    .venv/bin/python bench/constrained_decoding.py [--model DIR] [--repeats 3]
+    .venv/bin/python bench/constrained_decoding.py [--model DIR] [--repeats 3] [--out FILE.json]
 
 Two measurements, each repeated, medians with min-max:
   * max_tokens=1: prefill plus one token, so the difference is the per-row fixed cost of the grammar
@@ -25,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(REPO / ".cache" / "models" / "tiny-qwen2"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     import pyarrow.dataset as pads
@@ -66,6 +67,8 @@ def main() -> None:
                 "ms_per_output_token": round(1000 * statistics.median(seconds) / max(tokens, 1), 3),
             }
     print(json.dumps(results, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

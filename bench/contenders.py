@@ -1,16 +1,19 @@
 """This job beside bare vLLM and ray.data.llm's own processor: the same rows, model and generation
 settings, each contender in a process of its own, repeated and interleaved; medians with min-max.
 
-    .venv/bin/python bench/contenders.py --rows 1000,2000 --repeats 3 [--max-tokens 32] [--out FILE.json]
+    .venv/bin/python bench/contenders.py --rows 500,2000 --repeats 2 [--max-tokens 32] [--contenders job,vllm]
+                                         [--job-set KEY=VALUE ...] [--out FILE.json]
 
 Contenders:
   job       jobs/label.py's pipeline (pipelines.cli.main), conf=local;
+  job_constrained  the same with generation.constrained=true (each row's calls schema as a grammar);
+  job_dry_run      the same with dry_run=true: prompts built and written, no engine (memory against rows);
   vllm      one process: our prompt stage builds the token ids, then vLLM's LLM.generate over them;
   ray_llm   ray.data.llm's processor with its own chat-template, tokenize and detokenize stages,
             the Hammer message built in `preprocess`.
 Measured per run: wall time from process start to exit (Ray and engine start-up included), and the
-peak RSS of the driver process and of all its descendants together (Ray workers, engine
-processes), sampled every 0.2 s. Throughput without start-up: each contender runs at two sizes,
+peak RSS of the driver process and of every other process started during the run together (Ray's
+processes and workers, the engine's processes), sampled every 0.2 s. Throughput without start-up: each contender runs at two sizes,
 and its marginal rate is (rows B - rows A) / (wall B - wall A): start-up costs the same at both
 sizes and cancels. (Timestamps per row would not do: both Ray contenders hand rows on block by
 block, so on a few thousand rows every row of a block appears at once.)
@@ -34,17 +37,18 @@ sys.path.insert(0, str(REPO))
 MODEL = str(REPO / ".cache" / "models" / "tiny-qwen2")
 ENGINE_KWARGS = {"max_model_len": 4096, "gpu_memory_utilization": 0.2, "enable_prefix_caching": True}
 BATCH_SIZE, MAX_CONCURRENT_BATCHES = 16, 4  # conf/local.yaml's engine settings, for both Ray contenders
-CONTENDERS = ("job", "vllm", "ray_llm")
+CONTENDERS = ("job", "job_constrained", "job_dry_run", "vllm", "ray_llm")
 
 
 # ------------------------------------------------------------------------------- contenders (child)
 
 
-def run_job(data: str, out: str, max_tokens: int) -> dict:
+def run_job(data: str, out: str, max_tokens: int, *overrides: str) -> dict:
     from pipelines.cli import main
 
     code = main(["conf=local", f"input.path={data}", f"output.path={out}", f"model.source={MODEL}",
-                 f"generation.max_tokens={max_tokens}", "output.rows_per_file=100", "progress_interval_s=3600"])
+                 f"generation.max_tokens={max_tokens}", "output.rows_per_file=100", "progress_interval_s=3600",
+                 *overrides])
     assert code == 0
     summary = json.loads(Path(out, "_summary.json").read_text())
     return {"rows": summary["rows"], "prompt_tokens": summary["prompt_tokens"], "output_tokens": summary["output_tokens"]}
@@ -92,30 +96,35 @@ def run_ray_llm(data: str, max_tokens: int) -> dict:
 # ---------------------------------------------------------------------------------- harness (parent)
 
 
-def measure(name: str, data: str, max_tokens: int) -> dict:
+def measure(name: str, data: str, max_tokens: int, job_set: list[str]) -> dict:
     """Runs one contender in a child process, sampling the memory of its process tree."""
     import psutil
 
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
+        # Every process started during the run: Ray reparents its workers, and vLLM's engine processes
+        # with them, to init, so the driver's process tree would miss most of the memory.
+        before = {p.pid for p in psutil.process_iter()}
         started = time.time()
         proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--data", data, "--max-tokens",
-                                 str(max_tokens), "--result", str(result_file), "--scratch", tmp],
+                                 str(max_tokens), "--result", str(result_file), "--scratch", tmp,
+                                 *(f"--job-set={kv}" for kv in job_set)],
                                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        driver = psutil.Process(proc.pid)
         peak_driver = peak_workers = 0
         while proc.poll() is None:
-            try:
-                peak_driver = max(peak_driver, driver.memory_info().rss)
-                workers = 0
-                for child in driver.children(recursive=True):
-                    try:
-                        workers += child.memory_info().rss
-                    except psutil.Error:
-                        pass
-                peak_workers = max(peak_workers, workers)
-            except psutil.Error:
-                pass
+            driver = workers = 0
+            for process in psutil.process_iter():
+                if process.pid in before:
+                    continue
+                try:
+                    rss = process.memory_info().rss
+                except psutil.Error:
+                    continue
+                if process.pid == proc.pid:
+                    driver = rss
+                else:
+                    workers += rss
+            peak_driver, peak_workers = max(peak_driver, driver), max(peak_workers, workers)
             time.sleep(0.2)
         wall = time.time() - started
         if proc.returncode != 0:
@@ -135,6 +144,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for the job contenders (repeatable), to compare settings")
     parser.add_argument("--child", choices=CONTENDERS)
     parser.add_argument("--data")
     parser.add_argument("--result")
@@ -142,7 +153,11 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        runs = {"job": lambda: run_job(args.data, os.path.join(args.scratch, "out"), args.max_tokens),
+        out = os.path.join(args.scratch, "out")
+        runs = {"job": lambda: run_job(args.data, out, args.max_tokens, *args.job_set),
+                "job_constrained": lambda: run_job(args.data, out, args.max_tokens, "generation.constrained=true",
+                                                   *args.job_set),
+                "job_dry_run": lambda: run_job(args.data, out, args.max_tokens, "dry_run=true", *args.job_set),
                 "vllm": lambda: run_vllm(args.data, args.max_tokens),
                 "ray_llm": lambda: run_ray_llm(args.data, args.max_tokens)}
         Path(args.result).write_text(json.dumps(runs[args.child]()))
@@ -164,7 +179,7 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved, so that drift on a shared machine hits every contender
         for name in contenders:
             for size in sizes:
-                runs[name, size].append(measure(name, str(data[size]), args.max_tokens))
+                runs[name, size].append(measure(name, str(data[size]), args.max_tokens, args.job_set))
                 print(name, size, json.dumps({k: round(v, 2) for k, v in runs[name, size][-1].items()}), flush=True)
     results = {}
     for name in contenders:
@@ -178,10 +193,11 @@ def main() -> None:
                                               for a, b in pairs]),
             "output_tokens_per_s": summarize([(b["output_tokens"] - a["output_tokens"]) / (b["wall_s"] - a["wall_s"])
                                               for a, b in pairs]),
-            "driver_peak_mib": summarize([r["driver_peak_mib"] for r in runs[name, large]]),
-            "workers_peak_mib": summarize([r["workers_peak_mib"] for r in runs[name, large]]),
+            **{f"{who}_peak_mib_{size}": summarize([r[f"{who}_peak_mib"] for r in runs[name, size]])
+               for who in ("driver", "workers") for size in sizes},
         }
     report = {"rows": sizes, "max_tokens": args.max_tokens, "repeats": args.repeats, "engine_kwargs": ENGINE_KWARGS,
+              "job_set": args.job_set,
               "results": results}
     if "vllm" in results:
         bare = results["vllm"]["rows_per_s"]["median"]

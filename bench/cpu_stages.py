@@ -2,7 +2,7 @@
 validation (parsing, schema checks, grounding flags, scoring), in one process without Ray and as
 Ray Data operators on a local Ray.
 
-    .venv/bin/python bench/cpu_stages.py [--rows 4000] [--repeats 3] [--model DIR]
+    .venv/bin/python bench/cpu_stages.py [--rows 4000] [--repeats 3] [--model DIR] [--out FILE.json]
 
 Per core: rows divided by the CPU seconds (user + system) the work took, so that a tokenizer using
 several threads is not counted as one core. The validation input is each row's gold calls as the
@@ -47,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--model", default=str(REPO / ".cache" / "models" / "tiny-qwen2"))
     args = parser.parse_args()
 
@@ -92,6 +93,8 @@ def main() -> None:
         **in_ray,
     }
     print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def ray_rates(table, prompted, model: str, repeats: int) -> dict:

@@ -67,9 +67,11 @@ class PromptTokenizer:
             parts = prompt.parts
             heads.append([text[:start] + parts[0], *parts[1:-1]])
             tails.append(parts[-1] + text[start + len(content):])
-        missing = list({piece for pieces in heads for piece in pieces if piece not in self.cache})
+        needed = {piece for pieces in heads for piece in pieces}
+        missing = [piece for piece in needed if piece not in self.cache]
         if len(self.cache) + len(missing) > self.max_cached:
             self.cache.clear()
+            missing = list(needed)
         self.cache.update(zip(missing, self.encode(missing)))
         tail_ids = self.encode(tails)
         out = []

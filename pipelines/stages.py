@@ -169,7 +169,11 @@ class PromptStage:
             new[NAME_MAP_COL] = pa.array([p.name_map for p in prepared], pa.string())
         for name, column in new.items():
             batch = _set_column(batch, name, column)
-        return batch
+        # Rows whose prompts share a prefix (the same tool set) go to the engine one after another:
+        # where the KV cache cannot hold every tool set, vLLM's prefix cache then hits more
+        # (docs/performance.md, "Prefix caching": +22% rows/s with a tight cache).
+        shared_prefix = ["".join(p.prompt.parts[:2]) if p.prompt else "" for p in prepared]
+        return batch.take(sorted(range(batch.num_rows), key=shared_prefix.__getitem__))
 
 
 def _set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:

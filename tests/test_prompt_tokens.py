@@ -51,6 +51,14 @@ def test_cached_parts_give_the_ids_of_the_whole_text(tokenizer, prompt_format):
     assert prompt_tokenizer(prompts[::-1]) == _whole(tokenizer, prompts[::-1])  # from the cache
 
 
+def test_a_full_cache_starts_over(tokenizer):
+    prompts = [build_prompt("hammer1", q, load_tools(t)) for q in QUERIES for t in TOOL_SETS]
+    prompt_tokenizer = PromptTokenizer(tokenizer, max_cached=4)  # fewer than one batch's distinct parts
+    for batch in (prompts[:3], prompts[3:], prompts):
+        assert prompt_tokenizer(batch) == _whole(tokenizer, batch)
+    assert len(prompt_tokenizer.cache) <= len(prompts)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=st.text(min_size=1, max_size=60).filter(str.strip), description=st.text(max_size=40))
 def test_any_text_gives_the_ids_of_the_whole_text(tokenizer, query, description):

@@ -42,15 +42,25 @@ def prompt_stage(tiny_model):
 def test_prompt_stage_builds_tokens_and_marks_rows_that_stop_early(prompt_stage):
     long_query = "word " * 2000
     batch = pa.table({"query": ["use f with a=1", None, long_query], "tools": [TOOLS, TOOLS, TOOLS], "keep": [1, 2, 3]})
-    out = prompt_stage(batch).to_pylist()
-    ok, bad, long = out
+    out = {r["keep"]: r for r in prompt_stage(batch).to_pylist()}
+    ok, bad, long = out[1], out[2], out[3]
     assert ok[EARLY_STATUS_COL] is None and ok[TOKENS_COL] and ok["num_prompt_tokens"] == len(ok[TOKENS_COL])
     text = prompt_stage.tokenizer.tokenizer.decode(ok[TOKENS_COL])
     assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n[BEGIN OF TASK")
     assert text.endswith(ok[USER_MESSAGE_COL] + "<|im_end|>\n<|im_start|>assistant\n")
     assert bad[EARLY_STATUS_COL] == "bad_input" and bad[TOKENS_COL] == [] and bad[EARLY_ERRORS_COL][0].startswith("missing_query")
     assert long[EARLY_STATUS_COL] == "prompt_too_long" and long["num_prompt_tokens"] > 900 and long[TOKENS_COL] == []
-    assert [r["keep"] for r in out] == [1, 2, 3]
+    assert sorted(out) == [1, 2, 3]
+
+
+def test_prompt_stage_puts_rows_of_one_tool_set_together(prompt_stage):
+    other = json.dumps([{"name": "g", "description": "G.", "parameters": {}}])
+    tools = [TOOLS, other, TOOLS, other, "not json", TOOLS]
+    batch = pa.table({"query": ["q"] * 6, "tools": tools, "keep": list(range(6))})
+    kept = prompt_stage(batch).column("keep").to_pylist()
+    assert sorted(kept) == list(range(6))
+    runs = [tools[k] for k in kept]
+    assert sum(a != b for a, b in zip(runs, runs[1:])) == 2  # three tool-set runs: each set's rows adjacent
 
 
 def test_engine_request_keeps_early_rows_out_of_the_engine():
