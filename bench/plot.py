@@ -30,7 +30,7 @@ def main() -> None:
     dry_run = json.loads(args.dry_run.read_text())
     fig, (speed, memory) = plt.subplots(1, 2, figsize=(11, 4.2))
 
-    names = list(contenders["results"])
+    names = [n for n in contenders["results"] if n != "job_dry_run"]  # no engine: not on the same scale
     rates = [contenders["results"][n]["rows_per_s"] for n in names]
     medians = [r["median"] for r in rates]
     spread = [[m - r["min"] for m, r in zip(medians, rates)], [r["max"] - m for m, r in zip(medians, rates)]]
@@ -42,13 +42,13 @@ def main() -> None:
 
     sizes = dry_run["rows"]
     result = dry_run["results"]["job_dry_run"]
-    for who, style in (("driver", "o-"), ("workers", "s--")):
-        memory.plot(sizes, [result[f"{who}_peak_mib_{n}"]["median"] for n in sizes], style, label=f"{who} peak RSS")
+    for who, label, style in (("driver", "driver", "o-"), ("workers", "every other process", "s--")):
+        memory.plot(sizes, [result[f"{who}_peak_mib_{n}"]["median"] for n in sizes], style, label=f"{label}, peak RSS")
     memory.set_xscale("log")
     memory.set_xlabel("input rows (dry_run=true)")
     memory.set_ylabel("MiB")
     memory.set_ylim(bottom=0)
-    memory.set_title("memory against rows")
+    memory.set_title("memory against rows, " + " ".join(dry_run.get("job_set", [])))
     memory.legend()
 
     fig.suptitle("this job, bare vLLM and ray.data.llm on 2 CPU cores, demo model (docs/performance.md)")
