@@ -59,11 +59,11 @@ def run_vllm(data: str, max_tokens: int) -> dict:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from pipelines.stages import TOKENS_COL, PromptStage
+    from bench.data import prompted
+    from pipelines.stages import TOKENS_COL
 
     table = pads.dataset(data, format="parquet").to_table()
-    stage = PromptStage(MODEL, "hammer1", ENGINE_KWARGS["max_model_len"] - max_tokens, False)
-    token_ids = [ids for i in range(0, table.num_rows, 256) for ids in stage(table.slice(i, 256)).column(TOKENS_COL).to_pylist()]
+    token_ids = prompted(table, MODEL, ENGINE_KWARGS["max_model_len"] - max_tokens).column(TOKENS_COL).to_pylist()
     llm = LLM(MODEL, **ENGINE_KWARGS)
     outputs = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in token_ids],
                            SamplingParams(temperature=0, max_tokens=max_tokens), use_tqdm=False)

@@ -87,6 +87,15 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def prompted(table: pa.Table, model: str, max_prompt_tokens: int, batch_rows: int = 256) -> pa.Table:
+    """The rows through this job's prompt stage, batch by batch as in the job (each batch's rows come
+    out grouped by tool set); the token ids are in its `tokenized_prompt` column."""
+    from pipelines.stages import PromptStage
+
+    stage = PromptStage(model, "hammer1", max_prompt_tokens, False)
+    return pa.concat_tables(stage(table.slice(i, batch_rows)) for i in range(0, table.num_rows, batch_rows))
+
+
 def write_shards(rows: list[dict], out: Path, rows_per_shard: int = 1000) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(rows), rows_per_shard):

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.data import make_rows  # noqa: E402
+from bench.data import make_rows, prompted  # noqa: E402
 
 MODEL = str(REPO / ".cache" / "models" / "tiny-qwen2")
 CACHES = {"ample": {"gpu_memory_utilization": 0.2}, "tight": {"kv_cache_memory_bytes": 16 * 2**20}}
@@ -55,15 +55,13 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from pipelines.stages import TOKENS_COL, PromptStage
+    from pipelines.stages import TOKENS_COL
     from pipelines.tiny_model import ensure_tiny_model
 
     ensure_tiny_model(MODEL)
     rows = make_rows(args.rows, seed=0)
-    stage = PromptStage(MODEL, "hammer1", 4096 - args.max_tokens, False)
-    table = pa.Table.from_pylist(rows)
-    prompted = pa.concat_tables(stage(table.slice(i, args.block)) for i in range(0, len(rows), args.block))
-    by_id = dict(zip(prompted.column("id").to_pylist(), prompted.column(TOKENS_COL).to_pylist()))
+    out = prompted(pa.Table.from_pylist(rows), MODEL, 4096 - args.max_tokens, args.block)
+    by_id = dict(zip(out.column("id").to_pylist(), out.column(TOKENS_COL).to_pylist()))
     token_ids = [by_id[r["id"]] for r in rows]  # as read: the stage itself groups each batch by tool set
     orders = _orders([r["tools"] for r in rows], args.block)
     params = SamplingParams(temperature=0, max_tokens=args.max_tokens)
