@@ -83,6 +83,10 @@ class EngineConfig:
     accelerator_type: Optional[str] = None  # e.g. H100; None: any GPU
     batch_size: int = 64  # rows per engine batch
     max_concurrent_batches: int = 4
+    # vLLM's scheduler: sequences and tokens per step. None: vLLM's default for ray.data.llm's engine
+    # (128 and 2,048 on any GPU); see docs/gpu.md for a GPU's worth.
+    max_num_seqs: Optional[int] = None
+    max_num_batched_tokens: Optional[int] = None
     gpu_memory_utilization: float = 0.9  # on CPU: the share of RAM for the KV cache
     enable_prefix_caching: bool = True
     resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per engine worker
@@ -206,7 +210,8 @@ _POSITIVE = (
     "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
     "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",
     "validation.max_output_chars", "validation.max_depth", "output.rows_per_file", "output.rows_per_shard",
-)
+    "engine.max_num_seqs", "engine.max_num_batched_tokens",
+)  # or null, where the schema allows it
 
 
 def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
@@ -309,7 +314,7 @@ def _check_keys(config) -> None:
         if value is not None and not 0 <= value <= 1:
             raise ConfigError(f"config key {key!r} must be in [0, 1] or null, got {value}")
     for key, value in values(_POSITIVE):
-        if value <= 0:
+        if value is not None and value <= 0:
             raise ConfigError(f"config key {key!r} must be positive, got {value}")
 
 

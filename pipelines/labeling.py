@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import posixpath
@@ -11,7 +10,7 @@ import time
 import pyarrow as pa
 
 from pipelines import config as cfg
-from pipelines import io, resume, stages
+from pipelines import engine, io, resume, stages
 from pipelines.models import resolve_model
 from pipelines.summary import COLUMNS as SUMMARY_COLUMNS
 from pipelines.progress import ErrorRateExceeded, Progress
@@ -107,7 +106,7 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
     elif config.dry_run:
         source = "none"
     else:
-        ds = engine_processor(config, model)(ds)
+        ds = engine.engine_processor(config, model)(ds)
         source = "engine"
     ds = ds.map_batches(
         stages.finish_batch,
@@ -134,42 +133,3 @@ def start_ray(ray_config: cfg.RayConfig) -> None:
         ray.init(address=address, ignore_reinit_error=True)
     else:
         ray.init(address="local", num_cpus=ray_config.num_cpus, ignore_reinit_error=True)
-
-
-def engine_processor(config: cfg.LabelConfig, model: str):
-    """The ray.data.llm vLLM processor: token ids in, text out; its own template/tokenize stages off."""
-    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
-
-    engine = config.engine
-    engine_kwargs = {
-        "max_model_len": config.generation.max_model_len,
-        "enable_prefix_caching": engine.enable_prefix_caching,
-        "gpu_memory_utilization": engine.gpu_memory_utilization,
-        "tensor_parallel_size": engine.tensor_parallel_size,
-        "trust_remote_code": config.model.trust_remote_code,
-        **engine.engine_kwargs,
-    }
-    # ray.data.llm asks for one GPU (and CPU) per engine worker unless given the bundle to ask for.
-    placement = None
-    if engine.device == "cpu":
-        placement = {"bundle_per_worker": {"CPU": engine.cpus_per_replica, **engine.resources}}
-    elif engine.resources:
-        placement = {"bundle_per_worker": {"GPU": 1, "CPU": 1, **engine.resources}}
-    processor_config = vLLMEngineProcessorConfig(
-        model_source=model,
-        engine_kwargs=engine_kwargs,
-        batch_size=engine.batch_size,
-        concurrency=(engine.replicas, engine.replicas),
-        max_concurrent_batches=engine.max_concurrent_batches,
-        accelerator_type=engine.accelerator_type,
-        placement_group_config=placement,
-        should_continue_on_error=True,
-        chat_template_stage=False,
-        tokenize_stage=False,
-        detokenize_stage=False,
-        log_engine_metrics=engine.log_metrics,
-    )
-    sampling = {"temperature": config.generation.temperature, "max_tokens": config.generation.max_tokens}
-    if config.generation.constrained and engine.structured_outputs_backend:
-        engine_kwargs.setdefault("structured_outputs_config", {"backend": engine.structured_outputs_backend})
-    return build_processor(processor_config, preprocess=functools.partial(stages.engine_request, sampling_params=sampling))

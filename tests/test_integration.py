@@ -2,6 +2,7 @@
 and output through a real S3 endpoint (moto's server on 127.0.0.1). One job run, shared by the tests."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -161,15 +162,51 @@ def test_revalidation_gives_identical_columns(job, common_args):
     assert set(revalidated.column("run_id").to_pylist()) != {"label-run"}
 
 
-def test_constrained_decoding_yields_only_calls_to_the_rows_tools(common_args):
-    max_tokens = 48
-    _, summary, table, _, _ = run_job(["conf=local", "input.path=s3://shards/sample", "output.path=s3://labels/constrained",
-                                       "generation.constrained=true", f"generation.max_tokens={max_tokens}", *common_args])
+# Settings of the constrained run, each with where vLLM keeps it; none is vLLM's or conf/local's default.
+ENGINE_SETTINGS = {
+    "engine.max_num_seqs": (24, "scheduler_config.max_num_seqs"),
+    "engine.max_num_batched_tokens": (3072, "scheduler_config.max_num_batched_tokens"),
+    "engine.enable_prefix_caching": (False, "cache_config.enable_prefix_caching"),
+    "engine.gpu_memory_utilization": (0.25, "cache_config.gpu_memory_utilization"),
+    "generation.max_model_len": (2048, "model_config.max_model_len"),
+    "engine.structured_outputs_backend": ("guidance", "structured_outputs_config.backend"),
+    "engine.engine_kwargs.max_logprobs": (7, "model_config.max_logprobs"),  # passed through as is
+}
+CONSTRAINED_MAX_TOKENS = 48
+
+
+@pytest.fixture(scope="module")
+def constrained_job(common_args, tmp_path_factory):
+    """A constrained run with every engine setting off its default; the engines record what they were built with."""
+    from pipelines.engine import RECORD_DIR_ENV
+
+    record_dir = tmp_path_factory.mktemp("engine-record")
+    os.environ[RECORD_DIR_ENV] = str(record_dir)
+    try:
+        settings = [f"{key}={json.dumps(value)}" for key, (value, _) in ENGINE_SETTINGS.items()]
+        result = run_job(["conf=local", "input.path=s3://shards/sample", "output.path=s3://labels/constrained",
+                          "generation.constrained=true", f"generation.max_tokens={CONSTRAINED_MAX_TOKENS}",
+                          *settings, *common_args])
+    finally:
+        del os.environ[RECORD_DIR_ENV]
+    records = [json.loads(p.read_text()) for p in sorted(record_dir.glob("engine-*.json"))]
+    return result, records
+
+
+def test_constrained_decoding_yields_only_calls_to_the_rows_tools(constrained_job):
+    (_, summary, table, _, _), _ = constrained_job
     generated = [r for r in table.to_pylist() if r["status"] != "bad_input"]
     # Random weights, but the grammar holds: every finished output is a valid list of calls.
-    finished = [r for r in generated if r["num_output_tokens"] < max_tokens]
+    finished = [r for r in generated if r["num_output_tokens"] < CONSTRAINED_MAX_TOKENS]
     assert finished and all(r["status"] in ("ok", "no_call") for r in finished), finished[:3]
     assert summary["status"]["parse_error"] == len(generated) - len(finished)
+
+
+def test_every_engine_setting_reaches_the_running_engine(constrained_job):
+    _, records = constrained_job
+    assert len(records) == 1  # conf=local: one engine replica
+    for key, (value, field) in ENGINE_SETTINGS.items():
+        assert records[0][field] == value, f"{key}={value} did not reach vLLM: {field} is {records[0][field]!r}"
 
 
 def test_stages_spread_across_the_two_nodes(job, cluster):
