@@ -13,6 +13,9 @@ from typing import Any, Callable
 from pipelines.config import ConfigError, load_config, load_job_config, to_yaml
 from pipelines.io import InputError
 from pipelines.labeling import run
+from pipelines.lease import LeaseLost
+from pipelines.models import resolve_model
+from pipelines.preflight import PreflightFailed, preflight
 from pipelines.progress import ErrorRateExceeded
 from pipelines.summary import format_table
 
@@ -31,6 +34,12 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     print(f"run {config.run.id}, resolved config (secrets redacted):\n{to_yaml(config)}")
     if config.model.build_tiny and not revalidate:
         print(DEMO_NOTICE)
+    if config.preflight:
+        _, code = _guarded(lambda: preflight(config, None if revalidate else resolve_model(config.model),
+                                             engine=not revalidate and not config.dry_run, revalidate=revalidate))
+        if code == 0:
+            print("preflight passed")
+        return code
     summary, code = _guarded(functools.partial(run, config, revalidate=revalidate))
     if summary is None:
         return code
@@ -62,9 +71,12 @@ def _guarded(job: Callable[[], dict]) -> tuple[dict | None, int]:
     where it helps: not for problems the user must fix)."""
     try:
         return job(), 0
-    except (ConfigError, InputError) as e:
+    except (ConfigError, InputError, PreflightFailed) as e:
         print(f"error: {e}")
         return None, 2
+    except LeaseLost as e:
+        print(f"error: {e}")
+        return None, 1
     except ErrorRateExceeded as e:
         print(f"error: stopped: {e}")
         return None, 1

@@ -116,6 +116,14 @@ class RunConfig:
 
 
 @dataclass
+class LeaseConfig:
+    # One run per output at a time (pipelines/lease.py): the holder renews every heartbeat_s; a lease
+    # without a heartbeat for stale_after_s is taken over by the next run.
+    heartbeat_s: float = 10.0
+    stale_after_s: float = 60.0
+
+
+@dataclass
 class MaskNamesConfig:
     # Robustness check: prompt with function and parameter names masked (random strings), then map
     # the calls back and judge them against the original tools and answers.
@@ -140,6 +148,8 @@ class LabelConfig:
     run: RunConfig = field(default_factory=RunConfig)
     mask: MaskNamesConfig = field(default_factory=MaskNamesConfig)
     seed: int = 0  # draws of mask.names, per row id
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
+    preflight: bool = False  # run the preflight checks only: a checklist, exit 0 or 2
 
 
 # ------------------------------------------------------------------ the data jobs: prepare, augment
@@ -210,7 +220,7 @@ _POSITIVE = (
     "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
     "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",
     "validation.max_output_chars", "validation.max_depth", "output.rows_per_file", "output.rows_per_shard",
-    "engine.max_num_seqs", "engine.max_num_batched_tokens",
+    "engine.max_num_seqs", "engine.max_num_batched_tokens", "lease.heartbeat_s",
 )  # or null, where the schema allows it
 
 
@@ -325,6 +335,9 @@ def _check(config: LabelConfig) -> None:
             f"generation.max_tokens ({config.generation.max_tokens}) must be below "
             f"generation.max_model_len ({config.generation.max_model_len}): nothing would be left for the prompt"
         )
+    if config.lease.stale_after_s < 3 * config.lease.heartbeat_s:
+        raise ConfigError(f"lease.stale_after_s ({config.lease.stale_after_s}) must be at least 3 x lease.heartbeat_s "
+                          f"({config.lease.heartbeat_s}): a live run must not look dead after one late heartbeat")
     if not 0 < config.engine.gpu_memory_utilization <= 1:
         raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
 

@@ -16,6 +16,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
+from pipelines import lease
 from pipelines.config import S3Config
 from pipelines.resume import COVERAGE_KEY, Ranges, differences, merge_ranges, piece_name
 
@@ -113,7 +114,9 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
     deletes an earlier output of this job and starts over.
     """
     manifest_path = posixpath.join(root, MANIFEST_FILE)
-    has_files = fs.exists(root) and bool(fs.ls(root))
+    fs.invalidate_cache(root)
+    entries = [p for p in fs.ls(root, detail=False) if not _is_lease(p)] if fs.exists(root) else []
+    has_files = bool(entries)
     has_manifest = has_files and fs.exists(manifest_path)
     if has_files and not has_manifest:
         raise InputError(
@@ -121,7 +124,7 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
             "and nothing there is deleted; choose a new output.path"
         )
     if has_manifest and resume == "overwrite":
-        fs.rm(root, recursive=True)
+        fs.rm(entries, recursive=True)  # all but this run's lease
     elif has_manifest:
         previous = json.loads(fs.cat(manifest_path))["fingerprint"]
         changed = differences(previous, fingerprint)
@@ -134,6 +137,10 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
     write_json(fs, manifest_path, {"fingerprint": fingerprint})
     remove_tmp(fs, root)  # pieces a crashed run did not finish: never committed, never read
     return committed_coverage(fs, root)
+
+
+def _is_lease(path: str) -> bool:
+    return posixpath.basename(path).startswith(lease.LEASE_FILE)  # the record and its local lock file
 
 
 def committed_pieces(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
@@ -164,10 +171,12 @@ def committed_coverage(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, Ra
     return {name: merge_ranges(*(c.get(name, []) for c in found)) for name in shards}
 
 
-def write_piece(fs: fsspec.AbstractFileSystem, root: str, table: pa.Table, coverage: dict[str, Ranges]) -> str:
+def write_piece(fs: fsspec.AbstractFileSystem, root: str, table: pa.Table, coverage: dict[str, Ranges],
+                lease_token: str) -> str:
     """Commits one output file atomically: written under _tmp/, then moved into place (a rename on
     local disks, a single copy on S3), so a reader sees it whole or not at all. The name is a
-    function of the rows it holds, so a retried task rewrites the same file."""
+    function of the rows it holds, so a retried task rewrites the same file. Only while this run
+    holds the output's lease (a run that lost it raises lease.LeaseLost and commits nothing)."""
     name = piece_name(coverage)
     tmp = posixpath.join(root, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
     table = table.replace_schema_metadata({COVERAGE_KEY: json.dumps(coverage, sort_keys=True)})
@@ -175,6 +184,7 @@ def write_piece(fs: fsspec.AbstractFileSystem, root: str, table: pa.Table, cover
     with fs.open(tmp, "wb") as f:
         pq.write_table(table, f)
     final = posixpath.join(root, name)
+    lease.check(fs, root, lease_token)
     fs.mv(tmp, final)
     return final
 

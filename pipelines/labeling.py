@@ -11,7 +11,9 @@ import pyarrow as pa
 
 from pipelines import config as cfg
 from pipelines import engine, io, resume, stages
+from pipelines.lease import Lease
 from pipelines.models import resolve_model
+from pipelines.preflight import preflight
 from pipelines.summary import COLUMNS as SUMMARY_COLUMNS
 from pipelines.progress import ErrorRateExceeded, Progress
 from pipelines.summary import SummaryCounter
@@ -23,17 +25,30 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     A rerun into the same output continues where the last one stopped (see resume.py).
     revalidate: judge the input's `raw_output` column instead of generating (jobs/validate.py); no
     model is loaded, and the input's `model` column, if any, is kept.
-    Raises InputError/ConfigError for problems the user must fix, ErrorRateExceeded past max_error_rate.
+    The preflight runs first and takes the output's lease, which the run holds until it ends.
+    Raises InputError/ConfigError/PreflightFailed for problems the user must fix, ErrorRateExceeded
+    past max_error_rate, LeaseLost when another run took the output over.
     """
     started = time.time()
-    in_fs, in_root = io.filesystem(config.input.path, config.s3)
+    in_fs, _ = io.filesystem(config.input.path, config.s3)
     out_fs, out_root = io.filesystem(config.output.path, config.s3)
-    shards = io.list_shards(in_fs, in_root, io.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()))
+    model = None if revalidate else resolve_model(config.model)
+    lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
+                  stale_after_s=config.lease.stale_after_s)
+    checks = preflight(config, model, engine=not revalidate and not config.dry_run, lease=lease, revalidate=revalidate)
+    lease.start_heartbeat()
+    try:
+        return _run(config, revalidate, started, checks.shards, model, lease, in_fs, out_fs, out_root)
+    finally:
+        lease.release()
+
+
+def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: io.Shards, model: str | None,
+         lease: Lease, in_fs, out_fs, out_root: str) -> dict:
     if "id" in shards.schema.names:
         bad_ids = io.find_bad_ids(in_fs, shards)
         if bad_ids:
             raise io.InputError(f"input ids must be unique and not null; found: {'; '.join(bad_ids)}")
-    model = None if revalidate else resolve_model(config.model)
     mode = "revalidate" if revalidate else ("dry_run" if config.dry_run else "generate")
     fingerprint = resume.fingerprint(cfg.to_plain(config), list(zip(shards.names, shards.rows)), model, mode)
     done = io.open_output(out_fs, out_root, fingerprint, config.resume)
@@ -48,7 +63,7 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
             print(f"resuming: {already} of {shards.num_rows} rows are already written; {len(todo)} shard(s) to go")
         try:
             label_rows(config, todo, shards.schema, model, revalidate, out_fs, out_root,
-                       Progress(shards.num_rows, already, config.progress_interval_s))
+                       Progress(shards.num_rows, already, config.progress_interval_s), lease.token)
         except ErrorRateExceeded as e:
             stopped = str(e)
         io.remove_tmp(out_fs, out_root)
@@ -70,7 +85,8 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
 
 
 def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard_schema: pa.Schema,
-               model: str | None, revalidate: bool, out_fs, out_root: str, progress: Progress) -> None:
+               model: str | None, revalidate: bool, out_fs, out_root: str, progress: Progress,
+               lease_token: str) -> None:
     """Builds the Ray Data plan over the rows still to do and runs it, reporting progress as pieces commit."""
     import ray
 
@@ -115,7 +131,7 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
                    "validation": config.validation},
     )
     ds = ds.map_batches(stages.write_pieces, batch_format="pyarrow", batch_size=config.output.rows_per_file,
-                        fn_kwargs={"filesystem": out_fs, "root": out_root})
+                        fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease_token})
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         progress.add_batch(batch.to_pydict())
         if progress.due():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from pipelines.config import ConfigError, ModelConfig
@@ -24,12 +25,31 @@ def resolve_model(model: ModelConfig) -> str:
     return source  # a model id, fetched from the hub by vLLM and transformers
 
 
+def load_model_config(source: str, trust_remote_code: bool = False) -> dict:
+    """The `config.json` of a resolved model source (remote sources fetch the small files only)."""
+    source = _small_files(source)
+    if os.path.isdir(source):
+        path = os.path.join(source, "config.json")
+        if not os.path.isfile(path):
+            raise ValueError(f"{source} has no config.json: not a transformers checkpoint folder")
+        with open(path) as f:
+            return json.load(f)
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code).to_dict()
+
+
+def _small_files(source: str) -> str:
+    """A local folder with the config and tokenizer files of an s3:// or gs:// model, else the source."""
+    if not source.startswith(REMOTE_PREFIXES):
+        return source
+    from ray.llm._internal.common.utils.download_utils import NodeModelDownloadable, download_model_files
+
+    return download_model_files(model_id=source, download_model=NodeModelDownloadable.TOKENIZER_ONLY)
+
+
 def load_tokenizer(source: str, trust_remote_code: bool = False):
     """Tokenizer of a resolved model source; remote sources fetch the tokenizer files only."""
     from transformers import AutoTokenizer
 
-    if source.startswith(REMOTE_PREFIXES):
-        from ray.llm._internal.common.utils.download_utils import NodeModelDownloadable, download_model_files
-
-        source = download_model_files(model_id=source, download_model=NodeModelDownloadable.TOKENIZER_ONLY)
-    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    return AutoTokenizer.from_pretrained(_small_files(source), trust_remote_code=trust_remote_code)

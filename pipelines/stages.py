@@ -263,7 +263,7 @@ def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, sou
 COUNTED_REASONS = ("bad_input", "engine_error")  # statuses whose reasons the progress report counts
 
 
-def write_pieces(batch: pa.Table, *, filesystem, root: str) -> pa.Table:
+def write_pieces(batch: pa.Table, *, filesystem, root: str, lease_token: str) -> pa.Table:
     """Commits a batch as one output file (see io.write_piece) and returns one row of counts for
     the driver's progress report."""
     shards, rows = batch.column(SHARD_COL).to_pylist(), batch.column(ROW_COL).to_pylist()
@@ -271,7 +271,7 @@ def write_pieces(batch: pa.Table, *, filesystem, root: str) -> pa.Table:
     for shard, row in zip(shards, rows):
         held.setdefault(shard, []).append(row)
     coverage = {shard: to_ranges(r) for shard, r in held.items()}
-    write_piece(filesystem, root, batch.drop_columns([SHARD_COL, ROW_COL]), coverage)
+    write_piece(filesystem, root, batch.drop_columns([SHARD_COL, ROW_COL]), coverage, lease_token)
     statuses = batch.column("status").to_pylist()
     reasons = Counter(
         e.split(":", 1)[0]

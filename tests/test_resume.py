@@ -5,6 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.lease import Lease
 from pipelines.io import InputError, Shards, committed_coverage, find_bad_ids, open_output, write_piece
 from pipelines.progress import ErrorRateExceeded, Progress
 from pipelines.resume import (count, differences, fingerprint, merge_ranges, piece_name, safe_name, skip_mask,
@@ -44,10 +45,17 @@ def test_differences_name_what_changed():
     assert differences(_fingerprint(), _fingerprint(max_tokens=9)) == ["generation.max_tokens: 8 -> 9"]
 
 
+def _lease_token(root: str) -> str:
+    lease = Lease(FS, root, "test-run")
+    lease.acquire()
+    return lease.token
+
+
 def test_open_output_fresh_resume_refuse_and_overwrite(tmp_path):
     root = str(tmp_path / "out")
+    token = _lease_token(root)
     assert open_output(FS, root, _fingerprint(), "auto") == {}
-    write_piece(FS, root, pa.table({"x": [1, 2]}), {"s.parquet": [[0, 2]]})
+    write_piece(FS, root, pa.table({"x": [1, 2]}), {"s.parquet": [[0, 2]]}, token)
     (tmp_path / "out" / "_tmp").mkdir(exist_ok=True)
     (tmp_path / "out" / "_tmp" / "half-written").write_text("x")
     assert open_output(FS, root, _fingerprint(), "auto") == {"s.parquet": [[0, 2]]}
@@ -55,7 +63,8 @@ def test_open_output_fresh_resume_refuse_and_overwrite(tmp_path):
     with pytest.raises(InputError, match=r"generation.max_tokens: 8 -> 9.*resume=overwrite"):
         open_output(FS, root, _fingerprint(max_tokens=9), "auto")
     assert open_output(FS, root, _fingerprint(max_tokens=9), "overwrite") == {}
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["_manifest.json"]
+    # Overwriting keeps this run's lease (the record and its local lock file).
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_lease.json", "_lease.json.lock", "_manifest.json"]
 
 
 def test_open_output_never_deletes_a_folder_it_did_not_write(tmp_path):
@@ -67,8 +76,9 @@ def test_open_output_never_deletes_a_folder_it_did_not_write(tmp_path):
 
 
 def test_committed_coverage_ignores_other_files(tmp_path):
-    write_piece(FS, str(tmp_path), pa.table({"x": [1]}), {"a.parquet": [[3, 4]]})
-    write_piece(FS, str(tmp_path), pa.table({"x": [1]}), {"a.parquet": [[4, 5]], "b.parquet": [[0, 1]]})
+    token = _lease_token(str(tmp_path))
+    write_piece(FS, str(tmp_path), pa.table({"x": [1]}), {"a.parquet": [[3, 4]]}, token)
+    write_piece(FS, str(tmp_path), pa.table({"x": [1]}), {"a.parquet": [[4, 5]], "b.parquet": [[0, 1]]}, token)
     pq.write_table(pa.table({"x": [1]}), tmp_path / "foreign.parquet")
     assert committed_coverage(FS, str(tmp_path)) == {"a.parquet": [[3, 5]], "b.parquet": [[0, 1]]}
 

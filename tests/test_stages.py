@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.lease import Lease
 from pipelines.config import ValidationConfig
 from pipelines.masking import MaskMap
 from pipelines.schema import ADDED_COLUMNS, output_schema
@@ -141,15 +142,17 @@ def test_write_pieces_commits_one_file_named_by_its_rows(tmp_path):
                       "errors": [[], ["missing_query: null"], ["engine_error: boom"]],
                       SHARD_COL: ["s1.parquet", "s1.parquet", "s2.parquet"], ROW_COL: [4, 5, 0]})
     fs = fsspec.filesystem("file")
-    stats = write_pieces(batch, filesystem=fs, root=str(tmp_path)).to_pylist()[0]
+    lease = Lease(fs, str(tmp_path), "test-run")
+    lease.acquire()
+    stats = write_pieces(batch, filesystem=fs, root=str(tmp_path), lease_token=lease.token).to_pylist()[0]
     assert stats["rows"] == 3 and json.loads(stats["reasons"]) == {"missing_query": 1, "engine_error": 1}
-    files = sorted(p.name for p in tmp_path.iterdir())
+    files = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("_lease"))
     assert files[0] == "_tmp" and list((tmp_path / "_tmp").iterdir()) == []
     assert len(files) == 2 and files[1].startswith("s1-000000004-") and files[1].endswith(".parquet")
     assert pq.read_table(tmp_path / files[1]).column_names == ["id", "status", "errors"]
     assert committed_coverage(fs, str(tmp_path)) == {"s1.parquet": [[4, 6]], "s2.parquet": [[0, 1]]}
-    write_pieces(batch, filesystem=fs, root=str(tmp_path))  # a retried task rewrites the same file
-    assert sorted(p.name for p in tmp_path.iterdir()) == files
+    write_pieces(batch, filesystem=fs, root=str(tmp_path), lease_token=lease.token)  # a retried task rewrites the same file
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("_lease")) == files
 
 
 def test_mask_names_prompts_with_masked_names_and_judges_against_the_originals(tiny_model):

@@ -1,0 +1,334 @@
+"""The preflight: what a run needs, checked in seconds before any model loads.
+
+Runs at the start of every labeling run, and alone with `preflight=true` (a checklist, exit 0 or 2).
+Each failure names the number or the path and what to change:
+- the input lists and its footers read; the output takes a probe object; no live run holds it (lease);
+- the model's config and tokenizer load, its architecture is one vLLM knows, and
+  generation.max_model_len fits its context;
+- the cluster has the GPUs (of engine.accelerator_type) and CPUs the config asks for;
+- a short task on an engine node imports vLLM and reports torch, CUDA and the driver;
+- the KV-cache budget for this model and GPU, and how many of this input's rows fit at once.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import statistics
+import uuid
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines import config as cfg
+from pipelines import io, sizing
+from pipelines.lease import Lease, LeaseHeld
+
+# The oldest driver each CUDA major version's wheels run on (NVIDIA's CUDA release notes, Linux x86_64).
+MIN_DRIVER_FOR_CUDA = {11: (450, 80), 12: (525, 60), 13: (580, 65)}
+PROMPT_SAMPLE_ROWS = 256
+PROBE_TIMEOUT_S = 180
+
+
+class PreflightFailed(ValueError):
+    """One or more checks failed; the message is the checklist."""
+
+
+@dataclass
+class Checklist:
+    lines: list[tuple[str, str, str]] = field(default_factory=list)  # (mark, what, detail)
+    shards: io.Shards | None = None  # the input listing, for the run
+
+    def ok(self, what: str, detail: str) -> None:
+        self._add("ok", what, detail)
+
+    def info(self, what: str, detail: str) -> None:
+        self._add("info", what, detail)
+
+    def warn(self, what: str, detail: str) -> None:
+        self._add("WARN", what, detail)
+
+    def fail(self, what: str, detail: str) -> None:
+        self._add("FAIL", what, detail)
+
+    def _add(self, mark: str, what: str, detail: str) -> None:
+        self.lines.append((mark, what, detail))
+        print(f"  [{mark:>4}] {what}: {detail}", flush=True)
+
+    @property
+    def failed(self) -> list[str]:
+        return [f"{what}: {detail}" for mark, what, detail in self.lines if mark == "FAIL"]
+
+
+def preflight(config: cfg.LabelConfig, model: str | None, *, engine: bool, lease: Lease | None = None,
+              revalidate: bool = False) -> Checklist:
+    """Runs every check that applies (engine: a model will be loaded on engine actors); prints the
+    checklist as it goes; raises PreflightFailed naming every failure. With a lease (a run, not
+    `preflight=true` alone), takes it: the run holds the output from here on."""
+    from pipelines.labeling import start_ray
+
+    print("preflight:", flush=True)
+    checks = Checklist()
+    shards = checks.shards = _check_input(config, checks, revalidate)
+    _check_output(config, checks, lease)
+    model_config = _check_model(config, model, checks) if model else None
+    if engine and model_config is not None:
+        start_ray(config.ray)
+        if _check_cluster(config, checks):
+            probe = _probe_engine_node(config, model_config, checks)
+            if probe is not None:
+                _report_kv_budget(config, model_config, probe, shards, model, checks)
+    _check_batching(config, checks, engine)
+    if checks.failed:
+        raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
+    return checks
+
+
+def _check_input(config: cfg.LabelConfig, checks: Checklist, revalidate: bool) -> io.Shards | None:
+    try:
+        fs, root = io.filesystem(config.input.path, config.s3)
+        shards = io.list_shards(fs, root, io.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()))
+    except (io.InputError, OSError) as e:
+        checks.fail("input", str(e))
+        return None
+    checks.ok("input", f"{len(shards.paths)} shard(s), {shards.num_rows} rows, footers read ({config.input.path})")
+    return shards
+
+
+def _check_output(config: cfg.LabelConfig, checks: Checklist, lease: Lease | None) -> None:
+    path = config.output.path
+    try:
+        fs, root = io.filesystem(path, config.s3)
+        if not path.startswith("s3://"):  # on S3 there are no folders (and makedirs would create a missing bucket)
+            fs.makedirs(root, exist_ok=True)
+        probe = posixpath.join(root, f"_preflight-{uuid.uuid4().hex}")
+        io.write_text(fs, probe, "probe\n")
+        fs.rm(probe)
+    except (OSError, ValueError) as e:  # s3fs: FileNotFoundError for a missing bucket, PermissionError when denied
+        checks.fail("output", f"cannot write under output.path {path!r} ({type(e).__name__}: {e}); create the "
+                              "bucket or folder, or grant this job's role write access")
+        return
+    if lease is None:  # preflight=true alone: say who holds it, take nothing
+        holder = Lease(fs, root, config.run.id, stale_after_s=config.lease.stale_after_s).holder()
+        if holder is not None and not (holder.stale or holder.dead_here):
+            checks.fail("output", f"run {holder.run_id!r} on {holder.host} holds output.path {path!r} (heartbeat "
+                                  f"{holder.age_s:.0f} s ago); wait for it to end, or choose another output.path")
+        else:
+            checks.ok("output", f"writable, no live run holds it ({path})")
+        return
+    try:
+        took_over = lease.acquire()
+    except LeaseHeld as e:
+        checks.fail("output", str(e))
+        return
+    checks.ok("output", f"writable; this run holds its lease ({path}){'; ' + took_over if took_over else ''}")
+
+
+def _check_model(config: cfg.LabelConfig, model: str, checks: Checklist) -> dict | None:
+    from pipelines.models import load_model_config, load_tokenizer
+
+    try:
+        model_config = load_model_config(model, config.model.trust_remote_code)
+    except (OSError, ValueError) as e:
+        checks.fail("model", f"model.source {config.model.source!r}: {e}")
+        return None
+    context = context_length(model_config)
+    limit = config.generation.max_model_len
+    if context is not None and limit > context:
+        checks.fail("model", f"generation.max_model_len={limit} is over the model's context of {context} tokens "
+                             f"(config.json); set generation.max_model_len={context} or less")
+        return None
+    try:
+        load_tokenizer(model, config.model.trust_remote_code)
+    except Exception as e:  # noqa: BLE001 - transformers raises many kinds; the message says which
+        checks.fail("model", f"model.source {config.model.source!r}: its tokenizer does not load ({e})")
+        return None
+    archs = ", ".join(model_config.get("architectures") or ["?"])
+    checks.ok("model", f"{model}: {archs}, context {context} tokens, max_model_len {limit}, tokenizer loads")
+    return model_config
+
+
+def context_length(model_config: dict) -> int | None:
+    """The model's context: max_position_embeddings, times a RoPE scaling factor when one is set."""
+    positions = model_config.get("max_position_embeddings")
+    scaling = model_config.get("rope_scaling") or {}
+    factor = scaling.get("factor") if isinstance(scaling, dict) else None
+    return int(positions * factor) if positions and factor else positions
+
+
+def engine_gpus(config: cfg.LabelConfig) -> int:
+    return 0 if config.engine.device == "cpu" else config.engine.replicas * config.engine.tensor_parallel_size
+
+
+def _check_cluster(config: cfg.LabelConfig, checks: Checklist) -> bool:
+    import ray
+
+    resources = ray.cluster_resources()
+    engine, prompt = config.engine, config.prompt
+    ok = True
+    gpus = engine_gpus(config)
+    if gpus:
+        present = resources.get("GPU", 0)
+        kind = ""
+        if engine.accelerator_type:
+            kind = f" of type {engine.accelerator_type}"
+            present = min(present, resources.get(f"accelerator_type:{engine.accelerator_type}", 0))
+        if present < gpus:
+            checks.fail("cluster", f"engine.replicas x engine.tensor_parallel_size = {engine.replicas} x "
+                                   f"{engine.tensor_parallel_size} = {gpus} GPU(s){kind} needed, {present:g} present; "
+                                   "add GPU nodes (an autoscaling cluster: as minimum workers) or lower engine.replicas")
+            ok = False
+    cpus = prompt.concurrency * prompt.num_cpus + (engine.replicas * engine.cpus_per_replica
+                                                   if engine.device == "cpu" else 0)
+    if resources.get("CPU", 0) < cpus:
+        checks.fail("cluster", f"{cpus:g} CPUs needed (prompt.concurrency x prompt.num_cpus"
+                               f"{' + engine.replicas x engine.cpus_per_replica' if engine.device == 'cpu' else ''}),"
+                               f" {resources.get('CPU', 0):g} present")
+        ok = False
+    for key, asked in (("prompt.resources", prompt.resources), ("engine.resources", engine.resources)):
+        missing = [name for name in asked if resources.get(name, 0) <= 0]
+        if missing:
+            checks.fail("cluster", f"{key} names {', '.join(missing)}, which no node of the cluster offers")
+            ok = False
+    if ok:
+        checks.ok("cluster", f"{resources.get('GPU', 0):g} GPU(s), {resources.get('CPU', 0):g} CPUs; the run asks "
+                             f"for {gpus} GPU(s) and {cpus:g} CPUs")
+    return ok
+
+
+def probe_engine_node(architectures: list[str]) -> dict:
+    """Runs on an engine node: what vLLM, torch, CUDA and the driver are there."""
+    import platform
+
+    found: dict = {"node": platform.node()}
+    import torch
+
+    found["torch"] = torch.__version__
+    found["torch_cuda"] = torch.version.cuda
+    found["cuda_available"] = torch.cuda.is_available()
+    if found["cuda_available"]:
+        free, total = torch.cuda.mem_get_info()
+        found["gpu_name"] = torch.cuda.get_device_name()
+        found["gpu_memory"] = total
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            found["driver"] = pynvml.nvmlSystemGetDriverVersion()
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            found["driver_error"] = str(e)
+    else:
+        import psutil
+
+        found["memory"] = psutil.virtual_memory().total
+    try:
+        import vllm
+        from vllm import ModelRegistry
+
+        found["vllm"] = vllm.__version__
+        supported = set(ModelRegistry.get_supported_archs())
+        found["unknown_architectures"] = [a for a in architectures if a not in supported]
+    except Exception as e:  # noqa: BLE001 - any import failure is the finding
+        found["vllm_error"] = f"{type(e).__name__}: {e}"
+    return found
+
+
+def _probe_engine_node(config: cfg.LabelConfig, model_config: dict, checks: Checklist) -> dict | None:
+    import ray
+
+    engine = config.engine
+    options: dict = {"resources": dict(engine.resources)}
+    if engine.device == "cpu":
+        options["num_cpus"] = engine.cpus_per_replica
+    else:
+        options["num_gpus"] = 1
+        if engine.accelerator_type:
+            options["accelerator_type"] = engine.accelerator_type
+    task = ray.remote(probe_engine_node).options(**options).remote(model_config.get("architectures") or [])
+    try:
+        found = ray.get(task, timeout=PROBE_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(task, force=True)
+        checks.fail("engine node", f"no engine node took the probe task within {PROBE_TIMEOUT_S} s ({options})")
+        return None
+    where = f"on {found['node']}"
+    if "vllm_error" in found:
+        checks.fail("engine node", f"vllm does not import {where}: {found['vllm_error']}; the image must hold vLLM")
+        return None
+    if found.get("unknown_architectures"):
+        checks.fail("model", f"architecture {', '.join(found['unknown_architectures'])} is not one vLLM "
+                             f"{found['vllm']} knows; choose a supported model")
+        return None
+    if engine.device == "cpu":
+        checks.ok("engine node", f"{where}: vllm {found['vllm']}, torch {found['torch']} (CPU engine)")
+        return found
+    if not found["cuda_available"]:
+        checks.fail("engine node", f"CUDA is not visible {where} (torch {found['torch']}, built for CUDA "
+                                   f"{found['torch_cuda']}); check the GPU driver and the device plugin")
+        return None
+    driver_note = driver_problem(found["torch_cuda"], found.get("driver"))
+    detail = (f"{where}: {found['gpu_name']}, vllm {found['vllm']}, torch {found['torch']} (CUDA "
+              f"{found['torch_cuda']}), driver {found.get('driver', '?')}")
+    if driver_note:
+        checks.fail("engine node", f"{detail}; {driver_note}")
+        return None
+    checks.ok("engine node", detail)
+    return found
+
+
+def driver_problem(torch_cuda: str | None, driver: str | None) -> str | None:
+    """Why this driver cannot run wheels built for this CUDA, or None."""
+    if not torch_cuda or not driver:
+        return None
+    major = int(torch_cuda.split(".")[0])
+    need = MIN_DRIVER_FOR_CUDA.get(major)
+    have = tuple(int(p) for p in driver.split(".")[:2])
+    if need and have < need:
+        return (f"the driver {driver} is older than CUDA {major}'s wheels need ({need[0]}.{need[1]} or newer): "
+                "update the nodes' driver or use an image built for an older CUDA")
+    return None
+
+
+def _report_kv_budget(config: cfg.LabelConfig, model_config: dict, probe: dict, shards: io.Shards | None,
+                      model: str, checks: Checklist) -> None:
+    if config.engine.device == "cpu":
+        checks.info("KV cache", "engine.device=cpu: vLLM takes engine.gpu_memory_utilization of RAM; not sized here")
+        return
+    engine = config.engine
+    shape = sizing.ModelShape.from_hf_config(model_config)
+    budget = sizing.kv_budget(shape, probe["gpu_memory"], engine.gpu_memory_utilization,
+                              tensor_parallel_size=engine.tensor_parallel_size,
+                              max_num_batched_tokens=engine.max_num_batched_tokens or 2048,
+                              max_num_seqs=engine.max_num_seqs or 128)
+    lengths = sample_prompt_lengths(config, model, shards) if shards else []
+    prompt = int(statistics.median(lengths)) if lengths else None
+    detail = (f"{budget.kv_tokens:,} tokens per replica (computed: {probe['gpu_memory'] / sizing.GiB:.1f} GiB x "
+              f"{engine.gpu_memory_utilization} - weights {budget.weights / sizing.GiB:.1f} GiB - activations "
+              f"{budget.activations / sizing.GiB:.1f} GiB)")
+    if prompt:
+        rows = budget.rows_at_once(prompt, config.generation.max_tokens)
+        detail += (f"; median prompt of {len(lengths)} sampled rows {prompt} tokens + {config.generation.max_tokens} "
+                   f"output: {rows:,} rows at once, engine.max_num_seqs {engine.max_num_seqs or 128}")
+    checks.info("KV cache", detail)
+
+
+def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: io.Shards) -> list[int]:
+    """Prompt tokens of the first rows of the first shard, built as the prompt stage builds them."""
+    from pipelines.stages import PromptStage
+
+    fs, _ = io.filesystem(config.input.path, config.s3)
+    with fs.open(shards.paths[0], "rb") as f:
+        table = pq.read_table(f).slice(0, PROMPT_SAMPLE_ROWS)
+    if "id" not in table.column_names:
+        table = table.append_column("id", pa.array([str(i) for i in range(table.num_rows)]))
+    stage = PromptStage(model, config.prompt.format, config.generation.max_model_len, config.model.trust_remote_code,
+                        mask_names=config.mask.names, seed=config.seed)
+    return [n for n in stage(table).column("num_prompt_tokens").to_pylist() if n]
+
+
+def _check_batching(config: cfg.LabelConfig, checks: Checklist, engine: bool) -> None:
+    seqs = config.engine.max_num_seqs or 128
+    in_flight = config.engine.batch_size * config.engine.max_concurrent_batches
+    if engine and in_flight < seqs:
+        checks.warn("batching", f"engine.batch_size x engine.max_concurrent_batches = {in_flight} rows in flight, "
+                                f"below engine.max_num_seqs {seqs}: the engine is starved; raise either")
