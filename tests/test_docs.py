@@ -36,3 +36,12 @@ def test_every_bad_input_reason_code_is_in_the_readme():
     source = "".join(p.read_text() for p in (REPO / "pipelines").glob("*.py"))
     codes = set(re.findall(r'BadInput\(\s*"(\w+)"', source))
     assert codes and [c for c in sorted(codes) if f"`{c}`" not in README] == []
+
+
+def test_the_gpu_sizing_table_is_the_one_bench_gpu_sizing_prints():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_sizing", REPO / "bench" / "gpu_sizing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.markdown() in (REPO / "docs" / "gpu.md").read_text()

@@ -1,0 +1,69 @@
+"""GPU sizing from a model's config.json; expectations worked out by hand from the formulas in docs/gpu.md."""
+
+import json
+
+import pytest
+
+from pipelines.preflight import context_length, driver_problem
+from pipelines.sizing import ModelShape, SizingError, kv_budget
+from tests.conftest import REPO
+
+CONFIGS = REPO / "tests" / "data" / "model_configs"
+H100_BYTES = 81559 * 1024**2
+
+
+def shape(name: str) -> ModelShape:
+    return ModelShape.from_hf_config(json.loads((CONFIGS / f"{name}.json").read_text()))
+
+
+@pytest.mark.parametrize("name, published", [("Qwen2-7B-Instruct", 7.61e9), ("Qwen2.5-7B-Instruct", 7.61e9),
+                                             ("Qwen2.5-3B", 3.09e9), ("Qwen2.5-1.5B", 1.54e9)])
+def test_parameter_count_matches_the_published_one(name, published):
+    assert abs(shape(name).parameters() - published) < 0.01e9  # published to two decimals, in billions
+
+
+def test_kv_bytes_per_token_of_a_7b_qwen2():
+    qwen = shape("Qwen2-7B-Instruct")
+    assert qwen.kv_bytes_per_token() == 2 * 28 * 4 * 128 * 2 == 57_344
+    assert qwen.kv_bytes_per_token(tensor_parallel_size=2) == 2 * 28 * 2 * 128 * 2
+    assert qwen.kv_bytes_per_token(tensor_parallel_size=8) == 2 * 28 * 1 * 128 * 2  # 4 KV heads, replicated
+
+
+def test_kv_budget_of_a_7b_on_an_h100_by_hand():
+    budget = kv_budget(shape("Qwen2-7B-Instruct"), H100_BYTES, 0.9)
+    # weights 7,615,616,512 params x 2 bytes; activations 2,048 x (2 x 18,944 + 4 x 3,584) x 2
+    # + 128 x 152,064 x 4 + 1 GiB; KV = int(85,520,809,984 x 0.9) - both = 60,371,987,865 bytes,
+    # 65,800 whole blocks of 16 tokens x 57,344 bytes.
+    assert budget.weights == 15_231_233_024
+    assert budget.activations == 213_909_504 + 77_856_768 + 1_073_741_824
+    assert budget.kv_bytes == 60_371_987_865
+    assert budget.kv_tokens == 65_800 * 16 == 1_052_800
+    assert budget.rows_at_once(1000, 64) == 1_052_800 // 1072 == 982  # 1,064 tokens -> 67 blocks
+
+
+def test_no_room_left_is_zero_not_negative():
+    budget = kv_budget(shape("Qwen2-7B-Instruct"), 16 * 1024**3, 0.9)
+    assert budget.kv_tokens == 0 and budget.rows_at_once(1000, 64) == 0
+
+
+def test_a_config_without_a_needed_field_is_named():
+    config = json.loads((CONFIGS / "Qwen2.5-3B.json").read_text())
+    del config["num_hidden_layers"]
+    with pytest.raises(SizingError, match="num_hidden_layers"):
+        ModelShape.from_hf_config(config)
+
+
+def test_context_length_with_and_without_rope_scaling():
+    assert context_length({"max_position_embeddings": 32768}) == 32768
+    assert context_length({"max_position_embeddings": 32768, "rope_scaling": {"type": "yarn", "factor": 4.0}}) == 131072
+    assert context_length({}) is None
+
+
+@pytest.mark.parametrize("torch_cuda, driver, too_old", [
+    ("13.0", "575.57.08", True), ("13.0", "580.65.06", False), ("13.0", "590.44.01", False),
+    ("12.8", "525.60.13", False), ("12.8", "470.256.02", True), (None, "575.57.08", False)])
+def test_driver_against_the_wheels_cuda(torch_cuda, driver, too_old):
+    problem = driver_problem(torch_cuda, driver)
+    assert (problem is not None) == too_old
+    if too_old:
+        assert driver in problem and "older than CUDA" in problem
