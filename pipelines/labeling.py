@@ -35,9 +35,9 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     model = None if revalidate else resolve_model(config.model)
     lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
                   stale_after_s=config.lease.stale_after_s)
-    checks = preflight(config, model, engine=not revalidate and not config.dry_run, lease=lease, revalidate=revalidate)
-    lease.start_heartbeat()
     try:
+        checks = preflight(config, model, engine=not revalidate and not config.dry_run, lease=lease,
+                           revalidate=revalidate)
         return _run(config, revalidate, started, checks.shards, model, lease, in_fs, out_fs, out_root)
     finally:
         lease.release()

@@ -72,7 +72,9 @@ def preflight(config: cfg.LabelConfig, model: str | None, *, engine: bool, lease
     shards = checks.shards = _check_input(config, checks, revalidate)
     _check_output(config, checks, lease)
     model_config = _check_model(config, model, checks) if model else None
-    if engine and model_config is not None:
+    if engine and checks.failed:
+        checks.info("cluster", "not checked: fix the failures above first")
+    elif engine:
         start_ray(config.ray)
         if _check_cluster(config, checks):
             probe = _probe_engine_node(config, model_config, checks)
@@ -121,6 +123,7 @@ def _check_output(config: cfg.LabelConfig, checks: Checklist, lease: Lease | Non
     except LeaseHeld as e:
         checks.fail("output", str(e))
         return
+    lease.start_heartbeat()  # now: the checks below take seconds, longer than a short stale_after_s
     checks.ok("output", f"writable; this run holds its lease ({path}){'; ' + took_over if took_over else ''}")
 
 
@@ -329,6 +332,6 @@ def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: io.Shards
 def _check_batching(config: cfg.LabelConfig, checks: Checklist, engine: bool) -> None:
     seqs = config.engine.max_num_seqs or 128
     in_flight = config.engine.batch_size * config.engine.max_concurrent_batches
-    if engine and in_flight < seqs:
+    if engine and config.engine.device == "gpu" and in_flight < seqs:
         checks.warn("batching", f"engine.batch_size x engine.max_concurrent_batches = {in_flight} rows in flight, "
                                 f"below engine.max_num_seqs {seqs}: the engine is starved; raise either")

@@ -1,8 +1,11 @@
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+SECRET = "PLANTED-SECRET-3f9a"  # an S3 secret key that must never show in any output or log
 
 
 @pytest.fixture(scope="session")
@@ -11,3 +14,66 @@ def tiny_model() -> str:
     from pipelines.tiny_model import ensure_tiny_model
 
     return ensure_tiny_model(REPO / ".cache" / "models" / "tiny-qwen2")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    endpoint = "http://127.0.0.1:%d" % server.get_host_and_port()[1]
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key=SECRET,
+                      region_name="us-east-1")
+    s3.create_bucket(Bucket="shards")
+    s3.create_bucket(Bucket="labels")
+    for shard in sorted((REPO / "data" / "sample").glob("*.parquet")):
+        s3.upload_file(str(shard), "shards", f"sample/{shard.name}")
+    # The same rows as shards of 8 for the fault tests: Ray Data streams block by block (a shard is
+    # a block here), so these commit pieces while later shards still wait for the engine.
+    sample = pq.read_table(REPO / "data" / "sample")
+    for i in range(0, sample.num_rows, 8):
+        sink = pa.BufferOutputStream()
+        pq.write_table(sample.slice(i, 8), sink)
+        s3.put_object(Bucket="shards", Key=f"split/part-{i:05d}.parquet", Body=sink.getvalue().to_pybytes())
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    # The head takes the prompt actors; two nodes can take engines (one is removed in a fault test).
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "resources": {"prompt_node": 1}})
+    engine_nodes = [cluster.add_node(num_cpus=2, resources={"engine_node": 1}) for _ in range(2)]
+    cluster.wait_for_nodes()
+    before = _engine_processes()
+    yield cluster, engine_nodes
+    import ray
+
+    ray.shutdown()
+    cluster.shutdown()
+    # A removed node's engine processes can outlive it (vLLM's engine core is a process of its own);
+    # they hold GBs of KV cache that the tests after this file need.
+    for process in _engine_processes() - before:
+        process.kill()
+
+
+def _engine_processes() -> set:
+    import psutil
+
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if (process.info["cmdline"] or [""])[0].startswith("VLLM::"):
+            found.add(process)
+    return found
+
+
+@pytest.fixture(scope="session")
+def common_args(s3_endpoint, cluster, tiny_model):
+    # Every job pins its prompt actors to the head and its engines to the second node.
+    return [f"s3.endpoint_url={s3_endpoint}", "s3.access_key_id=testing", f"s3.secret_access_key={SECRET}",
+            f"model.source={tiny_model}", f"ray.address={cluster[0].address}",
+            "prompt.resources={prompt_node: 0.1}", "engine.resources={engine_node: 0.1}"]

@@ -14,71 +14,15 @@ import pytest
 from pipelines.config import load_config
 from pipelines.io import arrow_filesystem, committed_pieces, filesystem
 from pipelines.schema import ADDED_COLUMNS
-from tests.conftest import REPO
+from tests.conftest import REPO, SECRET
 
 pytestmark = pytest.mark.integration
-SECRET = "PLANTED-SECRET-3f9a"
 SAMPLE_ROWS = 65
 BAD_ROWS = {  # category in the sample data -> the reason code the row must carry
     "bad_tools_not_json": "tools_not_json", "bad_null_query": "missing_query", "bad_empty_query": "empty_query",
     "bad_tool_without_name": "tool_without_name", "bad_tools_not_list": "tools_not_list",
     "bad_duplicate_names": "duplicate_tool_name", "bad_empty_tools": "tools_empty",
 }
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    endpoint = "http://127.0.0.1:%d" % server.get_host_and_port()[1]
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key=SECRET,
-                      region_name="us-east-1")
-    s3.create_bucket(Bucket="shards")
-    s3.create_bucket(Bucket="labels")
-    for shard in sorted((REPO / "data" / "sample").glob("*.parquet")):
-        s3.upload_file(str(shard), "shards", f"sample/{shard.name}")
-    # The same rows as shards of 8 for the fault tests: Ray Data streams block by block (a shard is
-    # a block here), so these commit pieces while later shards still wait for the engine.
-    sample = pq.read_table(REPO / "data" / "sample")
-    for i in range(0, sample.num_rows, 8):
-        sink = pa.BufferOutputStream()
-        pq.write_table(sample.slice(i, 8), sink)
-        s3.put_object(Bucket="shards", Key=f"split/part-{i:05d}.parquet", Body=sink.getvalue().to_pybytes())
-    yield endpoint
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def cluster():
-    from ray.cluster_utils import Cluster
-
-    # The head takes the prompt actors; two nodes can take engines (one is removed in a fault test).
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "resources": {"prompt_node": 1}})
-    engine_nodes = [cluster.add_node(num_cpus=2, resources={"engine_node": 1}) for _ in range(2)]
-    cluster.wait_for_nodes()
-    before = _engine_processes()
-    yield cluster, engine_nodes
-    import ray
-
-    ray.shutdown()
-    cluster.shutdown()
-    # A removed node's engine processes can outlive it (vLLM's engine core is a process of its own);
-    # they hold GBs of KV cache that the tests after this file need.
-    for process in _engine_processes() - before:
-        process.kill()
-
-
-def _engine_processes() -> set:
-    import psutil
-
-    found = set()
-    for process in psutil.process_iter(["cmdline"]):
-        if (process.info["cmdline"] or [""])[0].startswith("VLLM::"):
-            found.add(process)
-    return found
 
 
 def run_job(args: list[str], revalidate: bool = False):
@@ -91,14 +35,6 @@ def run_job(args: list[str], revalidate: bool = False):
     summary = json.loads(fs.cat(f"{root}/_summary.json"))
     table = pads.dataset(root, filesystem=arrow_filesystem(fs), format="parquet").to_table()
     return config, summary, table, fs, root
-
-
-@pytest.fixture(scope="session")
-def common_args(s3_endpoint, cluster, tiny_model):
-    # Every job pins its prompt actors to the head and its engines to the second node.
-    return [f"s3.endpoint_url={s3_endpoint}", "s3.access_key_id=testing", f"s3.secret_access_key={SECRET}",
-            f"model.source={tiny_model}", f"ray.address={cluster[0].address}",
-            "prompt.resources={prompt_node: 0.1}", "engine.resources={engine_node: 0.1}"]
 
 
 @pytest.fixture(scope="session")
@@ -380,6 +316,31 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
     after = _pieces(fs, root)
     assert all(after.get(p) == etag for p, etag in before.items())  # committed pieces untouched
     assert summary["rows_before_this_run"] == written_before
+
+
+def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written_once(common_args):
+    from pipelines.lease import Lease
+
+    config = load_config(["conf=local", "output.path=s3://labels/twice", *common_args])
+    fs, root = filesystem(config.output.path, config.s3)
+    lease_args = ["lease.heartbeat_s=1", "lease.stale_after_s=5"]
+    first = _label_subprocess(common_args, "s3://labels/twice", "run.id=first-run", *lease_args)
+    try:
+        # The lease is taken in the preflight, before Ray starts and the engine loads (tens of seconds).
+        _wait_for(lambda: (Lease(fs, root, "probe").holder() or None), first, what="the first run's lease")
+        second = subprocess.run([sys.executable, "jobs/label.py", *FAULT_ARGS, "output.path=s3://labels/twice",
+                                 *common_args, "run.id=second-run", *lease_args],
+                                cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2, second.stdout[-3000:]
+        assert "[FAIL] output: run 'first-run' on " in second.stdout and "is writing this output" in second.stdout
+        assert first.wait(timeout=600) == 0
+    finally:
+        first.kill()
+        first.wait()
+    _check_complete(fs, root)
+    table = pads.dataset(committed_pieces(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
+    assert set(table.column("run_id").to_pylist()) == {"first-run"}
+    assert not fs.exists(f"{root}/_lease.json")  # released at the end
 
 
 def test_engine_actor_killed_mid_run_is_restarted(common_args):

@@ -12,24 +12,10 @@ import pytest
 
 from pipelines.io import committed_pieces, write_piece
 from pipelines.lease import LEASE_FILE, Lease, LeaseHeld, LeaseLost, check
-from tests.conftest import REPO
+from tests.conftest import REPO, SECRET
 
 HEARTBEAT_S = 0.5
 STALE_AFTER_S = 2.0
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    endpoint = "http://127.0.0.1:%d" % server.get_host_and_port()[1]
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
-                 region_name="us-east-1").create_bucket(Bucket="leases")
-    yield endpoint
-    server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -40,7 +26,11 @@ def place(request, tmp_path):
         fs, root = fsspec.core.url_to_fs(url)
         return url, {}, fs, root
     endpoint = request.getfixturevalue("s3_endpoint")
-    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": endpoint}}
+    fs = fsspec.filesystem("s3", key="testing", secret=SECRET, client_kwargs={"endpoint_url": endpoint},
+                           skip_instance_cache=True)
+    if not fs.exists("leases"):
+        fs.mkdir("leases")
+    options = {"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": endpoint}}
     url = f"s3://leases/{tmp_path.name}"
     fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **options)
     return url, options, fs, root
