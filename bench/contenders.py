@@ -1,8 +1,12 @@
-"""This job beside bare vLLM and ray.data.llm's own processor: the same rows, model and generation
+"""This job beside bare vLLM and ray.data.llm's own processor: the same rows, model and engine
 settings, each contender in a process of its own, repeated and interleaved; medians with min-max.
 
     .venv/bin/python bench/contenders.py --rows 500,2000 --repeats 2 [--max-tokens 32] [--contenders job,vllm]
-                                         [--job-set KEY=VALUE ...] [--out FILE.json]
+                                         [--conf local|prod] [--model PATH] [--job-set KEY=VALUE ...] [--out FILE.json]
+
+Every contender's engine gets the settings the job would give its own (pipelines.engine.engine_settings
+of the profile, --model and --job-set): on a GPU node, `bench/gpu.py` runs this with conf=prod and a
+real Hammer checkpoint.
 
 Contenders:
   job       jobs/label.py's pipeline (pipelines.cli.main), conf=local;
@@ -11,8 +15,8 @@ Contenders:
   vllm      one process: our prompt stage builds the token ids, then vLLM's LLM.generate over them;
   ray_llm   ray.data.llm's processor with its own chat-template, tokenize and detokenize stages,
             the Hammer message built in `preprocess`.
-Measured per run: wall time from process start to exit (Ray and engine start-up included), and the
-peak RSS of the driver process and of every other process started during the run together (Ray's
+Measured per run: wall time from process start to exit (Ray and engine start-up included), GPU
+utilization and memory sampled through NVML every 0.2 s (null without an NVIDIA GPU), and the peak RSS of the driver process and of every other process started during the run together (Ray's
 processes and workers, the engine's processes), sampled every 0.2 s. Throughput without start-up: each contender runs at two sizes,
 and its marginal rate is (rows B - rows A) / (wall B - wall A): start-up costs the same at both
 sizes and cancels. (Timestamps per row would not do: both Ray contenders hand rows on block by
@@ -34,59 +38,79 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-MODEL = str(REPO / ".cache" / "models" / "tiny-qwen2")
-ENGINE_KWARGS = {"max_model_len": 4096, "gpu_memory_utilization": 0.2, "enable_prefix_caching": True}
-BATCH_SIZE, MAX_CONCURRENT_BATCHES = 16, 4  # conf/local.yaml's engine settings, for both Ray contenders
+TINY_MODEL = str(REPO / ".cache" / "models" / "tiny-qwen2")
 CONTENDERS = ("job", "job_constrained", "job_dry_run", "vllm", "ray_llm")
 
 
 # ------------------------------------------------------------------------------- contenders (child)
 
 
-def run_job(data: str, out: str, max_tokens: int, *overrides: str) -> dict:
+def job_args(conf: str, model: str, max_tokens: int, job_set: list[str]) -> list[str]:
+    """The job's command line for a contender run (input and output paths aside)."""
+    tiny = ["model.build_tiny=false"] if model != TINY_MODEL else []
+    return [f"conf={conf}", f"model.source={model}", *tiny, f"generation.max_tokens={max_tokens}",
+            "output.rows_per_file=100", "progress_interval_s=3600", *job_set]
+
+
+def job_config(args: list[str]):
+    """The job's config for these arguments, for the contenders that build their own engine."""
+    from pipelines.config import load_config
+
+    return load_config([*args, "input.path=-", "output.path=-"])
+
+
+def run_job(data: str, out: str, args: list[str], *overrides: str) -> dict:
     from pipelines.cli import main
 
-    code = main(["conf=local", f"input.path={data}", f"output.path={out}", f"model.source={MODEL}",
-                 f"generation.max_tokens={max_tokens}", "output.rows_per_file=100", "progress_interval_s=3600",
-                 *overrides])
+    code = main([*args, f"input.path={data}", f"output.path={out}", *overrides])
     assert code == 0
     summary = json.loads(Path(out, "_summary.json").read_text())
     return {"rows": summary["rows"], "prompt_tokens": summary["prompt_tokens"], "output_tokens": summary["output_tokens"]}
 
 
-def run_vllm(data: str, max_tokens: int) -> dict:
+def run_vllm(data: str, args: list[str]) -> dict:
     import pyarrow.dataset as pads
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
     from bench.data import prompted
+    from pipelines.engine import engine_settings
     from pipelines.stages import TOKENS_COL
 
+    config = job_config(args)
+    settings = engine_settings(config)
+    max_tokens = config.generation.max_tokens
     table = pads.dataset(data, format="parquet").to_table()
-    token_ids = prompted(table, MODEL, ENGINE_KWARGS["max_model_len"] - max_tokens).column(TOKENS_COL).to_pylist()
-    llm = LLM(MODEL, **ENGINE_KWARGS)
+    token_ids = prompted(table, config.model.source, config.generation.max_model_len - max_tokens
+                         ).column(TOKENS_COL).to_pylist()
+    llm = LLM(config.model.source, **settings.engine_kwargs)
     outputs = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in token_ids],
-                           SamplingParams(temperature=0, max_tokens=max_tokens), use_tqdm=False)
+                           SamplingParams(**settings.sampling_params), use_tqdm=False)
     return {"rows": len(outputs), "prompt_tokens": sum(map(len, token_ids)),
             "output_tokens": sum(len(o.outputs[0].token_ids) for o in outputs)}
 
 
-def run_ray_llm(data: str, max_tokens: int) -> dict:
+def run_ray_llm(data: str, args: list[str]) -> dict:
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
+    from pipelines.engine import engine_settings
     from pipelines.prompts import build_prompt
     from pipelines.tools import load_tools
 
-    ray.init(num_cpus=6)  # logical slots: its four actor stages (one CPU each) and the map tasks
+    job = job_config(args)
+    settings = engine_settings(job)
+    ray.init(num_cpus=6 if job.engine.device == "cpu" else None)  # on a CPU: its four actor stages and the map tasks
     config = vLLMEngineProcessorConfig(
-        model_source=MODEL, engine_kwargs=ENGINE_KWARGS, batch_size=BATCH_SIZE, concurrency=1,
-        max_concurrent_batches=MAX_CONCURRENT_BATCHES, placement_group_config={"bundle_per_worker": {"CPU": 1}},
+        model_source=job.model.source, engine_kwargs=settings.engine_kwargs, batch_size=job.engine.batch_size,
+        concurrency=job.engine.replicas, max_concurrent_batches=job.engine.max_concurrent_batches,
+        placement_group_config=settings.placement_group_config,
         chat_template_stage=True, tokenize_stage=True, detokenize_stage=True)
     processor = build_processor(
         config,
-        preprocess=lambda row: {"messages": build_prompt("hammer1", row["query"], load_tools(row["tools"])).messages,
-                                "sampling_params": {"temperature": 0, "max_tokens": max_tokens}},
+        preprocess=lambda row: {"messages": build_prompt(job.prompt.format, row["query"],
+                                                         load_tools(row["tools"])).messages,
+                                "sampling_params": settings.sampling_params},
         postprocess=lambda row: {"prompt_tokens": row["num_input_tokens"], "output_tokens": row["num_generated_tokens"]})
     rows = processor(ray.data.read_parquet(data)).take_all()
     return {"rows": len(rows), "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
@@ -96,8 +120,37 @@ def run_ray_llm(data: str, max_tokens: int) -> dict:
 # ---------------------------------------------------------------------------------- harness (parent)
 
 
-def measure(name: str, data: str, max_tokens: int, job_set: list[str]) -> dict:
-    """Runs one contender in a child process, sampling the memory of its process tree."""
+class GpuSampler:
+    """GPU utilization (%) and memory in use, every GPU of this node, through NVML; absent without one."""
+
+    def __init__(self):
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.nvml = pynvml
+            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        except Exception:  # noqa: BLE001 - no driver, no library, no device: no GPU figures
+            self.handles = []
+        self.utilization: list[float] = []
+        self.peak_memory = 0
+
+    def sample(self) -> None:
+        if self.handles:
+            self.utilization.append(statistics.mean(self.nvml.nvmlDeviceGetUtilizationRates(h).gpu
+                                                    for h in self.handles))
+            self.peak_memory = max(self.peak_memory, sum(self.nvml.nvmlDeviceGetMemoryInfo(h).used
+                                                         for h in self.handles))
+
+    def result(self) -> dict:
+        if not self.handles:
+            return {"gpus": 0, "gpu_util_mean_pct": None, "gpu_memory_peak_mib": None}
+        return {"gpus": len(self.handles), "gpu_util_mean_pct": statistics.mean(self.utilization or [0.0]),
+                "gpu_memory_peak_mib": self.peak_memory / 2**20}
+
+
+def measure(name: str, data: str, args: list[str]) -> dict:
+    """Runs one contender in a child process, sampling the memory of its process tree and the GPUs."""
     import psutil
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,12 +159,13 @@ def measure(name: str, data: str, max_tokens: int, job_set: list[str]) -> dict:
         # with them, to init, so the driver's process tree would miss most of the memory.
         before = {p.pid for p in psutil.process_iter()}
         started = time.time()
-        proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--data", data, "--max-tokens",
-                                 str(max_tokens), "--result", str(result_file), "--scratch", tmp,
-                                 *(f"--job-set={kv}" for kv in job_set)],
+        proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--data", data, "--result",
+                                 str(result_file), "--scratch", tmp, "--", *args],
                                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         peak_driver = peak_workers = 0
+        gpus = GpuSampler()
         while proc.poll() is None:
+            gpus.sample()
             driver = workers = 0
             for process in psutil.process_iter():
                 if process.pid in before:
@@ -130,43 +184,49 @@ def measure(name: str, data: str, max_tokens: int, job_set: list[str]) -> dict:
         if proc.returncode != 0:
             raise RuntimeError(f"{name} exited with {proc.returncode}; run it alone with --child {name} to see why")
         result = json.loads(result_file.read_text())
-    return {"wall_s": wall, **result, "driver_peak_mib": peak_driver / 2**20, "workers_peak_mib": peak_workers / 2**20}
+    return {"wall_s": wall, **result, "driver_peak_mib": peak_driver / 2**20, "workers_peak_mib": peak_workers / 2**20,
+            **gpus.result()}
 
 
 def summarize(values: list[float]) -> dict:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", default="1000,2000", help="two sizes, A,B")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--conf", default="local", help="the job's profile; its engine settings go to every contender")
+    parser.add_argument("--model", default=TINY_MODEL, help="a checkpoint folder; default: the tiny demo model")
     parser.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override for the job contenders (repeatable), to compare settings")
+                        help="a config override (repeatable), to compare settings; engine settings reach every contender")
     parser.add_argument("--child", choices=CONTENDERS)
     parser.add_argument("--data")
     parser.add_argument("--result")
     parser.add_argument("--scratch")
-    args = parser.parse_args()
+    parser.add_argument("job_args", nargs="*", help=argparse.SUPPRESS)  # the child's job arguments
+    args = parser.parse_args(argv)
 
     if args.child:
         out = os.path.join(args.scratch, "out")
-        runs = {"job": lambda: run_job(args.data, out, args.max_tokens, *args.job_set),
-                "job_constrained": lambda: run_job(args.data, out, args.max_tokens, "generation.constrained=true",
-                                                   *args.job_set),
-                "job_dry_run": lambda: run_job(args.data, out, args.max_tokens, "dry_run=true", *args.job_set),
-                "vllm": lambda: run_vllm(args.data, args.max_tokens),
-                "ray_llm": lambda: run_ray_llm(args.data, args.max_tokens)}
+        runs = {"job": lambda: run_job(args.data, out, args.job_args),
+                "job_constrained": lambda: run_job(args.data, out, args.job_args, "generation.constrained=true"),
+                "job_dry_run": lambda: run_job(args.data, out, args.job_args, "dry_run=true"),
+                "vllm": lambda: run_vllm(args.data, args.job_args),
+                "ray_llm": lambda: run_ray_llm(args.data, args.job_args)}
         Path(args.result).write_text(json.dumps(runs[args.child]()))
-        return
+        return {}
 
     from bench.data import make_rows, write_shards
+    from pipelines.engine import engine_settings
     from pipelines.tiny_model import ensure_tiny_model
 
-    ensure_tiny_model(MODEL)
+    if args.model == TINY_MODEL:
+        ensure_tiny_model(TINY_MODEL)
+    child_args = job_args(args.conf, args.model, args.max_tokens, args.job_set)
     sizes = sorted(int(n) for n in args.rows.split(","))
     rows = make_rows(sizes[-1], seed=0)
     data = {size: REPO / ".cache" / "bench" / f"rows-{size}" for size in sizes}
@@ -179,7 +239,7 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved, so that drift on a shared machine hits every contender
         for name in contenders:
             for size in sizes:
-                runs[name, size].append(measure(name, str(data[size]), args.max_tokens, args.job_set))
+                runs[name, size].append(measure(name, str(data[size]), child_args))
                 print(name, size, json.dumps({k: round(v, 2) for k, v in runs[name, size][-1].items()}), flush=True)
     results = {}
     for name in contenders:
@@ -195,16 +255,25 @@ def main() -> None:
                                               for a, b in pairs]),
             **{f"{who}_peak_mib_{size}": summarize([r[f"{who}_peak_mib"] for r in runs[name, size]])
                for who in ("driver", "workers") for size in sizes},
+            **gpu_figures([*runs[name, small], *runs[name, large]]),
         }
-    report = {"rows": sizes, "max_tokens": args.max_tokens, "repeats": args.repeats, "engine_kwargs": ENGINE_KWARGS,
-              "job_set": args.job_set,
-              "results": results}
+    report = {"rows": sizes, "max_tokens": args.max_tokens, "repeats": args.repeats, "conf": args.conf,
+              "model": args.model, "engine_kwargs": engine_settings(job_config(child_args)).engine_kwargs,
+              "job_set": args.job_set, "results": results}
     if "vllm" in results:
         bare = results["vllm"]["rows_per_s"]["median"]
         report["ratio_to_bare_vllm"] = {n: round(r["rows_per_s"]["median"] / bare, 3) for n, r in results.items()}
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def gpu_figures(runs: list[dict]) -> dict:
+    if not runs[0]["gpus"]:
+        return {"gpus": 0}
+    return {"gpus": runs[0]["gpus"], "gpu_util_mean_pct": summarize([r["gpu_util_mean_pct"] for r in runs]),
+            "gpu_memory_peak_mib": summarize([r["gpu_memory_peak_mib"] for r in runs])}
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     past max_error_rate, LeaseLost when another run took the output over.
     """
     started = time.time()
-    in_fs, _ = io.filesystem(config.input.path, config.s3)
     out_fs, out_root = io.filesystem(config.output.path, config.s3)
     model = None if revalidate else resolve_model(config.model)
     lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
@@ -38,17 +37,13 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     try:
         checks = preflight(config, model, engine=not revalidate and not config.dry_run, lease=lease,
                            revalidate=revalidate)
-        return _run(config, revalidate, started, checks.shards, model, lease, in_fs, out_fs, out_root)
+        return _run(config, revalidate, started, checks.shards, model, lease, out_fs, out_root)
     finally:
         lease.release()
 
 
 def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: io.Shards, model: str | None,
-         lease: Lease, in_fs, out_fs, out_root: str) -> dict:
-    if "id" in shards.schema.names:
-        bad_ids = io.find_bad_ids(in_fs, shards)
-        if bad_ids:
-            raise io.InputError(f"input ids must be unique and not null; found: {'; '.join(bad_ids)}")
+         lease: Lease, out_fs, out_root: str) -> dict:
     mode = "revalidate" if revalidate else ("dry_run" if config.dry_run else "generate")
     fingerprint = resume.fingerprint(cfg.to_plain(config), list(zip(shards.names, shards.rows)), model, mode)
     done = io.open_output(out_fs, out_root, fingerprint, config.resume)

@@ -90,10 +90,15 @@ def _check_input(config: cfg.LabelConfig, checks: Checklist, revalidate: bool) -
     try:
         fs, root = io.filesystem(config.input.path, config.s3)
         shards = io.list_shards(fs, root, io.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()))
+        bad_ids = io.find_bad_ids(fs, shards) if "id" in shards.schema.names else []
+        if bad_ids:
+            raise io.InputError(f"input ids must be unique and not null; found: {'; '.join(bad_ids)}")
     except (io.InputError, OSError) as e:
         checks.fail("input", str(e))
         return None
-    checks.ok("input", f"{len(shards.paths)} shard(s), {shards.num_rows} rows, footers read ({config.input.path})")
+    ids = "ids unique" if "id" in shards.schema.names else "ids from shard and row"
+    checks.ok("input", f"{len(shards.paths)} shard(s), {shards.num_rows} rows, footers read, {ids} "
+                       f"({config.input.path})")
     return shards
 
 
