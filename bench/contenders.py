@@ -56,7 +56,7 @@ def job_config(args: list[str]):
     """The job's config for these arguments, for the contenders that build their own engine."""
     from pipelines.config import load_config
 
-    return load_config([*args, "input.path=-", "output.path=-"])
+    return load_config([*args, "input.path=unused", "output.path=unused"])
 
 
 def run_job(data: str, out: str, args: list[str], *overrides: str) -> dict:
@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> dict:
         for name in contenders:
             for size in sizes:
                 runs[name, size].append(measure(name, str(data[size]), child_args))
-                print(name, size, json.dumps({k: round(v, 2) for k, v in runs[name, size][-1].items()}), flush=True)
+                last = runs[name, size][-1]
+                print(name, size, json.dumps({k: v if v is None else round(v, 2) for k, v in last.items()}), flush=True)
     results = {}
     for name in contenders:
         pairs = list(zip(runs[name, small], runs[name, large]))
