@@ -33,8 +33,8 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
     from vllm.sampling_params import StructuredOutputsParams
 
-    from pipelines.stages import CALL_SCHEMA_COL, EARLY_STATUS_COL, TOKENS_COL, PromptStage
-    from pipelines.tiny_model import ensure_tiny_model
+    from pipelines.label.stages import CALL_SCHEMA_COL, EARLY_STATUS_COL, TOKENS_COL, PromptStage
+    from pipelines.label.tiny_model import ensure_tiny_model
 
     if args.model.endswith("tiny-qwen2"):
         ensure_tiny_model(args.model)

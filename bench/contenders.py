@@ -4,7 +4,7 @@ settings, each contender in a process of its own, repeated and interleaved; medi
     .venv/bin/python bench/contenders.py --rows 500,2000 --repeats 2 [--max-tokens 32] [--contenders job,vllm]
                                          [--conf local|prod] [--model PATH] [--job-set KEY=VALUE ...] [--out FILE.json]
 
-Every contender's engine gets the settings the job would give its own (pipelines.engine.engine_settings
+Every contender's engine gets the settings the job would give its own (pipelines.label.engine.engine_settings
 of the profile, --model and --job-set): on a GPU node, `bench/gpu.py` runs this with conf=prod and a
 real Hammer checkpoint.
 
@@ -54,7 +54,7 @@ def job_args(conf: str, model: str, max_tokens: int, job_set: list[str]) -> list
 
 def job_config(args: list[str]):
     """The job's config for these arguments, for the contenders that build their own engine."""
-    from pipelines.config import load_config
+    from pipelines.label.config import load_config
 
     return load_config([*args, "input.path=unused", "output.path=unused"])
 
@@ -74,8 +74,8 @@ def run_vllm(data: str, args: list[str]) -> dict:
     from vllm.inputs import TokensPrompt
 
     from bench.data import prompted
-    from pipelines.engine import engine_settings
-    from pipelines.stages import TOKENS_COL
+    from pipelines.label.engine import engine_settings
+    from pipelines.label.stages import TOKENS_COL
 
     config = job_config(args)
     settings = engine_settings(config)
@@ -94,9 +94,9 @@ def run_ray_llm(data: str, args: list[str]) -> dict:
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
-    from pipelines.engine import engine_settings
-    from pipelines.prompts import build_prompt
-    from pipelines.tools import load_tools
+    from pipelines.label.engine import engine_settings
+    from pipelines.core.prompts import build_prompt
+    from pipelines.core.tools import load_tools
 
     job = job_config(args)
     settings = engine_settings(job)
@@ -221,8 +221,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     from bench.data import make_rows, write_shards
-    from pipelines.engine import engine_settings
-    from pipelines.tiny_model import ensure_tiny_model
+    from pipelines.label.engine import engine_settings
+    from pipelines.label.tiny_model import ensure_tiny_model
 
     if args.model == TINY_MODEL:
         ensure_tiny_model(TINY_MODEL)

@@ -53,10 +53,10 @@ def main() -> None:
 
     import pyarrow as pa
 
-    from pipelines.config import ValidationConfig
-    from pipelines.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, TOKENS_COL, TOOLS_COL, PromptStage,
+    from pipelines.core.validation import ValidationConfig
+    from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, TOKENS_COL, TOOLS_COL, PromptStage,
                                   finish_row)
-    from pipelines.tiny_model import ensure_tiny_model
+    from pipelines.label.tiny_model import ensure_tiny_model
 
     ensure_tiny_model(args.model)
     table = pa.Table.from_pylist(make_rows(args.rows, seed=1))
@@ -102,8 +102,8 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
     import pyarrow as pa
     import ray
 
-    from pipelines.config import ValidationConfig
-    from pipelines.stages import ROW_COL, SHARD_COL, PromptStage, finish_batch
+    from pipelines.core.validation import ValidationConfig
+    from pipelines.label.stages import ROW_COL, SHARD_COL, PromptStage, finish_batch
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()

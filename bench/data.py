@@ -90,7 +90,7 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
 def prompted(table: pa.Table, model: str, max_prompt_tokens: int, batch_rows: int = 256) -> pa.Table:
     """The rows through this job's prompt stage, batch by batch as in the job (each batch's rows come
     out grouped by tool set); the token ids are in its `tokenized_prompt` column."""
-    from pipelines.stages import PromptStage
+    from pipelines.label.stages import PromptStage
 
     stage = PromptStage(model, "hammer1", max_prompt_tokens, False)
     return pa.concat_tables(stage(table.slice(i, batch_rows)) for i in range(0, table.num_rows, batch_rows))

@@ -2,7 +2,7 @@
 
     python bench/gpu_sizing.py            # prints the Markdown table (tests/test_docs.py checks the doc holds it)
 
-Computed with pipelines/sizing.py from the base models' config.json (tests/data/model_configs/),
+Computed with pipelines/core/sizing.py from the base models' config.json (tests/data/model_configs/),
 not measured: no GPU was at hand.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.sizing import GiB, ModelShape, kv_budget, suggested_scheduler  # noqa: E402
+from pipelines.core.sizing import GiB, ModelShape, kv_budget, suggested_scheduler  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent.parent / "tests" / "data" / "model_configs"
 MODELS = {  # Hammer checkpoint -> the base whose config.json it shares

@@ -55,8 +55,8 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from pipelines.stages import TOKENS_COL
-    from pipelines.tiny_model import ensure_tiny_model
+    from pipelines.label.stages import TOKENS_COL
+    from pipelines.label.tiny_model import ensure_tiny_model
 
     ensure_tiny_model(MODEL)
     rows = make_rows(args.rows, seed=0)

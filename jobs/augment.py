@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from pipelines import augment  # noqa: E402
 from pipelines.cli import data_job_main  # noqa: E402
-from pipelines.config import AugmentConfig  # noqa: E402
+from pipelines.recipe.config import AugmentConfig  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(data_job_main(sys.argv[1:], AugmentConfig, augment.run))

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from pipelines import prepare  # noqa: E402
 from pipelines.cli import data_job_main  # noqa: E402
-from pipelines.config import PrepareConfig  # noqa: E402
+from pipelines.recipe.config import PrepareConfig  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(data_job_main(sys.argv[1:], PrepareConfig, prepare.run))

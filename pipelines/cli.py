@@ -10,14 +10,15 @@ import json
 import traceback
 from typing import Any, Callable
 
-from pipelines.config import ConfigError, load_config, load_job_config, to_yaml
-from pipelines.io import InputError
-from pipelines.labeling import run
-from pipelines.lease import LeaseLost
-from pipelines.models import resolve_model
-from pipelines.preflight import PreflightFailed, preflight
-from pipelines.progress import ErrorRateExceeded
-from pipelines.summary import format_table
+from pipelines.config import ConfigError, load_job_config, to_yaml
+from pipelines.label.config import load_config
+from pipelines.storage import InputError
+from pipelines.label.plan import run
+from pipelines.label.lease import LeaseLost
+from pipelines.label.models import resolve_model
+from pipelines.label.preflight import PreflightFailed, preflight
+from pipelines.label.progress import ErrorRateExceeded
+from pipelines.label.summary import format_table
 
 DEMO_NOTICE = """NOTE: model.build_tiny=true: the model is a tiny Qwen2 with RANDOM weights, built locally, so its
 labels are noise. To label for real, point model.source at a Hammer checkpoint, e.g.

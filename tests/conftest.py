@@ -11,7 +11,7 @@ SECRET = "PLANTED-SECRET-3f9a"  # an S3 secret key that must never show in any o
 @pytest.fixture(scope="session")
 def tiny_model() -> str:
     """The demo checkpoint, built once and shared with `make run`."""
-    from pipelines.tiny_model import ensure_tiny_model
+    from pipelines.label.tiny_model import ensure_tiny_model
 
     return ensure_tiny_model(REPO / ".cache" / "models" / "tiny-qwen2")
 

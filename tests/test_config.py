@@ -1,6 +1,8 @@
 import pytest
 
-from pipelines.config import ConfigError, config_hash, load_config, redact, to_yaml
+from pipelines.config import ConfigError, redact, to_yaml
+from pipelines.label.config import config_hash, label_settings, load_config
+from pipelines.label.output import differences, fingerprint
 
 
 def test_local_profile_is_the_default():
@@ -48,6 +50,21 @@ def test_secrets_are_redacted_in_the_printed_config():
 
 
 def test_config_hash_tracks_labels_not_paths():
-    base = load_config([])
-    assert config_hash(base) == config_hash(load_config(["output.path=elsewhere", "engine.replicas=3"]))
-    assert config_hash(base) != config_hash(load_config(["generation.max_tokens=65"]))
+    base = config_hash(load_config([]), "m")
+    assert base == config_hash(load_config(["output.path=elsewhere", "engine.replicas=3", "engine.max_num_seqs=64",
+                                            "run.id=another"]), "m")
+    for changed in (["generation.max_tokens=65"], ["mask.names=true"], ["seed=1"], ["prompt.format=hammer2.1"],
+                    ["validation.lenient=true"], ["engine.engine_kwargs.dtype=float32"]):
+        assert config_hash(load_config(changed), "m") != base, changed
+    assert config_hash(load_config([]), "other-model") != base
+
+
+def test_the_manifest_fingerprint_is_the_label_settings_plus_mode_and_input():
+    config = load_config([])
+    settings = label_settings(config, "m")
+    assert fingerprint(settings, [("s.parquet", 3)], "generate") == {**settings, "mode": "generate",
+                                                                      "input": [["s.parquet", 3]]}
+    # mask.names and seed change the labels, so a rerun with another value refuses to resume.
+    for changed in (["mask.names=true"], ["seed=7"]):
+        assert differences(fingerprint(settings, [], "generate"),
+                           fingerprint(label_settings(load_config(changed), "m"), [], "generate"))

@@ -9,7 +9,8 @@ import tomllib
 import pytest
 import yaml
 
-from pipelines.config import load_config, redact
+from pipelines.config import redact
+from pipelines.label.config import load_config
 from tests.conftest import REPO
 
 RAY_PIN = re.search(r'"ray\[data\]==([\d.]+)"', (REPO / "pyproject.toml").read_text()).group(1)

@@ -2,9 +2,9 @@
 
 import dataclasses
 
-from pipelines.config import LabelConfig
-from pipelines.schema import ADDED_COLUMNS
-from pipelines.validation import CALL_TYPES, STATUSES
+from pipelines.label.config import LabelConfig
+from pipelines.label.schema import ADDED_COLUMNS
+from pipelines.core.validation import CALL_TYPES, STATUSES
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()
@@ -33,7 +33,7 @@ def test_every_output_column_status_and_call_type_is_in_the_readme():
 def test_every_bad_input_reason_code_is_in_the_readme():
     import re
 
-    source = "".join(p.read_text() for p in (REPO / "pipelines").glob("*.py"))
+    source = "".join(p.read_text() for p in (REPO / "pipelines").rglob("*.py"))
     codes = set(re.findall(r'BadInput\(\s*"(\w+)"', source))
     assert codes and [c for c in sorted(codes) if f"`{c}`" not in README] == []
 

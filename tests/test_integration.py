@@ -6,14 +6,12 @@ import os
 import subprocess
 import sys
 
-import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 import pytest
 
-from pipelines.config import load_config
-from pipelines.io import arrow_filesystem, committed_pieces, filesystem
-from pipelines.schema import ADDED_COLUMNS
+from pipelines.label.config import load_config
+from pipelines.storage import arrow_filesystem, filesystem, parquet_files
+from pipelines.label.schema import ADDED_COLUMNS
 from tests.conftest import REPO, SECRET
 
 pytestmark = pytest.mark.integration
@@ -114,7 +112,7 @@ CONSTRAINED_MAX_TOKENS = 48
 @pytest.fixture(scope="module")
 def constrained_job(common_args, tmp_path_factory):
     """A constrained run with every engine setting off its default; the engines record what they were built with."""
-    from pipelines.engine import RECORD_DIR_ENV
+    from pipelines.label.engine import RECORD_DIR_ENV
 
     record_dir = tmp_path_factory.mktemp("engine-record")
     os.environ[RECORD_DIR_ENV] = str(record_dir)
@@ -270,7 +268,7 @@ def _label_subprocess(common_args, output, *extra):
 
 
 def _pieces(fs, root):
-    return {p: fs.info(p)["ETag"] for p in committed_pieces(fs, root)} if fs.exists(root) else {}
+    return {p: fs.info(p)["ETag"] for p in parquet_files(fs, root)} if fs.exists(root) else {}
 
 
 def _wait_for(predicate, proc, timeout=300, what="condition"):
@@ -289,7 +287,7 @@ def _wait_for(predicate, proc, timeout=300, what="condition"):
 
 
 def _check_complete(fs, root):
-    table = pads.dataset(committed_pieces(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
+    table = pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
     ids = table.column("id").to_pylist()
     assert len(ids) == SAMPLE_ROWS == len(set(ids))
     assert sorted(table.column("source_row").to_pylist()) == list(range(SAMPLE_ROWS))
@@ -319,7 +317,7 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
 
 
 def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written_once(common_args):
-    from pipelines.lease import Lease
+    from pipelines.label.lease import Lease
 
     config = load_config(["conf=local", "output.path=s3://labels/twice", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
@@ -338,7 +336,7 @@ def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written
         first.kill()
         first.wait()
     _check_complete(fs, root)
-    table = pads.dataset(committed_pieces(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
+    table = pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
     assert set(table.column("run_id").to_pylist()) == {"first-run"}
     assert not fs.exists(f"{root}/_lease.json")  # released at the end
 

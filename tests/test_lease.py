@@ -10,8 +10,9 @@ import fsspec
 import pyarrow as pa
 import pytest
 
-from pipelines.io import committed_pieces, write_piece
-from pipelines.lease import LEASE_FILE, Lease, LeaseHeld, LeaseLost, check
+from pipelines.label.output import write_piece
+from pipelines.storage import parquet_files
+from pipelines.label.lease import LEASE_FILE, Lease, LeaseHeld, LeaseLost, check
 from tests.conftest import REPO, SECRET
 
 HEARTBEAT_S = 0.5
@@ -38,7 +39,7 @@ def place(request, tmp_path):
 
 HOLDER = textwrap.dedent("""
     import sys, time, fsspec, json
-    from pipelines.lease import Lease, LeaseHeld
+    from pipelines.label.lease import Lease, LeaseHeld
     url, options, run_id = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **options)
     lease = Lease(fs, root, run_id, heartbeat_s=%s, stale_after_s=%s)
@@ -128,9 +129,9 @@ def test_a_holder_that_lost_its_lease_commits_nothing(place):
         check(fs, root, old.token)
     with pytest.raises(LeaseLost):
         write_piece(fs, root, pa.table({"x": [1]}), {"s.parquet": [[0, 1]]}, old.token)
-    assert committed_pieces(fs, root) == []
+    assert parquet_files(fs, root) == []
     write_piece(fs, root, pa.table({"x": [1]}), {"s.parquet": [[0, 1]]}, new.token)
-    assert len(committed_pieces(fs, root)) == 1
+    assert len(parquet_files(fs, root)) == 1
     # The old holder's heartbeat finds out too, and stops renewing.
     old.start_heartbeat()
     assert old.lost.wait(10 * HEARTBEAT_S)

@@ -1,18 +1,17 @@
 """Hammer's masks and the irrelevance transform: each alone, their way back, and over random tool sets."""
 
-import json
 
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.augment import IRRELEVANCE_SUFFIX, augment_row
-from pipelines.config import AugmentSettings, IrrelevanceSettings, MaskSettings
-from pipelines.masking import FUNCTION_CHARS, PARAMETER_CHARS, MaskMap, mask_row, row_rng, unmask_calls, unmask_row
-from pipelines.scoring import load_gold
-from pipelines.tools import Tool, load_tools
-from pipelines.validation import validate_calls
+from pipelines.recipe.augment import IRRELEVANCE_SUFFIX, augment_row
+from pipelines.recipe.config import AugmentSettings, IrrelevanceSettings, MaskSettings
+from pipelines.core.masking import FUNCTION_CHARS, PARAMETER_CHARS, MaskMap, mask_row, row_rng, unmask_calls, unmask_row
+from pipelines.core.scoring import load_gold
+from pipelines.core.tools import Tool, load_tools
+from pipelines.core.validation import validate_calls
 from tests.conftest import REPO
 
 SAMPLE = [{**r, "id": f"sample-{r['source_row']}"} for r in pq.read_table(REPO / "data" / "sample").to_pylist()

@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.parsing import parse_output, strip_fence
+from pipelines.core.parsing import parse_output, strip_fence
 
 
 @pytest.mark.parametrize("text", [

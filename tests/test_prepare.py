@@ -7,10 +7,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.config import PrepareConfig, load_job_config
-from pipelines.io import InputError
-from pipelines.prepare import load_source, run, shard_rows, to_shard_row
-from pipelines.tools import BadInput
+from pipelines.config import load_job_config
+from pipelines.recipe.config import PrepareConfig
+from pipelines.storage import InputError
+from pipelines.recipe.prepare import load_source, run, shard_rows, to_shard_row
+from pipelines.core.tools import BadInput
 from tests.conftest import REPO
 
 TOOL = {"name": "f", "description": "F.", "parameters": {"a": {"type": "int", "description": "A"}}}

@@ -2,8 +2,8 @@
 
 import json
 
-from pipelines.prompts import build_prompt, hammer_tool
-from pipelines.tools import load_tools
+from pipelines.core.prompts import build_prompt, hammer_tool
+from pipelines.core.tools import load_tools
 
 WORKED_TOOLS = [
     {"name": "live_giveaways_by_type",

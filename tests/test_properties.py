@@ -6,8 +6,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.tools import load_tools
-from pipelines.validation import label_output
+from pipelines.core.tools import load_tools
+from pipelines.core.validation import label_output
 
 TEXT = st.text(alphabet="abcxyz XYZ019-", max_size=8)
 INTS = st.integers(-10**6, 10**6)

@@ -8,10 +8,10 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.masking import MaskMap, unmask_row
-from pipelines.scoring import load_gold
-from pipelines.tools import load_tools
-from pipelines.validation import validate_calls
+from pipelines.core.masking import MaskMap, unmask_row
+from pipelines.core.scoring import load_gold
+from pipelines.core.tools import load_tools
+from pipelines.core.validation import validate_calls
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

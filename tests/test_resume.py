@@ -5,10 +5,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.lease import Lease
-from pipelines.io import InputError, Shards, committed_coverage, find_bad_ids, open_output, write_piece
-from pipelines.progress import ErrorRateExceeded, Progress
-from pipelines.resume import (count, differences, fingerprint, merge_ranges, piece_name, safe_name, skip_mask,
+from pipelines.label.lease import Lease
+from pipelines.label.output import committed_coverage, open_output, write_piece
+from pipelines.storage import InputError, Shards, find_bad_ids
+from pipelines.label.progress import ErrorRateExceeded, Progress
+from pipelines.label.output import (count, differences, fingerprint, merge_ranges, piece_name, safe_name, skip_mask,
                               to_ranges)
 
 FS = fsspec.filesystem("file")
@@ -34,10 +35,10 @@ def test_piece_names_are_deterministic_and_distinct():
 
 
 def _fingerprint(**generation):
-    plain = {"prompt": {"format": "hammer1"}, "generation": {"max_tokens": 8, **generation},
-             "engine": {"engine_kwargs": {}}, "validation": {"lenient": False},
-             "mask": {"names": False}, "seed": 0}
-    return fingerprint(plain, [("s.parquet", 10)], "m", "generate")
+    settings = {"model": "m", "prompt_format": "hammer1", "generation": {"max_tokens": 8, **generation},
+                "engine_kwargs": {}, "validation": {"lenient": False, "version": "2"},
+                "mask": {"names": False, "seed": 0}}
+    return fingerprint(settings, [("s.parquet", 10)], "generate")
 
 
 def test_differences_name_what_changed():

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from pipelines.scoring import call_mismatch, load_gold, score_row
-from pipelines.tools import load_tools
-from pipelines.validation import values_equal
+from pipelines.core.scoring import call_mismatch, load_gold, score_row
+from pipelines.core.tools import load_tools
+from pipelines.core.validation import values_equal
 
 TOOLS = load_tools([
     {"name": "weather", "description": "", "parameters": {"type": "object", "properties": {

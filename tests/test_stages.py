@@ -8,11 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.lease import Lease
-from pipelines.config import ValidationConfig
-from pipelines.masking import MaskMap
-from pipelines.schema import ADDED_COLUMNS, output_schema
-from pipelines.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ROW_COL, SHARD_COL, TOKENS_COL, TOOLS_COL,
+from pipelines.label.lease import Lease
+from pipelines.core.validation import ValidationConfig
+from pipelines.core.masking import MaskMap
+from pipelines.label.schema import ADDED_COLUMNS, output_schema
+from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ROW_COL, SHARD_COL, TOKENS_COL, TOOLS_COL,
                               USER_MESSAGE_COL, PromptStage, engine_request, finish_batch, finish_row, prepare_row,
                               read_shard, write_pieces)
 
@@ -136,7 +136,7 @@ def test_read_shard_adds_stable_ids_and_skips_rows_already_done(tmp_path):
 
 
 def test_write_pieces_commits_one_file_named_by_its_rows(tmp_path):
-    from pipelines.io import committed_coverage
+    from pipelines.label.output import committed_coverage
 
     batch = pa.table({"id": ["a", "b", "c"], "status": ["ok", "bad_input", "engine_error"],
                       "errors": [[], ["missing_query: null"], ["engine_error: boom"]],

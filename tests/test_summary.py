@@ -1,4 +1,4 @@
-from pipelines.summary import SummaryCounter, format_table
+from pipelines.label.summary import SummaryCounter, format_table
 
 
 def test_summary_counts_accuracy_and_table():

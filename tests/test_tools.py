@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipelines.tools import BadInput, load_tools, parameters_schema, type_schema
+from pipelines.core.tools import BadInput, load_tools, parameters_schema, type_schema
 
 def _deep(levels):
     schema = {"type": "string"}

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from pipelines.tools import load_tools
-from pipelines.validation import call_type, label_output
+from pipelines.core.tools import load_tools
+from pipelines.core.validation import call_type, label_output
 
 TOOLS = load_tools([
     {"name": "weather", "description": "", "parameters": {"type": "object", "properties": {

@@ -19,16 +19,16 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.config import ValidationConfig
-from pipelines.io import write_piece
-from pipelines.masking import MaskMap, mask_row, row_rng, unmask_calls
-from pipelines.prompt_tokens import PromptTokenizer
-from pipelines.prompts import Prompt, build_prompt, prompt_text
-from pipelines.resume import skip_mask, to_ranges
-from pipelines.schema import output_schema
-from pipelines.scoring import score_row
-from pipelines.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
-from pipelines.validation import label_output
+from pipelines.core.validation import ValidationConfig
+from pipelines.label.output import write_piece
+from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
+from pipelines.label.prompt_tokens import PromptTokenizer
+from pipelines.core.prompts import Prompt, build_prompt, prompt_text
+from pipelines.label.output import skip_mask, to_ranges
+from pipelines.label.schema import output_schema
+from pipelines.core.scoring import score_row
+from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
+from pipelines.core.validation import label_output
 
 # Internal columns, dropped before writing.
 SHARD_COL = "_shard"  # the input shard a row came from, relative to input.path
@@ -118,7 +118,7 @@ class PromptStage:
 
     def __init__(self, tokenizer_source: str | None, prompt_format: str, max_prompt_tokens: int,
                  trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0):
-        from pipelines.models import load_tokenizer
+        from pipelines.label.models import load_tokenizer
 
         self.tokenizer = (PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code)) if tokenizer_source
                           else None)
@@ -264,7 +264,7 @@ COUNTED_REASONS = ("bad_input", "engine_error")  # statuses whose reasons the pr
 
 
 def write_pieces(batch: pa.Table, *, filesystem, root: str, lease_token: str) -> pa.Table:
-    """Commits a batch as one output file (see io.write_piece) and returns one row of counts for
+    """Commits a batch as one output file (see output.write_piece) and returns one row of counts for
     the driver's progress report."""
     shards, rows = batch.column(SHARD_COL).to_pylist(), batch.column(ROW_COL).to_pylist()
     held: dict[str, list[int]] = {}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-from pipelines.config import ConfigError, ModelConfig
-from pipelines.tiny_model import ensure_tiny_model
+from pipelines.config import ConfigError
+from pipelines.label.config import ModelConfig
+from pipelines.label.tiny_model import ensure_tiny_model
 
 REMOTE_PREFIXES = ("s3://", "gs://")
 

@@ -9,12 +9,22 @@ from typing import Callable
 
 import jsonschema
 
-from pipelines.config import ValidationConfig
-from pipelines.parsing import parse_output
-from pipelines.prompts import parse_query
-from pipelines.tools import Tool, parameters_schema
+from pipelines.core.parsing import parse_output
+from pipelines.core.prompts import parse_query
+from pipelines.core.tools import Tool, parameters_schema
 
 # Row statuses, in the order the pipeline can assign them.
+# Bump when validation, parsing or scoring change what a label means: a rerun then refuses to mix.
+VALIDATION_VERSION = "2"
+
+
+@dataclass
+class ValidationConfig:
+    max_output_chars: int = 100_000  # longer raw output is rejected as output_too_large
+    max_depth: int = 32  # deeper JSON nesting is rejected as output_too_large
+    lenient: bool = False  # also accept {"tool_calls": [...]} (flagged)
+
+
 STATUSES = ("ok", "no_call", "parse_error", "invalid_call", "prompt_too_long", "bad_input", "engine_error", "dry_run")
 CALL_TYPES = ("single", "multiple", "parallel", "parallel_multiple", "none")
 _DETAIL_CHARS = 300

@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines import config as cfg
-from pipelines import stages
-from pipelines.engine_plugin import RECORD_DIR_ENV
+from pipelines.label import config as cfg
+from pipelines.label import stages
+from pipelines.label.engine_plugin import RECORD_DIR_ENV
 
 
 

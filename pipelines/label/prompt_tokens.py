@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from pipelines.prompts import Prompt
+from pipelines.core.prompts import Prompt
 
 log = logging.getLogger(__name__)
 

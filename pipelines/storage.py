@@ -1,13 +1,13 @@
-"""Filesystems (fsspec: local or s3://), shard listing, the output folder and its side files."""
+"""Files, not runs: filesystems (fsspec: local or s3://), S3 settings, shard listing, id checks."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import posixpath
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Optional
 
 import fsspec
 import numpy as np
@@ -16,15 +16,18 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from pipelines import lease
-from pipelines.config import S3Config
-from pipelines.resume import COVERAGE_KEY, Ranges, differences, merge_ranges, piece_name
-
 REQUIRED_COLUMNS = ("query", "tools")
 SUMMARY_FILE = "_summary.json"
-CONFIG_FILE = "_config.yaml"
-MANIFEST_FILE = "_manifest.json"
-TMP_DIR = "_tmp"
+
+
+@dataclass
+class S3Config:
+    endpoint_url: Optional[str] = None  # e.g. a MinIO or test endpoint; None: AWS
+    region: Optional[str] = None
+    access_key_id: Optional[str] = None  # None: the usual AWS environment variables / profile
+    secret_access_key: Optional[str] = None
+    session_token: Optional[str] = None
+    anon: bool = False
 
 
 class InputError(ValueError):
@@ -64,7 +67,7 @@ def list_shards(fs: fsspec.AbstractFileSystem, root: str, required: tuple[str, .
         paths = [root]
         base = posixpath.dirname(root)
     elif fs.isdir(root):
-        paths = sorted(p for p in fs.find(root) if p.endswith(".parquet") and not _hidden(p, root))
+        paths = sorted(p for p in fs.find(root) if p.endswith(".parquet") and not hidden(p, root))
         base = root
     else:
         raise InputError(f"input.path {root!r} does not exist")
@@ -96,7 +99,7 @@ def list_shards(fs: fsspec.AbstractFileSystem, root: str, required: tuple[str, .
     return Shards(paths, names, schema.remove_metadata(), [m.num_rows for m in metadata])
 
 
-def _hidden(path: str, root: str) -> bool:
+def hidden(path: str, root: str) -> bool:
     return any(part.startswith(("_", ".")) for part in posixpath.relpath(path, root).split("/"))
 
 
@@ -104,89 +107,6 @@ def require_empty_output(fs: fsspec.AbstractFileSystem, root: str, path: str) ->
     """The data jobs write a new output; they neither resume nor overwrite one."""
     if fs.exists(root) and fs.ls(root):
         raise InputError(f"output.path {path!r} is not empty; choose a new one or empty it")
-
-
-def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, resume: str) -> dict[str, Ranges]:
-    """Makes `root` ready for this run and returns the input rows its pieces already hold.
-
-    A new or empty output starts fresh. An earlier output of the same job (same fingerprint, see
-    `_manifest.json`) is continued. Anything else stops the job, unless resume=overwrite, which
-    deletes an earlier output of this job and starts over.
-    """
-    manifest_path = posixpath.join(root, MANIFEST_FILE)
-    fs.invalidate_cache(root)
-    entries = [p for p in fs.ls(root, detail=False) if not _is_lease(p)] if fs.exists(root) else []
-    has_files = bool(entries)
-    has_manifest = has_files and fs.exists(manifest_path)
-    if has_files and not has_manifest:
-        raise InputError(
-            f"output.path {root!r} holds files but no {MANIFEST_FILE}: it is not an output of this job, "
-            "and nothing there is deleted; choose a new output.path"
-        )
-    if has_manifest and resume == "overwrite":
-        fs.rm(entries, recursive=True)  # all but this run's lease
-    elif has_manifest:
-        previous = json.loads(fs.cat(manifest_path))["fingerprint"]
-        changed = differences(previous, fingerprint)
-        if changed:
-            raise InputError(
-                f"output.path {root!r} was written with other settings ({'; '.join(changed)}); rerun with "
-                "the same settings to resume, set resume=overwrite to start over, or choose a new output.path"
-            )
-    fs.makedirs(root, exist_ok=True)
-    write_json(fs, manifest_path, {"fingerprint": fingerprint})
-    remove_tmp(fs, root)  # pieces a crashed run did not finish: never committed, never read
-    return committed_coverage(fs, root)
-
-
-def _is_lease(path: str) -> bool:
-    return posixpath.basename(path).startswith(lease.LEASE_FILE)  # the record and its local lock file
-
-
-def committed_pieces(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
-    """The committed output files under `root` (not the side files, not _tmp/), listed afresh:
-    s3fs caches listings, and pieces appear while the job runs."""
-    fs.invalidate_cache(root)
-    return [p for p in fs.ls(root, detail=False) if p.endswith(".parquet") and not _hidden(p, root)]
-
-
-def remove_tmp(fs: fsspec.AbstractFileSystem, root: str) -> None:
-    tmp = posixpath.join(root, TMP_DIR)
-    if fs.exists(tmp):
-        fs.rm(tmp, recursive=True)
-
-
-def committed_coverage(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, Ranges]:
-    """Input rows held by the committed pieces under `root`, per input shard (footers only)."""
-    pieces = committed_pieces(fs, root)
-
-    def coverage_of(path: str) -> dict:
-        with fs.open(path, "rb") as f:
-            metadata = pq.read_metadata(f).metadata or {}
-        return json.loads(metadata.get(COVERAGE_KEY, b"{}"))
-
-    with ThreadPoolExecutor(16) as pool:
-        found = list(pool.map(coverage_of, pieces))
-    shards = {name for c in found for name in c}
-    return {name: merge_ranges(*(c.get(name, []) for c in found)) for name in shards}
-
-
-def write_piece(fs: fsspec.AbstractFileSystem, root: str, table: pa.Table, coverage: dict[str, Ranges],
-                lease_token: str) -> str:
-    """Commits one output file atomically: written under _tmp/, then moved into place (a rename on
-    local disks, a single copy on S3), so a reader sees it whole or not at all. The name is a
-    function of the rows it holds, so a retried task rewrites the same file. Only while this run
-    holds the output's lease (a run that lost it raises lease.LeaseLost and commits nothing)."""
-    name = piece_name(coverage)
-    tmp = posixpath.join(root, TMP_DIR, f"{name}.{uuid.uuid4().hex}")
-    table = table.replace_schema_metadata({COVERAGE_KEY: json.dumps(coverage, sort_keys=True)})
-    fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
-    with fs.open(tmp, "wb") as f:
-        pq.write_table(table, f)
-    final = posixpath.join(root, name)
-    lease.check(fs, root, lease_token)
-    fs.mv(tmp, final)
-    return final
 
 
 def find_bad_ids(fs: fsspec.AbstractFileSystem, shards: Shards, limit: int = 10) -> list[str]:
@@ -224,13 +144,21 @@ def write_text(fs: fsspec.AbstractFileSystem, path: str, text: str) -> None:
         f.write(text)
 
 
-def read_summary_columns(fs: fsspec.AbstractFileSystem, root: str, columns: list[str]):
-    """Streams a few columns of the committed output files, batch by batch (memory stays flat)."""
-    pieces = committed_pieces(fs, root)
+def write_json(fs: fsspec.AbstractFileSystem, path: str, obj) -> None:
+    write_text(fs, path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def parquet_files(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
+    """The parquet files directly under `root`, not the side files (names starting with `_` or `.`),
+    listed afresh: s3fs caches listings, and a job's pieces appear while it runs. For the labeling
+    job these are its committed pieces (label/output.py)."""
+    fs.invalidate_cache(root)
+    return [p for p in fs.ls(root, detail=False) if p.endswith(".parquet") and not hidden(p, root)]
+
+
+def read_columns(fs: fsspec.AbstractFileSystem, root: str, columns: list[str]):
+    """Streams a few columns of the parquet files under `root`, batch by batch (memory stays flat)."""
+    pieces = parquet_files(fs, root)
     if pieces:  # an empty input commits no file, and a dataset of no files has no columns
         dataset = pads.dataset(pieces, filesystem=arrow_filesystem(fs), format="parquet")
         yield from dataset.to_batches(columns=columns)
-
-
-def write_json(fs: fsspec.AbstractFileSystem, path: str, obj) -> None:
-    write_text(fs, path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

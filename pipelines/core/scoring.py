@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.tools import Tool
-from pipelines.validation import call_type, values_equal
+from pipelines.core.tools import Tool
+from pipelines.core.validation import call_type, values_equal
 
 # Statuses with nothing to score: the input is broken, or nothing was generated on purpose.
 NOT_SCORED = ("bad_input", "dry_run")

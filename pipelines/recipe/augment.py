@@ -17,11 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipelines import io
-from pipelines.config import AugmentConfig, AugmentSettings
-from pipelines.masking import mask_row, row_rng
-from pipelines.scoring import load_gold
-from pipelines.tools import BadInput, load_tools, plain_cell
+from pipelines import storage
+from pipelines.recipe.config import AugmentConfig, AugmentSettings
+from pipelines.core.masking import mask_row, row_rng
+from pipelines.core.scoring import load_gold
+from pipelines.core.tools import BadInput, load_tools, plain_cell
 
 ORIGINS = ("original", "irrelevance", "masked")
 REQUIRED_COLUMNS = ("id", "query", "tools")
@@ -94,27 +94,27 @@ def run(config: AugmentConfig) -> dict:
     """Reads the shards, augments them on Ray Data, writes parquet and `_summary.json`."""
     import ray
 
-    from pipelines.labeling import start_ray
+    from pipelines.cluster import start_ray
 
     started = time.time()
-    in_fs, in_root = io.filesystem(config.input.path, config.s3)
-    out_fs, out_root = io.filesystem(config.output.path, config.s3)
-    shards = io.list_shards(in_fs, in_root, REQUIRED_COLUMNS)
-    io.require_empty_output(out_fs, out_root, config.output.path)
+    in_fs, in_root = storage.filesystem(config.input.path, config.s3)
+    out_fs, out_root = storage.filesystem(config.output.path, config.s3)
+    shards = storage.list_shards(in_fs, in_root, REQUIRED_COLUMNS)
+    storage.require_empty_output(out_fs, out_root, config.output.path)
     schema = output_schema(shards.schema)
 
     start_ray(config.ray)
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # same files, same order
-    ds = ray.data.read_parquet(shards.paths, filesystem=io.arrow_filesystem(in_fs))
+    ds = ray.data.read_parquet(shards.paths, filesystem=storage.arrow_filesystem(in_fs))
     ds = ds.map_batches(augment_batch, batch_format="pyarrow",
                         fn_kwargs={"settings": config.augment, "seed": config.seed, "schema": schema})
-    ds.write_parquet(out_root, filesystem=io.arrow_filesystem(out_fs))
+    ds.write_parquet(out_root, filesystem=storage.arrow_filesystem(out_fs))
 
     origins: Counter = Counter()
-    for batch in io.read_summary_columns(out_fs, out_root, ["origin"]):
+    for batch in storage.read_columns(out_fs, out_root, ["origin"]):
         origins.update(batch.column("origin").to_pylist())
     summary = {"input": config.input.path, "output": config.output.path, "input_rows": shards.num_rows,
                "rows": sum(origins.values()), "origin": {o: origins[o] for o in ORIGINS}, "seed": config.seed,
                "wall_time_s": round(time.time() - started, 2)}
-    io.write_json(out_fs, posixpath.join(out_root, io.SUMMARY_FILE), summary)
+    storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
     return summary

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import config as cfg
-from pipelines import io, sizing
-from pipelines.lease import Lease, LeaseHeld
+from pipelines.label import config as cfg
+from pipelines import storage
+from pipelines.core import sizing
+from pipelines.label.lease import Lease, LeaseHeld
 
 # The oldest driver each CUDA major version's wheels run on (NVIDIA's CUDA release notes, Linux x86_64).
 MIN_DRIVER_FOR_CUDA = {11: (450, 80), 12: (525, 60), 13: (580, 65)}
@@ -37,7 +38,7 @@ class PreflightFailed(ValueError):
 @dataclass
 class Checklist:
     lines: list[tuple[str, str, str]] = field(default_factory=list)  # (mark, what, detail)
-    shards: io.Shards | None = None  # the input listing, for the run
+    shards: storage.Shards | None = None  # the input listing, for the run
 
     def ok(self, what: str, detail: str) -> None:
         self._add("ok", what, detail)
@@ -65,7 +66,7 @@ def preflight(config: cfg.LabelConfig, model: str | None, *, engine: bool, lease
     """Runs every check that applies (engine: a model will be loaded on engine actors); prints the
     checklist as it goes; raises PreflightFailed naming every failure. With a lease (a run, not
     `preflight=true` alone), takes it: the run holds the output from here on."""
-    from pipelines.labeling import start_ray
+    from pipelines.cluster import start_ray
 
     print("preflight:", flush=True)
     checks = Checklist()
@@ -86,14 +87,14 @@ def preflight(config: cfg.LabelConfig, model: str | None, *, engine: bool, lease
     return checks
 
 
-def _check_input(config: cfg.LabelConfig, checks: Checklist, revalidate: bool) -> io.Shards | None:
+def _check_input(config: cfg.LabelConfig, checks: Checklist, revalidate: bool) -> storage.Shards | None:
     try:
-        fs, root = io.filesystem(config.input.path, config.s3)
-        shards = io.list_shards(fs, root, io.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()))
-        bad_ids = io.find_bad_ids(fs, shards) if "id" in shards.schema.names else []
+        fs, root = storage.filesystem(config.input.path, config.s3)
+        shards = storage.list_shards(fs, root, storage.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()))
+        bad_ids = storage.find_bad_ids(fs, shards) if "id" in shards.schema.names else []
         if bad_ids:
-            raise io.InputError(f"input ids must be unique and not null; found: {'; '.join(bad_ids)}")
-    except (io.InputError, OSError) as e:
+            raise storage.InputError(f"input ids must be unique and not null; found: {'; '.join(bad_ids)}")
+    except (storage.InputError, OSError) as e:
         checks.fail("input", str(e))
         return None
     ids = "ids unique" if "id" in shards.schema.names else "ids from shard and row"
@@ -105,11 +106,11 @@ def _check_input(config: cfg.LabelConfig, checks: Checklist, revalidate: bool) -
 def _check_output(config: cfg.LabelConfig, checks: Checklist, lease: Lease | None) -> None:
     path = config.output.path
     try:
-        fs, root = io.filesystem(path, config.s3)
+        fs, root = storage.filesystem(path, config.s3)
         if not path.startswith("s3://"):  # on S3 there are no folders (and makedirs would create a missing bucket)
             fs.makedirs(root, exist_ok=True)
         probe = posixpath.join(root, f"_preflight-{uuid.uuid4().hex}")
-        io.write_text(fs, probe, "probe\n")
+        storage.write_text(fs, probe, "probe\n")
         fs.rm(probe)
     except (OSError, ValueError) as e:  # s3fs: FileNotFoundError for a missing bucket, PermissionError when denied
         checks.fail("output", f"cannot write under output.path {path!r} ({type(e).__name__}: {e}); create the "
@@ -133,7 +134,7 @@ def _check_output(config: cfg.LabelConfig, checks: Checklist, lease: Lease | Non
 
 
 def _check_model(config: cfg.LabelConfig, model: str, checks: Checklist) -> dict | None:
-    from pipelines.models import load_model_config, load_tokenizer
+    from pipelines.label.models import load_model_config, load_tokenizer
 
     try:
         model_config = load_model_config(model, config.model.trust_remote_code)
@@ -297,7 +298,7 @@ def driver_problem(torch_cuda: str | None, driver: str | None) -> str | None:
     return None
 
 
-def _report_kv_budget(config: cfg.LabelConfig, model_config: dict, probe: dict, shards: io.Shards | None,
+def _report_kv_budget(config: cfg.LabelConfig, model_config: dict, probe: dict, shards: storage.Shards | None,
                       model: str, checks: Checklist) -> None:
     if config.engine.device == "cpu":
         checks.info("KV cache", "engine.device=cpu: vLLM takes engine.gpu_memory_utilization of RAM; not sized here")
@@ -320,11 +321,11 @@ def _report_kv_budget(config: cfg.LabelConfig, model_config: dict, probe: dict, 
     checks.info("KV cache", detail)
 
 
-def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: io.Shards) -> list[int]:
+def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: storage.Shards) -> list[int]:
     """Prompt tokens of the first rows of the first shard, built as the prompt stage builds them."""
-    from pipelines.stages import PromptStage
+    from pipelines.label.stages import PromptStage
 
-    fs, _ = io.filesystem(config.input.path, config.s3)
+    fs, _ = storage.filesystem(config.input.path, config.s3)
     with fs.open(shards.paths[0], "rb") as f:
         table = pq.read_table(f).slice(0, PROMPT_SAMPLE_ROWS)
     if "id" not in table.column_names:

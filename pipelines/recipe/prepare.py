@@ -19,10 +19,10 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import io
-from pipelines.config import PrepareConfig
-from pipelines.scoring import load_gold
-from pipelines.tools import BadInput, load_tools, plain_cell
+from pipelines import storage
+from pipelines.recipe.config import PrepareConfig
+from pipelines.core.scoring import load_gold
+from pipelines.core.tools import BadInput, load_tools, plain_cell
 
 SCHEMA = pa.schema([("id", pa.string()), ("query", pa.string()), ("tools", pa.string()), ("answers", pa.string())])
 FORMAT_OF_SUFFIX = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -87,14 +87,14 @@ def load_source(path: str, data_format: str | None, split: str):
     if local.exists():
         files = sorted(str(p) for p in local.rglob("*") if p.suffix in FORMAT_OF_SUFFIX) if local.is_dir() else [path]
         if not files:
-            raise io.InputError(f"input.path {path!r} holds no .json, .jsonl, .parquet or .csv files")
+            raise storage.InputError(f"input.path {path!r} holds no .json, .jsonl, .parquet or .csv files")
         data_format = data_format or FORMAT_OF_SUFFIX.get(Path(files[0]).suffix)
         if data_format is None:
-            raise io.InputError(f"input.path {path!r}: cannot tell the format from the name; set input.format")
+            raise storage.InputError(f"input.path {path!r}: cannot tell the format from the name; set input.format")
         try:
             return datasets.load_dataset(data_format, data_files=files, split="train")
         except Exception as e:  # noqa: BLE001 - datasets raises many kinds; the user needs the file and the cause
-            raise io.InputError(f"input.path {path!r} could not be read as {data_format}: {e}") from None
+            raise storage.InputError(f"input.path {path!r} could not be read as {data_format}: {e}") from None
     return datasets.load_dataset(path, split=split)
 
 
@@ -121,10 +121,10 @@ def run(config: PrepareConfig) -> dict:
     if bad and not config.prepare.drop_bad:
         shown = "\n  ".join(bad[:MAX_REPORTED])
         more = f"\n  ... and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
-        raise io.InputError(f"{len(bad)} of {len(source)} rows of {config.input.path} are bad; nothing was written "
+        raise storage.InputError(f"{len(bad)} of {len(source)} rows of {config.input.path} are bad; nothing was written "
                             f"(set prepare.drop_bad=true to leave them out):\n  {shown}{more}")
-    fs, root = io.filesystem(config.output.path, config.s3)
-    io.require_empty_output(fs, root, config.output.path)
+    fs, root = storage.filesystem(config.output.path, config.s3)
+    storage.require_empty_output(fs, root, config.output.path)
     fs.makedirs(root, exist_ok=True)
     size = config.output.rows_per_shard
     shards = []
@@ -138,5 +138,5 @@ def run(config: PrepareConfig) -> dict:
                "bad_reasons": dict(Counter(line.split(": ")[1] for line in bad)), "bad_examples": bad[:MAX_REPORTED],
                "schema": {f.name: str(f.type) for f in SCHEMA},
                "null_answers": sum(r["answers"] is None for r in rows), "wall_time_s": round(time.time() - started, 2)}
-    io.write_json(fs, posixpath.join(root, io.SUMMARY_FILE), summary)
+    storage.write_json(fs, posixpath.join(root, storage.SUMMARY_FILE), summary)
     return summary

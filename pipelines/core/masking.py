@@ -17,7 +17,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.tools import Tool
+from pipelines.core.tools import Tool
 
 FUNCTION_CHARS = string.ascii_letters + string.digits + "_."
 PARAMETER_CHARS = string.ascii_letters + string.digits

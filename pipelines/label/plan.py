@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import time
 
 import pyarrow as pa
 
-from pipelines import config as cfg
-from pipelines import engine, io, resume, stages
-from pipelines.lease import Lease
-from pipelines.models import resolve_model
-from pipelines.preflight import preflight
-from pipelines.summary import COLUMNS as SUMMARY_COLUMNS
-from pipelines.progress import ErrorRateExceeded, Progress
-from pipelines.summary import SummaryCounter
+from pipelines import storage
+from pipelines.cluster import start_ray
+from pipelines.label import config as cfg
+from pipelines.label import engine, output, stages
+from pipelines.label.lease import Lease
+from pipelines.label.models import resolve_model
+from pipelines.label.preflight import preflight
+from pipelines.label.progress import ErrorRateExceeded, Progress
+from pipelines.label.summary import COLUMNS as SUMMARY_COLUMNS
+from pipelines.label.summary import SummaryCounter
 
 
 def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     """Runs the whole job and returns its summary (also written to `_summary.json`).
 
-    A rerun into the same output continues where the last one stopped (see resume.py).
+    A rerun into the same output continues where the last one stopped (see output.py).
     revalidate: judge the input's `raw_output` column instead of generating (jobs/validate.py); no
     model is loaded, and the input's `model` column, if any, is kept.
     The preflight runs first and takes the output's lease, which the run holds until it ends.
@@ -30,7 +31,7 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     past max_error_rate, LeaseLost when another run took the output over.
     """
     started = time.time()
-    out_fs, out_root = io.filesystem(config.output.path, config.s3)
+    out_fs, out_root = storage.filesystem(config.output.path, config.s3)
     model = None if revalidate else resolve_model(config.model)
     lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
                   stale_after_s=config.lease.stale_after_s)
@@ -42,16 +43,16 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
         lease.release()
 
 
-def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: io.Shards, model: str | None,
+def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: storage.Shards, model: str | None,
          lease: Lease, out_fs, out_root: str) -> dict:
     mode = "revalidate" if revalidate else ("dry_run" if config.dry_run else "generate")
-    fingerprint = resume.fingerprint(cfg.to_plain(config), list(zip(shards.names, shards.rows)), model, mode)
-    done = io.open_output(out_fs, out_root, fingerprint, config.resume)
-    io.write_text(out_fs, posixpath.join(out_root, io.CONFIG_FILE), cfg.to_yaml(config))
+    fingerprint = output.fingerprint(cfg.label_settings(config, model), list(zip(shards.names, shards.rows)), mode)
+    done = output.open_output(out_fs, out_root, fingerprint, config.resume)
+    storage.write_text(out_fs, posixpath.join(out_root, output.CONFIG_FILE), cfg.to_yaml(config))
 
     todo = [(path, name, done.get(name, [])) for path, name, rows in zip(shards.paths, shards.names, shards.rows)
-            if resume.count(done.get(name, [])) < rows]
-    already = sum(resume.count(ranges) for ranges in done.values())
+            if output.count(done.get(name, [])) < rows]
+    already = sum(output.count(ranges) for ranges in done.values())
     stopped = None
     if todo:
         if already:
@@ -61,19 +62,19 @@ def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: io.S
                        Progress(shards.num_rows, already, config.progress_interval_s), lease.token)
         except ErrorRateExceeded as e:
             stopped = str(e)
-        io.remove_tmp(out_fs, out_root)
+        output.remove_tmp(out_fs, out_root)
     elif shards.num_rows == 0:
         print(f"nothing to do: the input under {config.input.path} has no rows")
     else:
         print(f"nothing to do: all {shards.num_rows} input rows are already in {config.output.path}")
 
     counter = SummaryCounter()
-    for batch in io.read_summary_columns(out_fs, out_root, SUMMARY_COLUMNS):
+    for batch in storage.read_columns(out_fs, out_root, SUMMARY_COLUMNS):
         counter.add(batch.to_pydict())
     summary = counter.to_dict(time.time() - started, run_id=config.run.id, output=config.output.path, model=model,
                               mode=mode, input_shards=len(shards.paths), input_rows=shards.num_rows,
                               rows_before_this_run=already, stopped=stopped, mask_names=config.mask.names)
-    io.write_json(out_fs, posixpath.join(out_root, io.SUMMARY_FILE), summary)
+    storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
     if stopped:
         raise ErrorRateExceeded(stopped)
     return summary
@@ -85,10 +86,10 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
     """Builds the Ray Data plan over the rows still to do and runs it, reporting progress as pieces commit."""
     import ray
 
-    in_fs, _ = io.filesystem(config.input.path, config.s3)
+    in_fs, _ = storage.filesystem(config.input.path, config.s3)
     add_id = "id" not in shard_schema.names
     input_schema = shard_schema.append(pa.field("id", pa.string())) if add_id else shard_schema
-    lineage = {"prompt_format": config.prompt.format, "run_id": config.run.id, "config_hash": cfg.config_hash(config)}
+    lineage = {"prompt_format": config.prompt.format, "run_id": config.run.id, "config_hash": cfg.config_hash(config, model)}
     if not revalidate:
         lineage["model"] = model
 
@@ -133,14 +134,3 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
             print(progress.line(), flush=True)
         progress.check_error_rate(config.max_error_rate)
     print(progress.line(), flush=True)
-
-
-def start_ray(ray_config: cfg.RayConfig) -> None:
-    """Joins the cluster named by ray.address or RAY_ADDRESS (set by `ray job submit`), else starts a local one."""
-    import ray
-
-    address = ray_config.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, ignore_reinit_error=True)
-    else:
-        ray.init(address="local", num_cpus=ray_config.num_cpus, ignore_reinit_error=True)

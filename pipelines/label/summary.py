@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pipelines.scoring import GOLD_TYPES
-from pipelines.validation import CALL_TYPES, STATUSES
+from pipelines.core.scoring import GOLD_TYPES
+from pipelines.core.validation import CALL_TYPES, STATUSES
 
 COLUMNS = ["status", "call_type", "num_prompt_tokens", "num_output_tokens", "correct", "gold_call_type"]
 

@@ -26,12 +26,12 @@ QWEN2_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-SAMPLE_DATA = Path(__file__).resolve().parent.parent / "data" / "sample"
+SAMPLE_DATA = Path(__file__).resolve().parents[2] / "data" / "sample"
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def _training_corpus() -> list[str]:
-    from pipelines.prompts import FORMAT_INSTRUCTION, TASK_INSTRUCTION
+    from pipelines.core.prompts import FORMAT_INSTRUCTION, TASK_INSTRUCTION
 
     import pyarrow.parquet as pq
 

