@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, wherever this is started from
 
-from pipelines import augment  # noqa: E402
+from pipelines.recipe import augment  # noqa: E402
 from pipelines.cli import data_job_main  # noqa: E402
 from pipelines.recipe.config import AugmentConfig  # noqa: E402
 

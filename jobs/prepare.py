@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, wherever this is started from
 
-from pipelines import prepare  # noqa: E402
+from pipelines.recipe import prepare  # noqa: E402
 from pipelines.cli import data_job_main  # noqa: E402
 from pipelines.recipe.config import PrepareConfig  # noqa: E402
 

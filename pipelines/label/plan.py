@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from pipelines import storage
 from pipelines.cluster import start_ray
+from pipelines.config import to_yaml
 from pipelines.label import config as cfg
 from pipelines.label import engine, output, stages
 from pipelines.label.lease import Lease
@@ -48,7 +49,7 @@ def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: stor
     mode = "revalidate" if revalidate else ("dry_run" if config.dry_run else "generate")
     fingerprint = output.fingerprint(cfg.label_settings(config, model), list(zip(shards.names, shards.rows)), mode)
     done = output.open_output(out_fs, out_root, fingerprint, config.resume)
-    storage.write_text(out_fs, posixpath.join(out_root, output.CONFIG_FILE), cfg.to_yaml(config))
+    storage.write_text(out_fs, posixpath.join(out_root, output.CONFIG_FILE), to_yaml(config))
 
     todo = [(path, name, done.get(name, [])) for path, name, rows in zip(shards.paths, shards.names, shards.rows)
             if output.count(done.get(name, [])) < rows]
