@@ -62,12 +62,16 @@ class Shards:
         return sum(self.rows)
 
 
-def list_shards(fs: fsspec.AbstractFileSystem, root: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> Shards:
+def list_shards(fs: fsspec.AbstractFileSystem, root: str, required: tuple[str, ...] = REQUIRED_COLUMNS,
+                exclude: str | None = None) -> Shards:
+    """The parquet shards under `root` (or the one file it names), their schemas and row counts;
+    `exclude`: a folder under `root` to leave out (an output written inside the input)."""
     if fs.isfile(root):
         paths = [root]
         base = posixpath.dirname(root)
     elif fs.isdir(root):
-        paths = sorted(p for p in fs.find(root) if p.endswith(".parquet") and not hidden(p, root))
+        paths = sorted(p for p in fs.find(root) if p.endswith(".parquet") and not hidden(p, root)
+                       and not (exclude and (p + "/").startswith(exclude.rstrip("/") + "/")))
         base = root
     else:
         raise InputError(f"input.path {root!r} does not exist")

@@ -68,3 +68,13 @@ def test_the_manifest_fingerprint_is_the_label_settings_plus_mode_and_input():
     for changed in (["mask.names=true"], ["seed=7"]):
         assert differences(fingerprint(settings, [], "generate"),
                            fingerprint(label_settings(load_config(changed), "m"), [], "generate"))
+
+
+def test_joining_a_cluster_without_naming_a_profile_is_refused(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ConfigError, match=r"joins the Ray cluster at auto but names no profile: pass conf=prod"):
+        load_config(["ray.address=auto"])
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    with pytest.raises(ConfigError, match=r"joins the Ray cluster at http://head:8265 .* conf=local to run the demo"):
+        load_config([])
+    assert load_config(["conf=local"]).model.build_tiny  # named on purpose: allowed

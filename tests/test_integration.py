@@ -165,17 +165,36 @@ def test_dry_run_from_the_command_line_loads_no_model(tmp_path, tiny_model):
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "vLLM" not in proc.stdout + proc.stderr  # no engine was started
+    # No engine was started: the preflight checked none, and no engine printed the settings it was built with.
+    assert "] engine node:" not in proc.stdout and "engine settings:" not in proc.stdout + proc.stderr
     table = pads.dataset(str(out), format="parquet").to_table()
     statuses = table.column("status").to_pylist()
     assert len(statuses) == SAMPLE_ROWS and statuses.count("dry_run") == SAMPLE_ROWS - len(BAD_ROWS)
     assert "status    dry_run" in proc.stdout
 
 
+def test_an_output_inside_the_input_is_not_read_back_as_input(tmp_path, tiny_model):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "data" / "sample", data)
+    args = [sys.executable, "jobs/label.py", "conf=local", f"input.path={data}", f"output.path={data / 'labels'}",
+            "dry_run=true", f"model.source={tiny_model}", "ray.num_cpus=2"]
+    for run in ("first", "second"):  # the second run lists the input with the first run's output inside it
+        proc = subprocess.run([*args, f"run.id={run}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "output.path is inside input.path" in proc.stdout
+    assert "nothing to do: all 65 input rows are already in" in proc.stdout
+    table = pads.dataset(str(data / "labels"), format="parquet").to_table()
+    assert table.num_rows == SAMPLE_ROWS
+
+
 def test_bad_config_fails_fast_with_exit_code_2():
     proc = subprocess.run([sys.executable, "jobs/label.py", "conf=prod"], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
-    assert proc.returncode == 2 and "input.path" in proc.stdout and "Started a local Ray" not in proc.stderr
+    # The config error is the whole story: no preflight, no cluster.
+    assert proc.returncode == 2 and proc.stdout.startswith("config error: required key(s) not set: input.path")
+    assert "preflight:" not in proc.stdout
 
 
 # --------------------------------------------------------------------------- bad input and faults
@@ -217,7 +236,8 @@ def test_whole_input_problems_stop_before_any_work_with_exit_code_2(tmp_path, ma
     proc = subprocess.run([sys.executable, "jobs/label.py", "conf=local", f"input.path={data}",
                            f"output.path={tmp_path / 'out'}"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and message in proc.stdout.strip().splitlines()[-1], proc.stdout[-2000:]
-    assert "Started a local Ray" not in proc.stderr
+    # Stopped at the preflight's input check: the cluster was never started, let alone an engine.
+    assert "[info] cluster: not checked: fix the failures above first" in proc.stdout
 
 
 def test_empty_dataset_completes_with_zero_rows(common_args, tmp_path):

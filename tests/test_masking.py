@@ -106,9 +106,17 @@ def test_augment_is_deterministic_per_seed_and_id_and_follows_the_shares():
     assert 0 < origins.count("masked") < len(SAMPLE) and origins.count("irrelevance") > 0
 
 
-def test_bad_rows_pass_through_untouched():
-    row = {"id": "x", "query": "q", "tools": "[{not json", "answers": None}
-    assert augment_row(row, _settings(1.0, 1.0), seed=0) == [{**row, "origin": "original", "mask_map": None}]
+@pytest.mark.parametrize("row, expected", [
+    ({"id": "x", "query": "q", "tools": "[{not json", "answers": None}, "tools_not_json"),
+    ({"id": "x", "query": 7, "tools": '[{"name": "f", "description": "", "parameters": {}}]', "answers": None},
+     "query_not_string"),
+    ({"id": "x", "query": "q", "tools": '[{"name": "f", "description": "", "parameters": {}}]', "answers": "{"},
+     "bad_answers"),
+])
+def test_rows_it_cannot_augment_pass_through_with_their_reason(row, expected):
+    (out,) = augment_row(row, _settings(1.0, 1.0), seed=0)
+    assert out["not_augmented"].split(":")[0] == expected
+    assert {k: v for k, v in out.items() if k != "not_augmented"} == {**row, "origin": "original", "mask_map": None}
 
 
 _TYPES = st.sampled_from([("string", "abc"), ("integer", 3), ("number", 2.5), ("boolean", True)])

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.label.lease import Lease
 from pipelines.label.output import committed_coverage, open_output, write_piece
-from pipelines.storage import InputError, Shards, find_bad_ids
+from pipelines.storage import InputError, Shards, find_bad_ids, list_shards
 from pipelines.label.progress import ErrorRateExceeded, Progress
 from pipelines.label.output import (count, differences, fingerprint, merge_ranges, piece_name, safe_name, skip_mask,
                               to_ranges)
@@ -108,3 +108,20 @@ def test_progress_line_and_error_rate():
     progress.check_error_rate(0.2)
     with pytest.raises(ErrorRateExceeded, match=r"15 of 100 rows \(15.0%\).*tools_not_json 10, engine_error 5"):
         progress.check_error_rate(0.1)
+
+
+@pytest.mark.parametrize("manifest, what", [('{"fingerprint": {"mode": "gen', "JSONDecodeError"),
+                                            ('{"written_by": "someone"}', "KeyError"),
+                                            ('{"fingerprint": 3}', "TypeError")])
+def test_a_corrupt_manifest_is_named_with_what_to_do(tmp_path, manifest, what):
+    (tmp_path / "_manifest.json").write_text(manifest)
+    with pytest.raises(InputError, match=rf"_manifest.json cannot be read \({what}.*resume=overwrite"):
+        open_output(FS, str(tmp_path), _fingerprint(), "auto")
+
+
+def test_an_output_folder_inside_the_input_is_left_out_of_the_listing(tmp_path):
+    pq.write_table(pa.table({"query": ["q"], "tools": ["[]"]}), tmp_path / "a.parquet")
+    (tmp_path / "labels").mkdir()
+    pq.write_table(pa.table({"query": ["q"], "tools": ["[]"], "status": ["ok"]}), tmp_path / "labels" / "p.parquet")
+    assert list_shards(FS, str(tmp_path)).names == ["a.parquet", "labels/p.parquet"]
+    assert list_shards(FS, str(tmp_path), exclude=str(tmp_path / "labels")).names == ["a.parquet"]

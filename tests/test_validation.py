@@ -93,3 +93,32 @@ def test_values_in_a_multi_turn_query_count():
     query = json.dumps([{"role": "user", "content": "weather?"}, {"role": "assistant", "content": "where?"},
                         {"role": "user", "content": "Tromsø"}])
     assert label([{"name": "weather", "arguments": {"city": "Tromsø"}}], query).flags == []
+
+
+BOUNDED = load_tools([{"name": "book", "description": "", "parameters": {"type": "object", "properties": {
+    "guests": {"type": "integer", "minimum": 1, "maximum": 10},
+    "code": {"type": "string", "pattern": "^[A-Z]{3}$", "minLength": 3},
+    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+    # As BFCL and OpenAPI-derived specs write it: the enum lists the allowed items.
+    "metrics": {"type": "array", "items": {"type": "string"}, "enum": ["temperature", "humidity", "co2"]}},
+    "required": []}}])
+
+
+@pytest.mark.parametrize("arguments, code", [
+    ({"guests": 0}, "out_of_range"), ({"guests": 11}, "out_of_range"), ({"code": "abc1"}, "out_of_range"),
+    ({"code": "AB"}, "out_of_range"), ({"tags": ["a", "b", "c"]}, "out_of_range"),
+    ({"guests": "two"}, "type_mismatch"), ({"tags": "a"}, "type_mismatch"),
+])
+def test_a_value_out_of_bounds_is_out_of_range_not_a_wrong_type(arguments, code):
+    result = label_output(json.dumps([{"name": "book", "arguments": arguments}]), BOUNDED)
+    assert result.status == "invalid_call" and result.errors[0].split(":")[0] == code, result.errors
+
+
+def test_an_enum_on_an_array_is_checked_on_its_items_and_flagged():
+    ok = label_output(json.dumps([{"name": "book", "arguments": {"metrics": ["temperature", "humidity"]}}]), BOUNDED)
+    assert ok.status == "ok", ok.errors
+    assert "enum_on_array: book.metrics: the enum is checked on each item" in ok.flags
+    bad = label_output(json.dumps([{"name": "book", "arguments": {"metrics": ["temperature", "wind"]}}]), BOUNDED)
+    assert bad.status == "invalid_call" and bad.errors[0].startswith("enum_mismatch: book.metrics.1")
+    plain = label_output(json.dumps([{"name": "book", "arguments": {"guests": 2}}]), BOUNDED)
+    assert plain.status == "ok" and not any(f.startswith("enum_on_array") for f in plain.flags)

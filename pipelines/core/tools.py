@@ -319,6 +319,9 @@ def param_schema(spec: dict) -> tuple[dict, set[str]]:
     if isinstance(spec.get("items"), dict):
         schema["items"], u = param_schema(spec["items"])
         unknown |= u
+    if _is_array_enum(spec):
+        # BFCL's and OpenAPI-derived specs put an array's allowed item values in the array's `enum`.
+        schema["items"] = {**schema.get("items", {}), "enum": schema.pop("enum")}
     if isinstance(spec.get("properties"), dict):
         props = {}
         for name, sub in spec["properties"].items():
@@ -342,6 +345,18 @@ def param_schema(spec: dict) -> tuple[dict, set[str]]:
             for _, u in subs:
                 unknown |= u
     return schema, unknown
+
+
+def _is_array_enum(spec: dict) -> bool:
+    """An array parameter whose `enum` lists scalars: meant for its items, not for the whole list."""
+    enum = spec.get("enum")
+    return (spec.get("type") in ("array", "list") and isinstance(enum, list) and bool(enum)
+            and not any(isinstance(v, list) for v in enum))
+
+
+def array_enum_parameters(tool: Tool) -> list[str]:
+    """The tool's parameters whose `enum` is checked on the items (flagged `enum_on_array`)."""
+    return [name for name, spec in tool.properties.items() if isinstance(spec, dict) and _is_array_enum(spec)]
 
 
 def _merge(base: dict, extra: dict) -> dict:

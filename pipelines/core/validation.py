@@ -11,11 +11,11 @@ import jsonschema
 
 from pipelines.core.parsing import parse_output
 from pipelines.core.prompts import parse_query
-from pipelines.core.tools import Tool, parameters_schema
+from pipelines.core.tools import Tool, array_enum_parameters, parameters_schema
 
 # Row statuses, in the order the pipeline can assign them.
 # Bump when validation, parsing or scoring change what a label means: a rerun then refuses to mix.
-VALIDATION_VERSION = "2"
+VALIDATION_VERSION = "3"  # 3: out_of_range, enum on arrays checked on the items
 
 
 @dataclass
@@ -29,8 +29,11 @@ STATUSES = ("ok", "no_call", "parse_error", "invalid_call", "prompt_too_long", "
 CALL_TYPES = ("single", "multiple", "parallel", "parallel_multiple", "none")
 _DETAIL_CHARS = 300
 
-# jsonschema keyword of a failed check -> our reason code
-_REASON = {"required": "missing_required", "additionalProperties": "unknown_argument", "enum": "enum_mismatch", "const": "enum_mismatch"}
+# jsonschema keyword of a failed check -> our reason code; any other keyword is a wrong type
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength",
+           "pattern", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties")
+_REASON = {"required": "missing_required", "additionalProperties": "unknown_argument", "enum": "enum_mismatch",
+           "const": "enum_mismatch", **{keyword: "out_of_range" for keyword in _BOUNDS}}
 
 
 @dataclass
@@ -85,6 +88,8 @@ def validate_calls(calls: list[dict], tools: list[Tool]) -> tuple[list[str], lis
             flags += [f"unknown_type: {name} has type {t!r}; not checked" for t in sorted(unknown)]
         for err in validators[name].iter_errors(call["arguments"]):
             errors.append(_reason(name, err))
+        flags += [f"enum_on_array: {name}.{p}: the enum is checked on each item" for p in array_enum_parameters(tool)
+                  if p in call["arguments"]]
     return errors, flags
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,14 @@ class LabelConfig:
 
 def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
     """`["conf=NAME", "key=value", ...]` -> a checked LabelConfig."""
-    name = next((a.split("=", 1)[1] for a in args if a.startswith("conf=")), "local")
+    name = next((a.split("=", 1)[1] for a in args if a.startswith("conf=")), None)
+    if name is None:
+        joining = next((a.split("=", 1)[1] for a in args if a.startswith("ray.address=")), None) or os.environ.get(
+            "RAY_ADDRESS")
+        if joining:
+            raise ConfigError(f"this run joins the Ray cluster at {joining} but names no profile: pass conf=prod (or "
+                              "conf=local to run the demo model there on purpose)")
+        name = "local"
     overrides = check_overrides([a for a in args if not a.startswith("conf=")])
     profiles = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
     if name not in profiles:

@@ -125,7 +125,15 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
     if has_manifest and resume == "overwrite":
         fs.rm(entries, recursive=True)  # all but this run's lease
     elif has_manifest:
-        previous = json.loads(fs.cat(manifest_path))["fingerprint"]
+        try:
+            previous = json.loads(fs.cat(manifest_path))["fingerprint"]
+            if not isinstance(previous, dict):
+                raise TypeError("'fingerprint' is not an object")
+        except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise InputError(
+                f"{manifest_path} cannot be read ({type(e).__name__}: {e}): it records the settings that made the "
+                "rows here, so this run cannot tell whether it may continue them; restore it, set "
+                "resume=overwrite to start over, or choose a new output.path") from None
         changed = differences(previous, fingerprint)
         if changed:
             raise InputError(

@@ -90,7 +90,13 @@ def preflight(config: cfg.LabelConfig, model: str | None, *, engine: bool, lease
 def _check_input(config: cfg.LabelConfig, checks: Checklist, revalidate: bool) -> storage.Shards | None:
     try:
         fs, root = storage.filesystem(config.input.path, config.s3)
-        shards = storage.list_shards(fs, root, storage.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()))
+        out_fs, out_root = storage.filesystem(config.output.path, config.s3)
+        inside = out_fs.protocol == fs.protocol and out_root.startswith(root.rstrip("/") + "/")
+        if inside:
+            checks.info("input", f"output.path is inside input.path: its files ({config.output.path}) are left "
+                                 "out of the input")
+        shards = storage.list_shards(fs, root, storage.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()),
+                                     exclude=out_root if inside else None)
         bad_ids = storage.find_bad_ids(fs, shards) if "id" in shards.schema.names else []
         if bad_ids:
             raise storage.InputError(f"input ids must be unique and not null; found: {'; '.join(bad_ids)}")

@@ -26,22 +26,26 @@ from pipelines.core.tools import BadInput, load_tools, plain_cell
 ORIGINS = ("original", "irrelevance", "masked")
 REQUIRED_COLUMNS = ("id", "query", "tools")
 IRRELEVANCE_SUFFIX = "#irrelevance"  # id of the irrelevance row made from row `id`
+# origin; mask_map (a masked row's way back); not_augmented (why a row passed through as it was)
+ADDED_COLUMNS = ("origin", "mask_map", "not_augmented")
 
 
 def augment_row(row: dict, settings: AugmentSettings, seed: int) -> list[dict]:
     """One row -> the rows it becomes: itself (masked with probability mask.probability) and, for a
     sampled fraction of rows with gold calls, an irrelevance row without the called tools."""
     raw_tools = _parse_json(plain_cell(row["tools"]))
-    out = {**row, "tools": _as_json(row["tools"]), "origin": "original", "mask_map": None}
+    out = {**row, "tools": _as_json(row["tools"]), "origin": "original", "mask_map": None, "not_augmented": None}
     if "answers" in row:
         out["answers"] = None if row["answers"] is None else _as_json(row["answers"])
     try:
         tools = load_tools(raw_tools)
         answers = load_gold(row["answers"]) if row.get("answers") is not None else None
-    except (BadInput, ValueError):
-        return [out]
+    except BadInput as e:
+        return [{**out, "not_augmented": f"{e.code}: {e.detail}"}]
+    except ValueError as e:
+        return [{**out, "not_augmented": f"bad_answers: {e}"}]
     if not isinstance(row.get("query"), str):
-        return [out]
+        return [{**out, "not_augmented": f"query_not_string: query is a {type(row.get('query')).__name__}"}]
 
     rows = [out]
     if answers and row_rng(seed, row["id"], "irrelevance").random() < settings.irrelevance.fraction:
@@ -81,8 +85,8 @@ def _as_json(value: Any) -> Any:
 
 def output_schema(input_schema: pa.Schema) -> pa.Schema:
     fields = [pa.field(f.name, pa.string()) if f.name in ("tools", "answers") else f for f in input_schema
-              if f.name not in ("origin", "mask_map")]
-    return pa.schema(fields + [pa.field("origin", pa.string()), pa.field("mask_map", pa.string())])
+              if f.name not in ADDED_COLUMNS]
+    return pa.schema(fields + [pa.field(name, pa.string()) for name in ADDED_COLUMNS])
 
 
 def augment_batch(batch: pa.Table, *, settings: AugmentSettings, seed: int, schema: pa.Schema) -> pa.Table:
@@ -111,10 +115,13 @@ def run(config: AugmentConfig) -> dict:
     ds.write_parquet(out_root, filesystem=storage.arrow_filesystem(out_fs))
 
     origins: Counter = Counter()
-    for batch in storage.read_columns(out_fs, out_root, ["origin"]):
+    not_augmented: Counter = Counter()
+    for batch in storage.read_columns(out_fs, out_root, ["origin", "not_augmented"]):
         origins.update(batch.column("origin").to_pylist())
+        not_augmented.update(r.split(":", 1)[0] for r in batch.column("not_augmented").to_pylist() if r)
     summary = {"input": config.input.path, "output": config.output.path, "input_rows": shards.num_rows,
-               "rows": sum(origins.values()), "origin": {o: origins[o] for o in ORIGINS}, "seed": config.seed,
+               "rows": sum(origins.values()), "origin": {o: origins[o] for o in ORIGINS},
+               "not_augmented": dict(sorted(not_augmented.items())), "seed": config.seed,
                "wall_time_s": round(time.time() - started, 2)}
     storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
     return summary
