@@ -26,7 +26,14 @@ def test_ranges():
 def test_piece_names_never_leave_the_output_folder(shard):
     name = piece_name({shard: [[0, 1]]})
     assert "/" not in name and not name.startswith(".") and name.endswith(".parquet")
-    assert safe_name(shard) == safe_name(shard).lstrip(".")
+    assert set(safe_name(shard)) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    assert safe_name(shard) and not safe_name(shard).startswith(".")
+
+
+def test_safe_names_by_hand():
+    assert safe_name("../../etc/passwd") == "_.._etc_passwd"
+    assert safe_name("a/b c/ü.parquet") == "a_b_c__.parquet"
+    assert safe_name("..") == "_" and safe_name("") == "_"
 
 
 def test_piece_names_are_deterministic_and_distinct():

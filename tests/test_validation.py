@@ -122,3 +122,11 @@ def test_an_enum_on_an_array_is_checked_on_its_items_and_flagged():
     assert bad.status == "invalid_call" and bad.errors[0].startswith("enum_mismatch: book.metrics.1")
     plain = label_output(json.dumps([{"name": "book", "arguments": {"guests": 2}}]), BOUNDED)
     assert plain.status == "ok" and not any(f.startswith("enum_on_array") for f in plain.flags)
+
+
+def test_a_reason_is_written_as_code_colon_detail_and_read_back():
+    from pipelines.core.reasons import Reason
+
+    reason = Reason("type_mismatch", "weather.days: True is not of type 'integer'")
+    assert str(reason) == "type_mismatch: weather.days: True is not of type 'integer'"
+    assert Reason.parse(str(reason)) == reason

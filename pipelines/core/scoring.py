@@ -13,11 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.core.reasons import INVALID_CALL, NOT_SCORED
 from pipelines.core.tools import Tool
 from pipelines.core.validation import call_type, values_equal
 
-# Statuses with nothing to score: the input is broken, or nothing was generated on purpose.
-NOT_SCORED = ("bad_input", "dry_run")
 GOLD_TYPES = ("single", "multiple", "parallel", "parallel_multiple", "irrelevance")
 
 
@@ -63,7 +62,7 @@ def _compare(status, calls, errors, gold, tools) -> tuple[bool, str | None]:
     if calls is None:
         detail = errors[0] if errors else status
         return False, f"unusable_output: {detail}"
-    if status == "invalid_call":
+    if status == INVALID_CALL:
         return False, f"invalid_call: {errors[0] if errors else 'failed validation'}"
     if not gold:
         return (True, None) if not calls else (False, f"expected_no_call: the model made {len(calls)} call(s)")

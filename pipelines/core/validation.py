@@ -10,6 +10,7 @@ from typing import Callable
 import jsonschema
 
 from pipelines.core.parsing import parse_output
+from pipelines.core.reasons import INVALID_CALL, NO_CALL, OK, PARSE_ERROR, Reason
 from pipelines.core.prompts import parse_query
 from pipelines.core.tools import Tool, array_enum_parameters, parameters_schema
 
@@ -25,7 +26,6 @@ class ValidationConfig:
     lenient: bool = False  # also accept {"tool_calls": [...]} (flagged)
 
 
-STATUSES = ("ok", "no_call", "parse_error", "invalid_call", "prompt_too_long", "bad_input", "engine_error", "dry_run")
 CALL_TYPES = ("single", "multiple", "parallel", "parallel_multiple", "none")
 _DETAIL_CHARS = 300
 
@@ -60,15 +60,14 @@ def label_output(text: str, tools: list[Tool], query: str = "", settings: Valida
     settings = settings or ValidationConfig()
     parsed = parse_output(text, settings.max_output_chars, settings.max_depth, settings.lenient)
     if parsed.calls is None:
-        code = parsed.errors[0].split(":", 1)[0]
-        status = "invalid_call" if code == "not_a_call" else "parse_error"
+        status = INVALID_CALL if Reason.parse(parsed.errors[0]).code == "not_a_call" else PARSE_ERROR
         return Label(status, None, parsed.errors, parsed.flags)
     calls = unmask(parsed.calls) if unmask else parsed.calls
     if not calls:
-        return Label("no_call", [], [], parsed.flags, "none")
+        return Label(NO_CALL, [], [], parsed.flags, "none")
     errors, flags = validate_calls(calls, tools)
     flags = parsed.flags + flags + grounding_flags(calls, tools, query)
-    return Label("invalid_call" if errors else "ok", calls, errors, flags, call_type(calls, len(tools)))
+    return Label(INVALID_CALL if errors else OK, calls, errors, flags, call_type(calls, len(tools)))
 
 
 def validate_calls(calls: list[dict], tools: list[Tool]) -> tuple[list[str], list[str]]:

@@ -6,6 +6,8 @@ import json
 import time
 from collections import Counter
 
+from pipelines.core.reasons import FAILURES
+
 
 class ErrorRateExceeded(RuntimeError):
     """The share of bad_input + engine_error rows passed max_error_rate."""
@@ -60,7 +62,7 @@ class Progress:
             return
         if self.rows < min(self.MIN_ROWS_FOR_ERROR_RATE, self.total - self.already):
             return
-        bad = self.statuses["bad_input"] + self.statuses["engine_error"]
+        bad = sum(self.statuses[status] for status in FAILURES)
         if bad / self.rows > max_error_rate:
             reasons = ", ".join(f"{code} {n}" for code, n in self.reasons.most_common(5))
             raise ErrorRateExceeded(

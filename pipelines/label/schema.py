@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from pipelines.core.reasons import STATUSES
+
 CALL = pa.struct([("name", pa.string()), ("arguments", pa.string())])  # arguments: a JSON object
 
 # name -> (type, meaning); the README's output table is this, in words.
@@ -11,7 +13,7 @@ ADDED_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "prompt": (pa.string(), "the Hammer user message, byte for byte (null for bad_input)"),
     "raw_output": (pa.string(), "the model's text (null when not generated)"),
     "calls": (pa.list_(CALL), "parsed calls; arguments as a JSON string (null when unparseable)"),
-    "status": (pa.string(), "ok, no_call, parse_error, invalid_call, prompt_too_long, bad_input, engine_error, dry_run"),
+    "status": (pa.string(), ", ".join(STATUSES)),
     "errors": (pa.list_(pa.string()), "reasons, each `code: detail`"),
     "flags": (pa.list_(pa.string()), "soft warnings that do not make a row invalid, `code: detail`"),
     "call_type": (pa.string(), "single, multiple, parallel, parallel_multiple, none"),

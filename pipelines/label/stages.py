@@ -23,6 +23,7 @@ from pipelines.core.validation import ValidationConfig
 from pipelines.label.output import write_piece
 from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
 from pipelines.label.prompt_tokens import PromptTokenizer
+from pipelines.core.reasons import BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, PROMPT_TOO_LONG, Reason
 from pipelines.core.prompts import Prompt, build_prompt, prompt_text
 from pipelines.label.output import skip_mask, to_ranges
 from pipelines.label.schema import output_schema
@@ -142,11 +143,11 @@ class PromptStage:
         for i, p in enumerate(prepared):
             ids = ids_by_row.get(i, [])
             if p.error is not None:
-                status.append("bad_input")
-                errors.append([f"{p.error.code}: {p.error.detail}"])
+                status.append(BAD_INPUT)
+                errors.append([str(Reason(p.error.code, p.error.detail))])
             elif self.tokenizer and len(ids) > self.max_prompt_tokens:
-                status.append("prompt_too_long")
-                errors.append([f"prompt_too_long: {len(ids)} tokens, limit {self.max_prompt_tokens}"])
+                status.append(PROMPT_TOO_LONG)
+                errors.append([str(Reason(PROMPT_TOO_LONG, f"{len(ids)} tokens, limit {self.max_prompt_tokens}"))])
             else:
                 status.append(None)
                 errors.append([])
@@ -213,13 +214,13 @@ def finish_row(row: dict, *, source: str, validation: ValidationConfig) -> dict:
     if early:
         out["status"] = early
     elif source == "none":
-        out["status"] = "dry_run"
+        out["status"] = DRY_RUN
     elif source == "engine" and row.get("__inference_error__"):
-        out.update(status="engine_error", errors=[f"engine_error: {row['__inference_error__']}"])
+        out.update(status=ENGINE_ERROR, errors=[str(Reason(ENGINE_ERROR, row["__inference_error__"]))])
     else:
         text = row.get("generated_text") if source == "engine" else row.get("raw_output")
         if text is None:
-            out.update(status="bad_input", errors=["missing_raw_output: raw_output is null"])
+            out.update(status=BAD_INPUT, errors=[str(Reason("missing_raw_output", "raw_output is null"))])
     if text is not None:
         name_map = row.get(NAME_MAP_COL)  # set by mask.names, or carried in by a re-validated output
         unmask = functools.partial(unmask_calls, mapping=MaskMap.from_json(name_map)) if name_map else None
@@ -260,7 +261,6 @@ def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, sou
 
 # ------------------------------------------------------------------------------------ write
 
-COUNTED_REASONS = ("bad_input", "engine_error")  # statuses whose reasons the progress report counts
 
 
 def write_pieces(batch: pa.Table, *, filesystem, root: str, lease_token: str) -> pa.Table:
@@ -274,9 +274,9 @@ def write_pieces(batch: pa.Table, *, filesystem, root: str, lease_token: str) ->
     write_piece(filesystem, root, batch.drop_columns([SHARD_COL, ROW_COL]), coverage, lease_token)
     statuses = batch.column("status").to_pylist()
     reasons = Counter(
-        e.split(":", 1)[0]
+        Reason.parse(e).code
         for status, errors in zip(statuses, batch.column("errors").to_pylist())
-        if status in COUNTED_REASONS
+        if status in FAILURES
         for e in errors or []
     )
     return pa.table({"rows": [batch.num_rows], "statuses": [json.dumps(Counter(statuses))],

@@ -20,6 +20,7 @@ import pyarrow as pa
 from pipelines import storage
 from pipelines.recipe.config import AugmentConfig, AugmentSettings
 from pipelines.core.masking import mask_row, row_rng
+from pipelines.core.reasons import Reason
 from pipelines.core.scoring import load_gold
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 
@@ -118,7 +119,7 @@ def run(config: AugmentConfig) -> dict:
     not_augmented: Counter = Counter()
     for batch in storage.read_columns(out_fs, out_root, ["origin", "not_augmented"]):
         origins.update(batch.column("origin").to_pylist())
-        not_augmented.update(r.split(":", 1)[0] for r in batch.column("not_augmented").to_pylist() if r)
+        not_augmented.update(Reason.parse(r).code for r in batch.column("not_augmented").to_pylist() if r)
     summary = {"input": config.input.path, "output": config.output.path, "input_rows": shards.num_rows,
                "rows": sum(origins.values()), "origin": {o: origins[o] for o in ORIGINS},
                "not_augmented": dict(sorted(not_augmented.items())), "seed": config.seed,

@@ -1,0 +1,36 @@
+"""The status vocabulary and the reason type, used from the validator to the summary.
+
+Every row ends with one status; every problem with a row is a Reason (a code and a detail), written
+to the `errors` and `flags` columns as `code: detail` strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OK = "ok"  # every call valid
+NO_CALL = "no_call"  # the model answered []
+PARSE_ERROR = "parse_error"  # not JSON, not a list, too large
+INVALID_CALL = "invalid_call"  # a call failed a check
+PROMPT_TOO_LONG = "prompt_too_long"  # skipped the engine: over max_model_len - max_tokens
+BAD_INPUT = "bad_input"  # the row's query or tools cannot be labeled
+ENGINE_ERROR = "engine_error"  # the engine raised on this row
+DRY_RUN = "dry_run"  # prompts only, on purpose
+STATUSES = (OK, NO_CALL, PARSE_ERROR, INVALID_CALL, PROMPT_TOO_LONG, BAD_INPUT, ENGINE_ERROR, DRY_RUN)
+FAILURES = (BAD_INPUT, ENGINE_ERROR)  # what max_error_rate counts, and whose reasons progress reports
+NOT_SCORED = (BAD_INPUT, DRY_RUN)  # nothing to score: the input is broken, or nothing was generated on purpose
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Reason":
+        """A written `code: detail` string back into its parts."""
+        code, _, detail = text.partition(":")
+        return cls(code, detail.strip())
