@@ -12,13 +12,12 @@ from typing import Any, Callable
 
 from pipelines.config import ConfigError, load_job_config, to_yaml
 from pipelines.label.config import load_config
-from pipelines.storage import InputError
-from pipelines.label.plan import run
 from pipelines.label.lease import LeaseLost
-from pipelines.label.models import resolve_model
-from pipelines.label.preflight import PreflightFailed, preflight
+from pipelines.label.plan import check, run
+from pipelines.label.preflight import PreflightFailed
 from pipelines.label.progress import ErrorRateExceeded
 from pipelines.label.summary import format_table
+from pipelines.storage import InputError
 
 DEMO_NOTICE = """NOTE: model.build_tiny=true: the model is a tiny Qwen2 with RANDOM weights, built locally, so its
 labels are noise. To label for real, point model.source at a Hammer checkpoint, e.g.
@@ -36,8 +35,7 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     if config.model.build_tiny and not revalidate:
         print(DEMO_NOTICE)
     if config.preflight:
-        _, code = _guarded(lambda: preflight(config, None if revalidate else resolve_model(config.model),
-                                             engine=not revalidate and not config.dry_run, revalidate=revalidate))
+        _, code = _guarded(functools.partial(check, config, revalidate=revalidate))
         if code == 0:
             print("preflight passed")
         return code

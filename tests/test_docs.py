@@ -2,10 +2,10 @@
 
 import dataclasses
 
-from pipelines.label.config import LabelConfig
-from pipelines.label.schema import ADDED_COLUMNS
 from pipelines.core.reasons import STATUSES
 from pipelines.core.validation import CALL_TYPES
+from pipelines.label.config import LabelConfig
+from pipelines.label.schema import ADDED_COLUMNS
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()

@@ -10,8 +10,8 @@ import pyarrow.dataset as pads
 import pytest
 
 from pipelines.label.config import load_config
-from pipelines.storage import arrow_filesystem, filesystem, parquet_files
 from pipelines.label.schema import ADDED_COLUMNS
+from pipelines.storage import arrow_filesystem, filesystem, parquet_files
 from tests.conftest import REPO, SECRET
 
 pytestmark = pytest.mark.integration

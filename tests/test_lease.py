@@ -10,9 +10,9 @@ import fsspec
 import pyarrow as pa
 import pytest
 
+from pipelines.label.lease import LEASE_FILE, Lease, LeaseHeld, LeaseLost, check
 from pipelines.label.output import write_piece
 from pipelines.storage import parquet_files
-from pipelines.label.lease import LEASE_FILE, Lease, LeaseHeld, LeaseLost, check
 from tests.conftest import REPO, SECRET
 
 HEARTBEAT_S = 0.5

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.recipe.augment import IRRELEVANCE_SUFFIX, augment_row
-from pipelines.recipe.config import AugmentSettings, IrrelevanceSettings, MaskSettings
 from pipelines.core.masking import FUNCTION_CHARS, PARAMETER_CHARS, MaskMap, mask_row, row_rng, unmask_calls, unmask_row
 from pipelines.core.scoring import load_gold
 from pipelines.core.tools import Tool, load_tools
 from pipelines.core.validation import validate_calls
+from pipelines.recipe.augment import IRRELEVANCE_SUFFIX, augment_row
+from pipelines.recipe.config import AugmentSettings, IrrelevanceSettings, MaskSettings
 from tests.conftest import REPO
 
 SAMPLE = [{**r, "id": f"sample-{r['source_row']}"} for r in pq.read_table(REPO / "data" / "sample").to_pylist()

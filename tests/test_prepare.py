@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import load_job_config
-from pipelines.recipe.config import PrepareConfig
-from pipelines.storage import InputError
-from pipelines.recipe.prepare import load_source, run, shard_rows, to_shard_row
 from pipelines.core.tools import BadInput
+from pipelines.recipe.config import PrepareConfig
+from pipelines.recipe.prepare import load_source, run, shard_rows, to_shard_row
+from pipelines.storage import InputError
 from tests.conftest import REPO
 
 TOOL = {"name": "f", "description": "F.", "parameters": {"a": {"type": "int", "description": "A"}}}

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines.core.prompts import PROMPT_FORMATS, TASK_INSTRUCTION, build_prompt
+from pipelines.core.tools import load_tools
 from pipelines.label.models import load_tokenizer
 from pipelines.label.prompt_tokens import PromptTokenizer
-from pipelines.core.prompts import PROMPT_FORMATS, TASK_INSTRUCTION, build_prompt
 from pipelines.label.tiny_model import QWEN2_CHAT_TEMPLATE
-from pipelines.core.tools import load_tools
 
 TOOL_SETS = [
     [{"name": "get_weather", "description": "Weather for a city.", "parameters": {"type": "object", "properties": {

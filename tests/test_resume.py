@@ -6,11 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.label.lease import Lease
-from pipelines.label.output import committed_coverage, open_output, write_piece
-from pipelines.storage import InputError, Shards, find_bad_ids, list_shards
+from pipelines.label.output import (committed_coverage, count, differences, fingerprint, merge_ranges, open_output,
+                                    piece_name, safe_name, skip_mask, to_ranges, write_piece)
 from pipelines.label.progress import ErrorRateExceeded, Progress
-from pipelines.label.output import (count, differences, fingerprint, merge_ranges, piece_name, safe_name, skip_mask,
-                              to_ranges)
+from pipelines.storage import InputError, Shards, find_bad_ids, list_shards
 
 FS = fsspec.filesystem("file")
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipelines.label.preflight import context_length, driver_problem
 from pipelines.core.sizing import ModelShape, SizingError, kv_budget
+from pipelines.label.preflight import context_length, driver_problem
 from tests.conftest import REPO
 
 CONFIGS = REPO / "tests" / "data" / "model_configs"

@@ -8,13 +8,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.label.lease import Lease
-from pipelines.core.validation import ValidationConfig
 from pipelines.core.masking import MaskMap
+from pipelines.core.validation import ValidationConfig
+from pipelines.label.lease import Lease
 from pipelines.label.schema import ADDED_COLUMNS, output_schema
 from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ROW_COL, SHARD_COL, TOKENS_COL, TOOLS_COL,
-                              USER_MESSAGE_COL, PromptStage, engine_request, finish_batch, finish_row, prepare_row,
-                              read_shard, write_pieces)
+                                    USER_MESSAGE_COL, PromptStage, engine_request, finish_batch, finish_row,
+                                    prepare_row, read_shard, write_pieces)
 
 TOOLS = json.dumps([{"name": "f", "description": "F.", "parameters": {"type": "object", "properties": {
     "a": {"type": "integer", "description": "A"}}, "required": ["a"]}}])

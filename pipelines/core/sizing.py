@@ -20,6 +20,10 @@ import math
 from dataclasses import dataclass
 
 GiB = 1024**3
+# vLLM 0.29's scheduler defaults for an engine built without a usage context, as ray.data.llm 2.60
+# builds it: sequences and batched tokens per step, on any GPU.
+DEFAULT_MAX_NUM_SEQS = 128
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048
 BLOCK_TOKENS = 16  # vLLM's KV block size on GPUs
 FIXED_OVERHEAD = 1 * GiB
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, "half": 2, "float": 4}
@@ -89,7 +93,8 @@ class KvBudget:
 
 
 def kv_budget(shape: ModelShape, gpu_memory: int, gpu_memory_utilization: float, *, tensor_parallel_size: int = 1,
-              max_num_batched_tokens: int = 2048, max_num_seqs: int = 128) -> KvBudget:
+              max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
+              max_num_seqs: int = DEFAULT_MAX_NUM_SEQS) -> KvBudget:
     weights = shape.parameters() * shape.dtype_bytes // tensor_parallel_size
     activations = (max_num_batched_tokens * (2 * shape.intermediate + 4 * shape.hidden) * shape.dtype_bytes
                    // tensor_parallel_size + max_num_seqs * shape.vocab * 4 + FIXED_OVERHEAD)

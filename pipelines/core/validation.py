@@ -10,8 +10,8 @@ from typing import Callable
 import jsonschema
 
 from pipelines.core.parsing import parse_output
-from pipelines.core.reasons import INVALID_CALL, NO_CALL, OK, PARSE_ERROR, Reason
 from pipelines.core.prompts import parse_query
+from pipelines.core.reasons import INVALID_CALL, NO_CALL, OK, PARSE_ERROR, Reason
 from pipelines.core.tools import Tool, array_enum_parameters, parameters_schema
 
 # Row statuses, in the order the pipeline can assign them.

@@ -18,7 +18,6 @@ from pipelines.label import stages
 from pipelines.label.engine_plugin import RECORD_DIR_ENV
 
 
-
 @dataclass(frozen=True)
 class EngineSettings:
     engine_kwargs: dict[str, Any]  # exactly what vLLM's AsyncEngineArgs receive

@@ -62,8 +62,8 @@ class Holder:
             os.kill(self.pid, 0)
         except ProcessLookupError:
             return True
-        except PermissionError:
-            return False
+        except PermissionError:  # alive, someone else's
+            pass
         return False
 
 
@@ -117,6 +117,10 @@ class _Store:
 
     def delete(self) -> None:
         self.fs.rm(self.path)
+
+    def record(self) -> dict | None:
+        found = self.read()
+        return json.loads(found[0]) if found else None
 
 
 async def _s3_get(fs, bucket: str, key: str) -> tuple[bytes, str]:
@@ -204,15 +208,14 @@ class Lease:
         self._stop.set()
         if self._thread:
             self._thread.join()
-        found = self.store.read()
-        if found and json.loads(found[0])["token"] == self.token:
+        record = self.store.record()
+        if record and record["token"] == self.token:
             self.store.delete()
 
 
 def check(fs: fsspec.AbstractFileSystem, root: str, token: str) -> None:
     """Raises LeaseLost unless the lease under `root` is still the one with this token."""
-    found = _Store(fs, posixpath.join(root, LEASE_FILE)).read()
-    holder = json.loads(found[0]) if found else None
+    holder = _Store(fs, posixpath.join(root, LEASE_FILE)).record()
     if holder is None or holder["token"] != token:
         raise LeaseLost(f"this run's lease on {root!r} was taken over by run "
                         f"{holder['run_id'] if holder else '(none)'!r}; the piece is not committed")

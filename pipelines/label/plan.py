@@ -33,15 +33,21 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     """
     started = time.time()
     out_fs, out_root = storage.filesystem(config.output.path, config.s3)
-    model = None if revalidate else resolve_model(config.model)
     lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
                   stale_after_s=config.lease.stale_after_s)
     try:
-        checks = preflight(config, model, engine=not revalidate and not config.dry_run, lease=lease,
-                           revalidate=revalidate)
+        checks, model = check(config, revalidate=revalidate, lease=lease)
         return _run(config, revalidate, started, checks.shards, model, lease, out_fs, out_root)
     finally:
         lease.release()
+
+
+def check(config: cfg.LabelConfig, *, revalidate: bool = False, lease: Lease | None = None):
+    """The preflight for this run's mode (`preflight=true` alone, or the start of a run, which takes
+    the lease): returns the checklist and the resolved model (None when re-validating)."""
+    model = None if revalidate else resolve_model(config.model)
+    checks = preflight(config, model, engine=not revalidate and not config.dry_run, lease=lease, revalidate=revalidate)
+    return checks, model
 
 
 def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: storage.Shards, model: str | None,

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.label import config as cfg
 from pipelines import storage
 from pipelines.core import sizing
+from pipelines.label import config as cfg
 from pipelines.label.lease import Lease, LeaseHeld
 
 # The oldest driver each CUDA major version's wheels run on (NVIDIA's CUDA release notes, Linux x86_64).
@@ -171,8 +171,10 @@ def context_length(model_config: dict) -> int | None:
     return int(positions * factor) if positions and factor else positions
 
 
-def engine_gpus(config: cfg.LabelConfig) -> int:
-    return 0 if config.engine.device == "cpu" else config.engine.replicas * config.engine.tensor_parallel_size
+def scheduler(config: cfg.LabelConfig) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) the engines will run with: as set, else vLLM's defaults."""
+    return (config.engine.max_num_seqs or sizing.DEFAULT_MAX_NUM_SEQS,
+            config.engine.max_num_batched_tokens or sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS)
 
 
 def _check_cluster(config: cfg.LabelConfig, checks: Checklist) -> bool:
@@ -181,7 +183,7 @@ def _check_cluster(config: cfg.LabelConfig, checks: Checklist) -> bool:
     resources = ray.cluster_resources()
     engine, prompt = config.engine, config.prompt
     ok = True
-    gpus = engine_gpus(config)
+    gpus = 0 if engine.device == "cpu" else engine.replicas * engine.tensor_parallel_size
     if gpus:
         present = resources.get("GPU", 0)
         kind = ""
@@ -311,10 +313,10 @@ def _report_kv_budget(config: cfg.LabelConfig, model_config: dict, probe: dict, 
         return
     engine = config.engine
     shape = sizing.ModelShape.from_hf_config(model_config)
+    seqs, tokens = scheduler(config)
     budget = sizing.kv_budget(shape, probe["gpu_memory"], engine.gpu_memory_utilization,
-                              tensor_parallel_size=engine.tensor_parallel_size,
-                              max_num_batched_tokens=engine.max_num_batched_tokens or 2048,
-                              max_num_seqs=engine.max_num_seqs or 128)
+                              tensor_parallel_size=engine.tensor_parallel_size, max_num_batched_tokens=tokens,
+                              max_num_seqs=seqs)
     lengths = sample_prompt_lengths(config, model, shards) if shards else []
     prompt = int(statistics.median(lengths)) if lengths else None
     detail = (f"{budget.kv_tokens:,} tokens per replica (computed: {probe['gpu_memory'] / sizing.GiB:.1f} GiB x "
@@ -323,7 +325,7 @@ def _report_kv_budget(config: cfg.LabelConfig, model_config: dict, probe: dict, 
     if prompt:
         rows = budget.rows_at_once(prompt, config.generation.max_tokens)
         detail += (f"; median prompt of {len(lengths)} sampled rows {prompt} tokens + {config.generation.max_tokens} "
-                   f"output: {rows:,} rows at once, engine.max_num_seqs {engine.max_num_seqs or 128}")
+                   f"output: {rows:,} rows at once, engine.max_num_seqs {seqs}")
     checks.info("KV cache", detail)
 
 
@@ -342,7 +344,7 @@ def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: storage.S
 
 
 def _check_batching(config: cfg.LabelConfig, checks: Checklist, engine: bool) -> None:
-    seqs = config.engine.max_num_seqs or 128
+    seqs, _ = scheduler(config)
     in_flight = config.engine.batch_size * config.engine.max_concurrent_batches
     if engine and config.engine.device == "gpu" and in_flight < seqs:
         checks.warn("batching", f"engine.batch_size x engine.max_concurrent_batches = {in_flight} rows in flight, "

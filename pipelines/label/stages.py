@@ -19,17 +19,15 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.core.validation import ValidationConfig
-from pipelines.label.output import write_piece
 from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
-from pipelines.label.prompt_tokens import PromptTokenizer
-from pipelines.core.reasons import BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, PROMPT_TOO_LONG, Reason
 from pipelines.core.prompts import Prompt, build_prompt, prompt_text
-from pipelines.label.output import skip_mask, to_ranges
-from pipelines.label.schema import output_schema
+from pipelines.core.reasons import BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, PROMPT_TOO_LONG, Reason
 from pipelines.core.scoring import score_row
 from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
-from pipelines.core.validation import label_output
+from pipelines.core.validation import ValidationConfig, label_output
+from pipelines.label.output import skip_mask, to_ranges, write_piece
+from pipelines.label.prompt_tokens import PromptTokenizer
+from pipelines.label.schema import output_schema
 
 # Internal columns, dropped before writing.
 SHARD_COL = "_shard"  # the input shard a row came from, relative to input.path

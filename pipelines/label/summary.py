@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pipelines.core.scoring import GOLD_TYPES
 from pipelines.core.reasons import STATUSES
+from pipelines.core.scoring import GOLD_TYPES
 from pipelines.core.validation import CALL_TYPES
 
 COLUMNS = ["status", "call_type", "num_prompt_tokens", "num_output_tokens", "correct", "gold_call_type"]

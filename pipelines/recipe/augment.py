@@ -18,11 +18,11 @@ from typing import Any
 import pyarrow as pa
 
 from pipelines import storage
-from pipelines.recipe.config import AugmentConfig, AugmentSettings
 from pipelines.core.masking import mask_row, row_rng
 from pipelines.core.reasons import Reason
 from pipelines.core.scoring import load_gold
 from pipelines.core.tools import BadInput, load_tools, plain_cell
+from pipelines.recipe.config import AugmentConfig, AugmentSettings
 
 ORIGINS = ("original", "irrelevance", "masked")
 REQUIRED_COLUMNS = ("id", "query", "tools")

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import storage
-from pipelines.recipe.config import PrepareConfig
 from pipelines.core.scoring import load_gold
 from pipelines.core.tools import BadInput, load_tools, plain_cell
+from pipelines.recipe.config import PrepareConfig
 
 SCHEMA = pa.schema([("id", pa.string()), ("query", pa.string()), ("tools", pa.string()), ("answers", pa.string())])
 FORMAT_OF_SUFFIX = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
