@@ -1,14 +1,26 @@
-"""The README stays true: every config key and every added output column is documented."""
+"""The docs stay true: checked against the schema and the code, not only for names.
+
+docs/configuration.md: every key of the schema, each default as the schema and conf/base.yaml make
+it, and every choice a key accepts. docs/output.md: every added column with its Arrow type, every
+status, call type and reason code the code can emit. README: its short key table names real keys.
+"""
 
 import dataclasses
+import re
 
+import pytest
+from omegaconf import OmegaConf
+
+from pipelines.config import _CHOICES
 from pipelines.core.reasons import STATUSES
 from pipelines.core.validation import CALL_TYPES
-from pipelines.label.config import LabelConfig
+from pipelines.label.config import CONF_DIR, LabelConfig
 from pipelines.label.schema import ADDED_COLUMNS
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()
+CONFIGURATION = (REPO / "docs" / "configuration.md").read_text()
+OUTPUT = (REPO / "docs" / "output.md").read_text()
 
 
 def _leaf_keys(cls, prefix=""):
@@ -21,22 +33,110 @@ def _leaf_keys(cls, prefix=""):
             yield key
 
 
-def test_every_config_key_is_in_the_readme():
-    missing = [k for k in _leaf_keys(LabelConfig) if f"`{k}`" not in README]
-    assert not missing
+LEAVES = list(_leaf_keys(LabelConfig))
 
 
-def test_every_output_column_status_and_call_type_is_in_the_readme():
-    assert [c for c in ADDED_COLUMNS if f"| `{c}` |" not in README] == []
-    assert [s for s in STATUSES + CALL_TYPES if f"`{s}`" not in README] == []
+def _table_rows(text: str, header: str):
+    """The rows of the markdown table whose header line starts with `header`, as lists of cells."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split(" | ")])
+    return rows
 
 
-def test_every_bad_input_reason_code_is_in_the_readme():
-    import re
+def _documented_defaults() -> dict[str, str]:
+    """key -> the default as written in docs/configuration.md (a cell may list several keys and defaults)."""
+    out = {}
+    for keys, defaults, _ in _table_rows(CONFIGURATION, "| key | default | meaning |"):
+        names = re.findall(r"`([\w.]+)`", keys)
+        values = [v.strip() for v in defaults.split(", ")]
+        if len(values) == 1:
+            values = values * len(names)
+        assert len(values) == len(names), f"{keys}: {len(names)} keys but defaults {defaults!r}"
+        out.update(zip(names, values))
+    return out
 
+
+def _spelled(value) -> str:
+    """A default as the docs write it."""
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, dict):
+        return "`{}`" if not value else f"`{value}`"
+    return f"`{value}`"
+
+
+def test_every_config_key_is_documented_and_every_documented_key_exists():
+    documented = _documented_defaults()
+    assert [k for k in LEAVES if k not in documented] == []
+    assert [k for k in documented if k not in LEAVES] == []
+
+
+def test_every_documented_default_is_the_schemas():
+    effective = OmegaConf.merge(OmegaConf.structured(LabelConfig), OmegaConf.load(CONF_DIR / "base.yaml"))
+    wrong = {}
+    for key, written in _documented_defaults().items():
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(effective, parent) if parent else effective
+        if OmegaConf.is_missing(node, leaf):
+            expected = "required"
+        elif key == "run.id":
+            expected = "new"  # None in the schema: made at start
+        else:
+            value = node[leaf]
+            expected = _spelled(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+        if written != expected:
+            wrong[key] = (written, expected)
+    assert wrong == {}
+
+
+def test_every_choice_a_key_accepts_is_named_in_its_meaning():
+    meaning = {}
+    for keys, _, text in _table_rows(CONFIGURATION, "| key | default | meaning |"):
+        for name in re.findall(r"`([\w.]+)`", keys):
+            meaning[name] = text
+    missing = {key: c for key, choices in _CHOICES.items() if key in LEAVES for c in choices
+               if c is not None and f"`{c}`" not in meaning[key]}
+    assert missing == {}
+
+
+def test_the_readme_names_real_keys_and_every_status():
+    keys = [k for cells in _table_rows(README, "| key | meaning |") for k in re.findall(r"`([\w.]+)`", cells[0])]
+    assert keys and [k for k in keys if k not in LEAVES] == []
+    assert [s for s in STATUSES if f"`{s}`" not in README.split("## Where the rest lives")[0]] == []
+
+
+def _arrow_type(text: str) -> str:
+    return text.replace("item: ", "").replace(" ", "")
+
+
+def test_the_output_table_is_the_column_contract_with_its_types():
+    documented = {re.sub(r"`", "", name): _arrow_type(t)
+                  for name, t, _ in _table_rows(OUTPUT, "| column | type | meaning |")}
+    assert documented == {name: _arrow_type(str(t)) for name, (t, _) in ADDED_COLUMNS.items()}
+
+
+def test_every_status_and_call_type_is_explained():
+    assert [s for s in STATUSES + CALL_TYPES if f"`{s}`" not in OUTPUT] == []
+
+
+def _codes_in_source(pattern: str) -> set[str]:
     source = "".join(p.read_text() for p in (REPO / "pipelines").rglob("*.py"))
-    codes = set(re.findall(r'BadInput\(\s*"(\w+)"', source))
-    assert codes and [c for c in sorted(codes) if f"`{c}`" not in README] == []
+    return set(re.findall(pattern, source))
+
+
+@pytest.mark.parametrize("pattern", [r'BadInput\(\s*"(\w+)"', r'Reason\(\s*"(\w+)"'])
+def test_every_reason_code_the_code_emits_is_documented(pattern):
+    codes = _codes_in_source(pattern)
+    assert codes and [c for c in sorted(codes) if f"`{c}`" not in OUTPUT + (REPO / "docs" / "recipe.md").read_text()] == []
 
 
 def test_the_gpu_sizing_table_is_the_one_bench_gpu_sizing_prints():
@@ -46,3 +146,12 @@ def test_the_gpu_sizing_table_is_the_one_bench_gpu_sizing_prints():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.markdown() in (REPO / "docs" / "gpu.md").read_text()
+
+
+def test_every_link_between_the_docs_resolves():
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)\)", page.read_text()):
+            if not target.startswith("http") and not (page.parent / target).exists():
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
