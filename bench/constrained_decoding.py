@@ -33,7 +33,7 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
     from vllm.sampling_params import StructuredOutputsParams
 
-    from pipelines.label.stages import CALL_SCHEMA_COL, EARLY_STATUS_COL, TOKENS_COL, PromptStage
+    from pipelines.label.stages import CALL_SCHEMA_COL, EARLY_STATUS_COL, PROMPT_TOKENS_COL, PromptStage
     from pipelines.label.tiny_model import ensure_tiny_model
 
     if args.model.endswith("tiny-qwen2"):
@@ -41,7 +41,7 @@ def main() -> None:
     batch = pads.dataset(str(REPO / "data" / "sample"), format="parquet").to_table()
     rows = PromptStage(args.model, "hammer1", 3500, False, constrained=True)(batch).to_pylist()
     rows = [r for r in rows if r[EARLY_STATUS_COL] is None]
-    prompts = [TokensPrompt(prompt_token_ids=r[TOKENS_COL]) for r in rows]
+    prompts = [TokensPrompt(prompt_token_ids=r[PROMPT_TOKENS_COL]) for r in rows]
     llm = LLM(args.model, gpu_memory_utilization=0.2, max_model_len=4096, enable_prefix_caching=False)
 
     def run(max_tokens: int, constrained: bool) -> tuple[float, int]:

@@ -75,14 +75,14 @@ def run_vllm(data: str, args: list[str]) -> dict:
 
     from bench.data import prompted
     from pipelines.label.engine import engine_settings
-    from pipelines.label.stages import TOKENS_COL
+    from pipelines.label.stages import PROMPT_TOKENS_COL
 
     config = job_config(args)
     settings = engine_settings(config)
     max_tokens = config.generation.max_tokens
     table = pads.dataset(data, format="parquet").to_table()
     token_ids = prompted(table, config.model.source, config.generation.max_model_len - max_tokens
-                         ).column(TOKENS_COL).to_pylist()
+                         ).column(PROMPT_TOKENS_COL).to_pylist()
     llm = LLM(config.model.source, **settings.engine_kwargs)
     outputs = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in token_ids],
                            SamplingParams(**settings.sampling_params), use_tqdm=False)

@@ -54,8 +54,9 @@ def main() -> None:
     import pyarrow as pa
 
     from pipelines.core.validation import ValidationConfig
-    from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, TOKENS_COL, TOOLS_COL, PromptStage,
-                                  finish_row)
+    from pipelines.label.config import Mode
+    from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
+                                        ENGINE_TOKENS_COL, PROMPT_TOKENS_COL, TOOLS_COL, PromptStage, annotate_row)
     from pipelines.label.tiny_model import ensure_tiny_model
 
     ensure_tiny_model(args.model)
@@ -67,15 +68,15 @@ def main() -> None:
     first_pass: list = []
     first = _measure(lambda: first_pass.extend(stage(b) for b in batches), 1)
     prompted = pa.concat_tables(first_pass)
-    tokens = [len(t) for t in prompted.column(TOKENS_COL).to_pylist()]
+    tokens = [len(t) for t in prompted.column(PROMPT_TOKENS_COL).to_pylist()]
     prompt = _measure(lambda: [stage(b) for b in batches], args.repeats)
 
-    rows = [{**r, "generated_text": r["answers"], "num_generated_tokens": 1, "__inference_error__": "",
+    rows = [{**r, ENGINE_TEXT_COL: r["answers"], ENGINE_TOKENS_COL: 1, ENGINE_ERROR_COL: None,
              EARLY_STATUS_COL: None, EARLY_ERRORS_COL: []}
             for r in prompted.select(["query", "answers", TOOLS_COL]).to_pylist()]
     settings = ValidationConfig()
-    statuses = [finish_row(r, source="engine", validation=settings)["status"] for r in rows]
-    validate = _measure(lambda: [finish_row(r, source="engine", validation=settings) for r in rows], args.repeats)
+    statuses = [annotate_row(r, mode=Mode.GENERATE, validation=settings)["status"] for r in rows]
+    validate = _measure(lambda: [annotate_row(r, mode=Mode.GENERATE, validation=settings) for r in rows], args.repeats)
 
     in_ray = ray_rates(table, prompted, args.model, args.repeats)
     n = args.rows
@@ -103,7 +104,9 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
     import ray
 
     from pipelines.core.validation import ValidationConfig
-    from pipelines.label.stages import ROW_COL, SHARD_COL, PromptStage, finish_batch
+    from pipelines.label.config import Mode
+    from pipelines.label.stages import (ENGINE_ERROR_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, ROW_COL, SHARD_COL,
+                                        PromptStage, annotate_batch)
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
@@ -115,16 +118,16 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
             num_cpus=1, fn_constructor_args=(model, "hammer1", 100_000, False))
         return ds.materialize()
 
-    generated = prompted.append_column("generated_text", prompted.column("answers")).append_column(
-        "num_generated_tokens", [[1] * prompted.num_rows]).append_column("__inference_error__", [[""] * prompted.num_rows])
+    generated = prompted.append_column(ENGINE_TEXT_COL, prompted.column("answers")).append_column(
+        ENGINE_TOKENS_COL, [[1] * prompted.num_rows]).append_column(ENGINE_ERROR_COL, pa.nulls(prompted.num_rows, pa.string()))
 
     generated = generated.append_column(SHARD_COL, [["s"] * generated.num_rows]).append_column(
         ROW_COL, [list(range(generated.num_rows))])
 
     def validate_pass(rows):
         ds = ray.data.from_arrow(rows).map_batches(
-            finish_batch, batch_format="pyarrow", batch_size=1024, num_cpus=1,
-            fn_kwargs={"input_schema": table.schema, "lineage": {}, "source": "engine", "validation": ValidationConfig()})
+            annotate_batch, batch_format="pyarrow", batch_size=1024, num_cpus=1,
+            fn_kwargs={"input_schema": table.schema, "lineage": {}, "mode": Mode.GENERATE, "validation": ValidationConfig()})
         return ds.materialize()
 
     # Marginal rates between n and 2n rows, so that the actor's start (imports, the tokenizer) cancels;

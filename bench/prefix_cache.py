@@ -55,13 +55,13 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from pipelines.label.stages import TOKENS_COL
+    from pipelines.label.stages import PROMPT_TOKENS_COL
     from pipelines.label.tiny_model import ensure_tiny_model
 
     ensure_tiny_model(MODEL)
     rows = make_rows(args.rows, seed=0)
     out = prompted(pa.Table.from_pylist(rows), MODEL, 4096 - args.max_tokens, args.block)
-    by_id = dict(zip(out.column("id").to_pylist(), out.column(TOKENS_COL).to_pylist()))
+    by_id = dict(zip(out.column("id").to_pylist(), out.column(PROMPT_TOKENS_COL).to_pylist()))
     token_ids = [by_id[r["id"]] for r in rows]  # as read: the stage itself groups each batch by tool set
     orders = _orders([r["tools"] for r in rows], args.block)
     params = SamplingParams(temperature=0, max_tokens=args.max_tokens)

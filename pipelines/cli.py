@@ -11,7 +11,7 @@ import traceback
 from typing import Any, Callable
 
 from pipelines.config import ConfigError, load_job_config, to_yaml
-from pipelines.label.config import load_config
+from pipelines.label.config import Mode, load_config
 from pipelines.label.lease import LeaseLost
 from pipelines.label.plan import check, run
 from pipelines.label.preflight import PreflightFailed
@@ -35,7 +35,7 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     if config.model.build_tiny and not revalidate:
         print(DEMO_NOTICE)
     if config.preflight:
-        _, code = _guarded(functools.partial(check, config, revalidate=revalidate))
+        _, code = _guarded(functools.partial(check, config, Mode.of(config, revalidate)))
         if code == 0:
             print("preflight passed")
         return code

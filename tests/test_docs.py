@@ -139,6 +139,13 @@ def test_every_reason_code_the_code_emits_is_documented(pattern):
     assert codes and [c for c in sorted(codes) if f"`{c}`" not in OUTPUT + (REPO / "docs" / "recipe.md").read_text()] == []
 
 
+def test_every_schema_check_code_is_documented():
+    from pipelines.core.validation import SCHEMA_KEYWORD_CODES, TYPE_MISMATCH
+
+    codes = {*SCHEMA_KEYWORD_CODES.values(), TYPE_MISMATCH}
+    assert [c for c in sorted(codes) if f"| `{c}` | invalid_call |" not in OUTPUT] == []
+
+
 def test_the_gpu_sizing_table_is_the_one_bench_gpu_sizing_prints():
     import importlib.util
 

@@ -49,7 +49,7 @@ def tool_and_call(draw):
 
 def _codes(tool, arguments, name="fn"):
     result = label_output(json.dumps([{"name": name, "arguments": arguments}]), load_tools([tool]))
-    return result.status, [e.split(":")[0] for e in result.errors]
+    return result.status, [e.code for e in result.errors]
 
 
 @settings(max_examples=150, deadline=None)
@@ -69,7 +69,7 @@ def test_valid_calls_validate_and_each_mutation_has_its_code(case, data):
         assert _codes(tool, {**arguments, changed: values[changed][1]}) == ("invalid_call", ["type_mismatch"])
     text = json.dumps([{"name": "fn", "arguments": arguments}])
     broken = label_output(text[: data.draw(st.integers(1, len(text) - 1))], load_tools([tool]))
-    assert broken.status == "parse_error" and broken.errors[0].startswith("parse_error:")
+    assert broken.status == "parse_error" and broken.errors[0].code == "parse_error"
 
 
 @settings(max_examples=50, deadline=None)

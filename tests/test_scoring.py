@@ -5,6 +5,7 @@ import pytest
 from pipelines.core.scoring import call_mismatch, load_gold, score_row
 from pipelines.core.tools import load_tools
 from pipelines.core.validation import values_equal
+from pipelines.core.reasons import Reason
 
 TOOLS = load_tools([
     {"name": "weather", "description": "", "parameters": {"type": "object", "properties": {
@@ -36,14 +37,14 @@ def test_exact_single_and_multiple():
     s = score([call("weather", city="Oslo")], [call("weather", city="oslo")])
     assert (s.correct, s.mismatch, s.gold_call_type) == (True, None, "multiple")
     s = score([call("stock", symbol="NVDA")], [call("weather", city="Oslo")])
-    assert s.correct is False and s.mismatch == "wrong_function: expected weather, got stock"
+    assert s.correct is False and s.mismatch == Reason("wrong_function", "expected weather, got stock")
 
 
 def test_parallel_in_any_order_as_a_multiset():
     gold = [call("weather", city="Oslo"), call("weather", city="Rome"), call("weather", city="Oslo")]
     assert score([gold[1], gold[0], gold[2]], gold).correct is True
     s = score([gold[1], gold[1], gold[0]], gold)
-    assert s.correct is False and s.mismatch.startswith("wrong_value: weather.city") and s.gold_call_type == "parallel"
+    assert s.correct is False and s.mismatch.code == "wrong_value" and s.mismatch.detail.startswith("weather.city") and s.gold_call_type == "parallel"
 
 
 def test_optional_arguments_match_only_their_default():
@@ -51,29 +52,29 @@ def test_optional_arguments_match_only_their_default():
     assert score([call("weather", city="Oslo")], gold).correct is True
     assert score([call("weather", city="Oslo", unit="Celsius")], [call("weather", city="Oslo")]).correct is True
     s = score([call("weather", city="Oslo")], [call("weather", city="Oslo", unit="fahrenheit")])
-    assert s.mismatch == 'missing_argument: weather.unit (expected "fahrenheit")'
+    assert s.mismatch == Reason("missing_argument", 'weather.unit (expected "fahrenheit")')
     s = score([call("weather", city="Oslo", days=3)], [call("weather", city="Oslo")])
-    assert s.mismatch == "extra_argument: weather.days = 3"
+    assert s.mismatch == Reason("extra_argument", "weather.days = 3")
 
 
 def test_irrelevance_and_counts():
     assert score([], []).correct is True and score([], []).gold_call_type == "irrelevance"
-    assert score([call("stock", symbol="X")], []).mismatch == "expected_no_call: the model made 1 call(s)"
-    assert score([], [call("stock", symbol="X")], status="no_call").mismatch == "unexpected_no_call: expected 1 call(s)"
+    assert score([call("stock", symbol="X")], []).mismatch == Reason("expected_no_call", "the model made 1 call(s)")
+    assert score([], [call("stock", symbol="X")], status="no_call").mismatch == Reason("unexpected_no_call", "expected 1 call(s)")
     s = score([call("stock", symbol="X")], [call("stock", symbol="X"), call("weather", city="Oslo")])
-    assert s.mismatch == "wrong_count: expected 2 call(s), got 1" and s.gold_call_type == "parallel_multiple"
+    assert s.mismatch == Reason("wrong_count", "expected 2 call(s), got 1") and s.gold_call_type == "parallel_multiple"
 
 
 def test_unusable_and_invalid_output_are_wrong_never_a_refusal():
-    s = score(None, [], status="parse_error", errors=["parse_error: Expecting value"])
-    assert (s.correct, s.mismatch) == (False, "unusable_output: parse_error: Expecting value")
-    s = score([call("weather")], [call("weather")], status="invalid_call", errors=["missing_required: weather.city"])
-    assert (s.correct, s.mismatch) == (False, "invalid_call: missing_required: weather.city")
+    s = score(None, [], status="parse_error", errors=[Reason("parse_error", "Expecting value")])
+    assert (s.correct, s.mismatch) == (False, Reason("unusable_output", "parse_error: Expecting value"))
+    s = score([call("weather")], [call("weather")], status="invalid_call", errors=[Reason("missing_required", "weather.city")])
+    assert (s.correct, s.mismatch) == (False, Reason("invalid_call", "missing_required: weather.city"))
 
 
 def test_no_answers_bad_answers_and_rows_not_scored():
     assert score_row("ok", [], [], None, TOOLS).correct is None
-    assert score_row("ok", [], [], "{oops", TOOLS).mismatch.startswith("bad_gold:")
+    assert score_row("ok", [], [], "{oops", TOOLS).mismatch.code == "bad_gold"
     assert score_row("bad_input", None, [], "[]", None).correct is None
     assert score_row("engine_error", None, ["engine_error: boom"], "[]", TOOLS).correct is False
 
@@ -85,4 +86,4 @@ def test_gold_arguments_may_be_json_strings():
 
 
 def test_call_mismatch_without_tool_definition():
-    assert call_mismatch(call("f", a=1), call("f"), None) == "extra_argument: f.a = 1"
+    assert call_mismatch(call("f", a=1), call("f"), None) == Reason("extra_argument", "f.a = 1")

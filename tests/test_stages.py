@@ -10,28 +10,34 @@ import pytest
 
 from pipelines.core.masking import MaskMap
 from pipelines.core.validation import ValidationConfig
+from pipelines.label.config import Mode
+from pipelines.label.engine import engine_request, engine_response
 from pipelines.label.lease import Lease
 from pipelines.label.schema import ADDED_COLUMNS, output_schema
-from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ROW_COL, SHARD_COL, TOKENS_COL, TOOLS_COL,
-                                    USER_MESSAGE_COL, PromptStage, engine_request, finish_batch, finish_row,
-                                    prepare_row, read_shard, write_pieces)
+from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
+                                    ENGINE_TOKENS_COL, NAME_MAP_COL, PROMPT_TOKEN_COUNT_COL, PROMPT_TOKENS_COL, ROW_COL, SHARD_COL, TOOLS_COL,
+                                    USER_MESSAGE_COL, PromptStage, annotate_batch, annotate_row, read_shard, row_prompt,
+                                    write_pieces)
 
 TOOLS = json.dumps([{"name": "f", "description": "F.", "parameters": {"type": "object", "properties": {
     "a": {"type": "integer", "description": "A"}}, "required": ["a"]}}])
+# TOOLS as the prompt stage hands them on (written out by hand, not computed by the code under test)
+CANONICAL_TOOLS = json.dumps([{"name": "f", "description": "F.", "properties": {"a": {"type": "integer", "description": "A"}},
+                               "required": ["a"], "form": "function"}])
 
 
 @pytest.mark.parametrize("query, tools, code", [
     (None, TOOLS, "missing_query"), ("  ", TOOLS, "empty_query"), (3, TOOLS, "query_not_string"),
     (b"\xff\xfe", TOOLS, "query_not_utf8"), ("q", "nope", "tools_not_json"), ("q", None, "missing_tools"),
 ])
-def test_prepare_row_bad_input(query, tools, code):
-    assert prepare_row(query, tools, "hammer1").error.code == code
+def test_row_prompt_bad_input(query, tools, code):
+    assert row_prompt(query, tools, "hammer1").error.code == code
 
 
-def test_prepare_row_accepts_struct_tools_with_null_fields():
+def test_row_prompt_accepts_struct_tools_with_null_fields():
     # A list<struct> column gives None for fields a tool lacks; they must not become `default: None`.
     tools = [{"name": "f", "description": "F.", "parameters": {"a": {"type": "int", "description": "A", "default": None}}}]
-    row = prepare_row("q", tools, "hammer1")
+    row = row_prompt("q", tools, "hammer1")
     assert row.error is None and "default" not in row.tools[0].properties["a"]
 
 
@@ -45,12 +51,12 @@ def test_prompt_stage_builds_tokens_and_marks_rows_that_stop_early(prompt_stage)
     batch = pa.table({"query": ["use f with a=1", None, long_query], "tools": [TOOLS, TOOLS, TOOLS], "keep": [1, 2, 3]})
     out = {r["keep"]: r for r in prompt_stage(batch).to_pylist()}
     ok, bad, long = out[1], out[2], out[3]
-    assert ok[EARLY_STATUS_COL] is None and ok[TOKENS_COL] and ok["num_prompt_tokens"] == len(ok[TOKENS_COL])
-    text = prompt_stage.tokenizer.tokenizer.decode(ok[TOKENS_COL])
+    assert ok[EARLY_STATUS_COL] is None and ok[PROMPT_TOKENS_COL] and ok[PROMPT_TOKEN_COUNT_COL] == len(ok[PROMPT_TOKENS_COL])
+    text = prompt_stage.tokenizer.tokenizer.decode(ok[PROMPT_TOKENS_COL])
     assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n[BEGIN OF TASK")
     assert text.endswith(ok[USER_MESSAGE_COL] + "<|im_end|>\n<|im_start|>assistant\n")
-    assert bad[EARLY_STATUS_COL] == "bad_input" and bad[TOKENS_COL] == [] and bad[EARLY_ERRORS_COL][0].startswith("missing_query")
-    assert long[EARLY_STATUS_COL] == "prompt_too_long" and long["num_prompt_tokens"] > 900 and long[TOKENS_COL] == []
+    assert bad[EARLY_STATUS_COL] == "bad_input" and bad[PROMPT_TOKENS_COL] == [] and bad[EARLY_ERRORS_COL][0].startswith("missing_query")
+    assert long[EARLY_STATUS_COL] == "prompt_too_long" and long[PROMPT_TOKEN_COUNT_COL] > 900 and long[PROMPT_TOKENS_COL] == []
     assert sorted(out) == [1, 2, 3]
 
 
@@ -64,56 +70,74 @@ def test_prompt_stage_puts_rows_of_one_tool_set_together(prompt_stage):
     assert sum(a != b for a, b in zip(runs, runs[1:])) == 2  # three tool-set runs: each set's rows adjacent
 
 
-def test_engine_request_keeps_early_rows_out_of_the_engine():
+def test_engine_request_maps_our_columns_onto_ray_data_llm_and_keeps_early_rows_out():
     params = {"temperature": 0.0, "max_tokens": 8}
-    assert engine_request({EARLY_STATUS_COL: None}, params) == {"sampling_params": params, "__inference_error__": ""}
-    assert engine_request({EARLY_STATUS_COL: "bad_input"}, params)["__inference_error__"] == "skipped: bad_input"
+    request = engine_request({EARLY_STATUS_COL: None, PROMPT_TOKENS_COL: [1, 2, 3]}, params)
+    assert request == {"tokenized_prompt": [1, 2, 3], PROMPT_TOKENS_COL: None, "sampling_params": params,
+                       "__inference_error__": ""}
+    early = engine_request({EARLY_STATUS_COL: "bad_input", PROMPT_TOKENS_COL: []}, params)
+    assert early["__inference_error__"] == "skipped: bad_input"
+    constrained = engine_request({EARLY_STATUS_COL: None, PROMPT_TOKENS_COL: [1], "_call_schema": '{"type": "array"}'}, params)
+    assert constrained["sampling_params"] == {**params, "structured_outputs": {"json": '{"type": "array"}'}}
+
+
+def test_engine_response_maps_ray_data_llm_back_to_our_columns_and_drops_the_rest():
+    # What ray.data.llm 2.60 hands back: a row it ran, a row it failed, a row it skipped.
+    batch = pa.table({"id": ["ran", "failed", "skipped"], EARLY_STATUS_COL: [None, None, "bad_input"],
+                      "generated_text": ["[]", "", None], "num_generated_tokens": [3, 0, None],
+                      "__inference_error__": ["", "ValueError: too long", "skipped: bad_input"],
+                      "request_id": [0, -1, None], "params": ["p", "", None], "time_taken_llm": [0.1, -1.0, None]})
+    out = engine_response(batch, keep=["id", EARLY_STATUS_COL])
+    assert out.column_names == ["id", EARLY_STATUS_COL, ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL]
+    assert out.column(ENGINE_TEXT_COL).to_pylist() == ["[]", None, None]
+    assert out.column(ENGINE_ERROR_COL).to_pylist() == [None, "ValueError: too long", None]
+    assert out.column(ENGINE_TOKENS_COL).to_pylist() == [3, None, None]
+    with pytest.raises(ValueError, match=r"engine_response needs the columns \['_shard'\]"):
+        engine_response(batch, keep=["id", SHARD_COL])
 
 
 def _generated(text, **extra):
-    tools = prepare_row("q", TOOLS, "hammer1").tools
-    return {TOOLS_COL: json.dumps([t.to_dict() for t in tools]), EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [],
-            "generated_text": text, "num_generated_tokens": 7, "__inference_error__": "", **extra}
+    return {TOOLS_COL: CANONICAL_TOOLS, EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [],
+            ENGINE_TEXT_COL: text, ENGINE_TOKENS_COL: 7, ENGINE_ERROR_COL: None, **extra}
 
 
-def test_finish_row_statuses():
-    kw = {"source": "engine", "validation": ValidationConfig()}
-    ok = finish_row(_generated('[{"name": "f", "arguments": {"a": 1}}]'), **kw)
+def test_annotate_row_statuses():
+    kw = {"mode": Mode.GENERATE, "validation": ValidationConfig()}
+    ok = annotate_row(_generated('[{"name": "f", "arguments": {"a": 1}}]'), **kw)
     assert ok["status"] == "ok" and ok["calls"] == [{"name": "f", "arguments": '{"a": 1}'}] and ok["call_type"] == "single"
     assert ok["num_output_tokens"] == 7
-    assert finish_row(_generated("[]"), **kw)["status"] == "no_call"
-    assert finish_row(_generated("{oops"), **kw)["status"] == "parse_error"
-    bad = finish_row(_generated('[{"name": "f", "arguments": {}}]'), **kw)
+    assert annotate_row(_generated("[]"), **kw)["status"] == "no_call"
+    assert annotate_row(_generated("{oops"), **kw)["status"] == "parse_error"
+    bad = annotate_row(_generated('[{"name": "f", "arguments": {}}]'), **kw)
     assert bad["status"] == "invalid_call" and bad["errors"] == ["missing_required: f.a"]
-    err = finish_row(_generated("", __inference_error__="ValueError: too long"), **kw)
+    err = annotate_row(_generated(None, **{ENGINE_ERROR_COL: "ValueError: too long"}), **kw)
     assert err["status"] == "engine_error" and err["errors"] == ["engine_error: ValueError: too long"]
-    early = finish_row({EARLY_STATUS_COL: "bad_input", EARLY_ERRORS_COL: ["missing_query: query is null"],
-                        "__inference_error__": "skipped: bad_input"}, **kw)
+    early = annotate_row({EARLY_STATUS_COL: "bad_input", EARLY_ERRORS_COL: ["missing_query: query is null"]}, **kw)
     assert early["status"] == "bad_input" and early["errors"] == ["missing_query: query is null"]
-    assert finish_row(_generated(None), source="none", validation=ValidationConfig())["status"] == "dry_run"
+    assert annotate_row(_generated(None), mode=Mode.DRY_RUN, validation=ValidationConfig())["status"] == "dry_run"
 
 
-def test_finish_row_revalidates_raw_output_and_scores_against_gold():
+def test_annotate_row_revalidates_raw_output_and_scores_against_gold():
     row = {**_generated(None), "raw_output": '[{"name": "f", "arguments": {"a": 2}}]', "num_output_tokens": 9,
            "query": "use f with 2", "answers": '[{"name": "f", "arguments": {"a": 2.0}}]'}
-    out = finish_row(row, source="raw_output", validation=ValidationConfig())
+    out = annotate_row(row, mode=Mode.REVALIDATE, validation=ValidationConfig())
     assert (out["status"], out["correct"], out["mismatch"], out["gold_call_type"]) == ("ok", True, None, "single")
     assert out["num_output_tokens"] == 9
-    missing = finish_row({**row, "raw_output": None}, source="raw_output", validation=ValidationConfig())
+    missing = annotate_row({**row, "raw_output": None}, mode=Mode.REVALIDATE, validation=ValidationConfig())
     assert missing["status"] == "bad_input" and missing["errors"] == ["missing_raw_output: raw_output is null"]
 
 
-def test_finish_batch_passes_odd_input_columns_through_with_their_types():
+def test_annotate_batch_passes_odd_input_columns_through_with_their_types():
     input_schema = pa.schema([("query", pa.string()), ("tools", pa.string()), ("id", pa.int64()),
                               ("blob", pa.binary()), ("when", pa.timestamp("us")), ("nested", pa.struct([("k", pa.list_(pa.int16()))])),
                               ("status", pa.int8())])  # a clashing name: the added column wins
     when = dt.datetime(2024, 1, 2, 3, 4, 5)
     row = {**_generated("[]"), "query": "q", "tools": TOOLS, "id": 7, "blob": b"\x00\xff", "when": when,
-           "nested": {"k": [1, 2]}, "status": 3, USER_MESSAGE_COL: "the prompt", "num_prompt_tokens": 12,
-           SHARD_COL: "s.parquet", ROW_COL: 4}
-    batch = pa.table({"__data": pa.array([row])})
-    out = finish_batch(batch, input_schema=input_schema, lineage={"model": "m", "prompt_format": "hammer1",
-                       "run_id": "r", "config_hash": "h"}, source="engine", validation=ValidationConfig())
+           "nested": {"k": [1, 2]}, "status": 3, USER_MESSAGE_COL: "the prompt", PROMPT_TOKEN_COUNT_COL: 12,
+           NAME_MAP_COL: None, SHARD_COL: "s.parquet", ROW_COL: 4}
+    batch = pa.Table.from_pylist([row])
+    out = annotate_batch(batch, input_schema=input_schema, lineage={"model": "m", "prompt_format": "hammer1",
+                       "run_id": "r", "config_hash": "h"}, mode=Mode.GENERATE, validation=ValidationConfig())
     assert out.schema.remove(out.schema.get_field_index(SHARD_COL)).remove(len(out.schema) - 2) == output_schema(input_schema)
     assert out.column_names[:6] == ["query", "tools", "id", "blob", "when", "nested"]
     assert out.column_names[6:] == [*ADDED_COLUMNS, SHARD_COL, ROW_COL]
@@ -170,10 +194,21 @@ def test_mask_names_prompts_with_masked_names_and_judges_against_the_originals(t
     # The model answers with the masked names; the row is judged with the original ones.
     text = json.dumps([{"name": masked_f, "arguments": {masked_a: 1}}])
     answers = json.dumps([{"name": "f", "arguments": {"a": 1}}])
-    out = finish_row(_generated(text, name_map=first["name_map"], answers=answers), source="engine",
+    out = annotate_row(_generated(text, name_map=first["name_map"], answers=answers), mode=Mode.GENERATE,
                      validation=ValidationConfig())
     assert out["status"] == "ok" and out["calls"] == [{"name": "f", "arguments": '{"a": 1}'}] and out["correct"]
     # Calls that keep the masked name are unknown to the original tools.
-    wrong = finish_row(_generated(json.dumps([{"name": masked_f + "x", "arguments": {}}]), name_map=first["name_map"]),
-                       source="engine", validation=ValidationConfig())
+    wrong = annotate_row(_generated(json.dumps([{"name": masked_f + "x", "arguments": {}}]), name_map=first["name_map"]),
+                       mode=Mode.GENERATE, validation=ValidationConfig())
     assert wrong["status"] == "invalid_call" and wrong["errors"][0].startswith("unknown_function")
+
+
+def test_stages_refuse_a_batch_without_the_columns_they_declare(prompt_stage):
+    # A missing column is a wiring error named with the stage, never a column of nulls.
+    with pytest.raises(ValueError, match=r"PromptStage needs the columns \['tools'\]"):
+        prompt_stage(pa.table({"query": ["q"]}))
+    row = {**_generated("[]"), "query": "q", "tools": TOOLS, USER_MESSAGE_COL: "p", PROMPT_TOKEN_COUNT_COL: 1,
+           SHARD_COL: "s.parquet", ROW_COL: 0}  # no name_map column
+    with pytest.raises(ValueError, match=r"annotate_batch needs the columns \['name_map'\]"):
+        annotate_batch(pa.Table.from_pylist([row]), input_schema=pa.schema([("query", pa.string()), ("tools", pa.string())]),
+                       lineage={}, mode=Mode.GENERATE, validation=ValidationConfig())

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from pipelines.core.reasons import Reason
 from pipelines.core.tools import load_tools
 from pipelines.core.validation import call_type, label_output
 
@@ -30,7 +31,7 @@ def test_valid_calls_are_ok():
 def test_integers_are_numbers_but_booleans_are_not_integers():
     assert label([{"name": "sort", "arguments": {"numbers": [1, 2.5]}}]).status == "ok"
     result = label([{"name": "weather", "arguments": {"city": "Oslo", "days": True}}])
-    assert result.status == "invalid_call" and result.errors[0].startswith("type_mismatch: weather.days")
+    assert result.status == "invalid_call" and str(result.errors[0]).startswith("type_mismatch: weather.days")
 
 
 @pytest.mark.parametrize("arguments, code", [
@@ -45,18 +46,18 @@ def test_integers_are_numbers_but_booleans_are_not_integers():
 def test_each_problem_has_its_code(arguments, code):
     result = label([{"name": "weather", "arguments": arguments}])
     assert result.status == "invalid_call"
-    assert [e.split(":")[0] for e in result.errors] == [code]
+    assert [e.code for e in result.errors] == [code]
 
 
 def test_unknown_function():
     result = label([{"name": "nope", "arguments": {}}])
-    assert result.status == "invalid_call" and result.errors[0].startswith("unknown_function: 'nope'")
+    assert result.status == "invalid_call" and str(result.errors[0]).startswith("unknown_function: 'nope'")
 
 
 def test_xlam_missing_required_and_unknown_type_flag():
     result = label([{"name": "sort", "arguments": {"desc": True, "cb": "f"}}], query="sort f")
-    assert result.errors == ["missing_required: sort.numbers"]
-    assert result.flags == ["unknown_type: sort has type 'Callable, optional'; not checked"]
+    assert result.errors == [Reason("missing_required", "sort.numbers")]
+    assert result.flags == [Reason("unknown_type", "sort has type 'Callable, optional'; not checked")]
 
 
 def test_statuses_for_unusable_output():
@@ -81,7 +82,7 @@ def test_grounding_flags():
                     {"name": "weather", "arguments": {"city": "Oslo", "unit": "c"}},
                     {"name": "weather", "arguments": {"city": "Bergen"}}], query="Sort 3 and 1; weather in OSLO, please")
     assert result.status == "ok"
-    assert result.flags == [
+    assert [str(f) for f in result.flags] == [
         "unknown_type: sort has type 'Callable, optional'; not checked",
         "default_not_in_query: sort.desc = 'false' is the default",
         "duplicate_call: weather with the same arguments",
@@ -111,22 +112,20 @@ BOUNDED = load_tools([{"name": "book", "description": "", "parameters": {"type":
 ])
 def test_a_value_out_of_bounds_is_out_of_range_not_a_wrong_type(arguments, code):
     result = label_output(json.dumps([{"name": "book", "arguments": arguments}]), BOUNDED)
-    assert result.status == "invalid_call" and result.errors[0].split(":")[0] == code, result.errors
+    assert result.status == "invalid_call" and result.errors[0].code == code, result.errors
 
 
 def test_an_enum_on_an_array_is_checked_on_its_items_and_flagged():
     ok = label_output(json.dumps([{"name": "book", "arguments": {"metrics": ["temperature", "humidity"]}}]), BOUNDED)
     assert ok.status == "ok", ok.errors
-    assert "enum_on_array: book.metrics: the enum is checked on each item" in ok.flags
+    assert Reason("enum_on_array", "book.metrics: the enum is checked on each item") in ok.flags
     bad = label_output(json.dumps([{"name": "book", "arguments": {"metrics": ["temperature", "wind"]}}]), BOUNDED)
-    assert bad.status == "invalid_call" and bad.errors[0].startswith("enum_mismatch: book.metrics.1")
+    assert bad.status == "invalid_call" and str(bad.errors[0]).startswith("enum_mismatch: book.metrics.1")
     plain = label_output(json.dumps([{"name": "book", "arguments": {"guests": 2}}]), BOUNDED)
-    assert plain.status == "ok" and not any(f.startswith("enum_on_array") for f in plain.flags)
+    assert plain.status == "ok" and not any(f.code == "enum_on_array" for f in plain.flags)
 
 
 def test_a_reason_is_written_as_code_colon_detail_and_read_back():
-    from pipelines.core.reasons import Reason
-
     reason = Reason("type_mismatch", "weather.days: True is not of type 'integer'")
     assert str(reason) == "type_mismatch: weather.days: True is not of type 'integer'"
     assert Reason.parse(str(reason)) == reason

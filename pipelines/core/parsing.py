@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from pipelines.core.reasons import Reason
+
 _FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.S)
 CALL_KEYS = ("name", "arguments")
 
@@ -18,8 +20,8 @@ CALL_KEYS = ("name", "arguments")
 @dataclass
 class Parsed:
     calls: list[dict] | None  # each {"name": str, "arguments": dict}; None when the output is unusable
-    errors: list[str] = field(default_factory=list)  # "code: detail"
-    flags: list[str] = field(default_factory=list)
+    errors: list[Reason] = field(default_factory=list)
+    flags: list[Reason] = field(default_factory=list)
 
 
 def strip_fence(text: str) -> str:
@@ -53,29 +55,29 @@ def nesting_depth(text: str) -> int:
 
 def parse_output(text: str, max_chars: int = 100_000, max_depth: int = 32, lenient: bool = False) -> Parsed:
     if len(text) > max_chars:
-        return Parsed(None, [f"output_too_large: {len(text)} characters, limit {max_chars}"])
+        return Parsed(None, [Reason("output_too_large", f"{len(text)} characters, limit {max_chars}")])
     body = strip_fence(text)
     if not body:
-        return Parsed(None, ["parse_error: empty output"])
+        return Parsed(None, [Reason("parse_error", "empty output")])
     depth = nesting_depth(body)
     if depth > max_depth:
-        return Parsed(None, [f"output_too_large: nested {depth} deep, limit {max_depth}"])
+        return Parsed(None, [Reason("output_too_large", f"nested {depth} deep, limit {max_depth}")])
     try:
         value = json.loads(body)
     except json.JSONDecodeError as e:
-        return Parsed(None, [f"parse_error: {e}"])
+        return Parsed(None, [Reason("parse_error", str(e))])
     flags = []
     if isinstance(value, dict) and "name" in value:
-        value, flags = [value], ["single_object: the output is one call, not a list"]
+        value, flags = [value], [Reason("single_object", "the output is one call, not a list")]
     elif isinstance(value, dict) and lenient and isinstance(value.get("tool_calls"), list):
-        value, flags = value["tool_calls"], ["tool_calls_wrapper: calls given under a 'tool_calls' key"]
+        value, flags = value["tool_calls"], [Reason("tool_calls_wrapper", "calls given under a 'tool_calls' key")]
     if not isinstance(value, list):
-        return Parsed(None, [f"not_a_list: the output is a JSON {_json_type(value)}, expected a list of calls"])
+        return Parsed(None, [Reason("not_a_list", f"the output is a JSON {_json_type(value)}, expected a list of calls")])
     calls, errors = [], []
     for i, item in enumerate(value):
         call, problem, item_flags = _as_call(item, i)
         if problem:
-            errors.append(f"not_a_call: item {i} {problem}")
+            errors.append(Reason("not_a_call", f"item {i} {problem}"))
         else:
             calls.append(call)
             flags += item_flags
@@ -88,7 +90,7 @@ def _json_type(value) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
-def _as_call(item, i: int) -> tuple[dict | None, str | None, list[str]]:
+def _as_call(item, i: int) -> tuple[dict | None, str | None, list[Reason]]:
     if not isinstance(item, dict):
         return None, f"is a JSON {_json_type(item)}, expected an object", []
     name = item.get("name")
@@ -103,10 +105,10 @@ def _as_call(item, i: int) -> tuple[dict | None, str | None, list[str]]:
             arguments = json.loads(arguments)
         except json.JSONDecodeError:
             return None, f"({name}) has 'arguments' that is a string but not JSON", []
-        flags.append(f"arguments_as_string: item {i} ({name})")
+        flags.append(Reason("arguments_as_string", f"item {i} ({name})"))
     if not isinstance(arguments, dict):
         return None, f"({name}) has 'arguments' that is a JSON {_json_type(arguments)}, expected an object", []
     extra = sorted(k for k in item if k not in CALL_KEYS)
     if extra:
-        flags.append(f"extra_keys: item {i} ({name}) has {', '.join(extra)}")
+        flags.append(Reason("extra_keys", f"item {i} ({name}) has {', '.join(extra)}"))
     return {"name": name, "arguments": arguments}, None, flags

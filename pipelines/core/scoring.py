@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.core.reasons import INVALID_CALL, NOT_SCORED
+from pipelines.core.reasons import INVALID_CALL, NOT_SCORED, Reason
 from pipelines.core.tools import Tool
 from pipelines.core.validation import call_type, values_equal
 
@@ -23,7 +23,7 @@ GOLD_TYPES = ("single", "multiple", "parallel", "parallel_multiple", "irrelevanc
 @dataclass
 class Score:
     correct: bool | None  # None: no gold, or nothing to score
-    mismatch: str | None  # why not correct, `code: detail`
+    mismatch: Reason | None  # why not correct
     gold_call_type: str | None
 
 
@@ -45,31 +45,31 @@ def load_gold(cell: Any) -> list[dict]:
     return gold
 
 
-def score_row(status: str, calls: list[dict] | None, errors: list[str], answers: Any, tools: list[Tool] | None) -> Score:
+def score_row(status: str, calls: list[dict] | None, errors: list[Reason], answers: Any, tools: list[Tool] | None) -> Score:
     if answers is None:
         return Score(None, None, None)
     try:
         gold = load_gold(answers)
     except (ValueError, json.JSONDecodeError) as e:
-        return Score(None, f"bad_gold: {e}", None)
+        return Score(None, Reason("bad_gold", str(e)), None)
     gold_type = "irrelevance" if not gold else call_type(gold, len(tools or []))
     if status in NOT_SCORED:
         return Score(None, None, gold_type)
     return Score(*_compare(status, calls, errors, gold, tools or []), gold_type)
 
 
-def _compare(status, calls, errors, gold, tools) -> tuple[bool, str | None]:
+def _compare(status, calls, errors, gold, tools) -> tuple[bool, Reason | None]:
     if calls is None:
         detail = errors[0] if errors else status
-        return False, f"unusable_output: {detail}"
+        return False, Reason("unusable_output", str(detail))
     if status == INVALID_CALL:
-        return False, f"invalid_call: {errors[0] if errors else 'failed validation'}"
+        return False, Reason("invalid_call", f"{errors[0] if errors else 'failed validation'}")
     if not gold:
-        return (True, None) if not calls else (False, f"expected_no_call: the model made {len(calls)} call(s)")
+        return (True, None) if not calls else (False, Reason("expected_no_call", f"the model made {len(calls)} call(s)"))
     if not calls:
-        return False, f"unexpected_no_call: expected {len(gold)} call(s)"
+        return False, Reason("unexpected_no_call", f"expected {len(gold)} call(s)")
     if len(calls) != len(gold):
-        return False, f"wrong_count: expected {len(gold)} call(s), got {len(calls)}"
+        return False, Reason("wrong_count", f"expected {len(gold)} call(s), got {len(calls)}")
     by_name = {t.name: t for t in tools}
     unused = list(calls)
     for g in gold:
@@ -82,22 +82,22 @@ def _compare(status, calls, errors, gold, tools) -> tuple[bool, str | None]:
     return True, None
 
 
-def call_mismatch(call: dict, gold: dict, tool: Tool | None) -> str | None:
+def call_mismatch(call: dict, gold: dict, tool: Tool | None) -> Reason | None:
     """None when `call` equals `gold`, else the first difference."""
     name = gold["name"]
     if call["name"] != name:
-        return f"wrong_function: expected {name}, got {call['name']}"
+        return Reason("wrong_function", f"expected {name}, got {call['name']}")
     properties = tool.properties if tool else {}
     got, want = call["arguments"], gold["arguments"]
     for arg in list(want) + [a for a in got if a not in want]:
         default = properties.get(arg, {}).get("default", _NO_DEFAULT) if isinstance(properties.get(arg), dict) else _NO_DEFAULT
         if arg in got and arg in want:
             if not values_equal(got[arg], want[arg]):
-                return f"wrong_value: {name}.{arg} expected {_short(want[arg])}, got {_short(got[arg])}"
+                return Reason("wrong_value", f"{name}.{arg} expected {_short(want[arg])}, got {_short(got[arg])}")
         elif arg in want and not values_equal(want[arg], default):
-            return f"missing_argument: {name}.{arg} (expected {_short(want[arg])})"
+            return Reason("missing_argument", f"{name}.{arg} (expected {_short(want[arg])})")
         elif arg in got and not values_equal(got[arg], default):
-            return f"extra_argument: {name}.{arg} = {_short(got[arg])}"
+            return Reason("extra_argument", f"{name}.{arg} = {_short(got[arg])}")
     return None
 
 

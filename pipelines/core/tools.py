@@ -21,14 +21,16 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
+from pipelines.core.reasons import Reason
+
 
 class BadInput(ValueError):
     """A row that cannot be labeled; `code` is the stable reason code written to `errors`."""
 
     def __init__(self, code: str, detail: str):
-        super().__init__(f"{code}: {detail}")
+        self.reason = Reason(code, detail)
+        super().__init__(str(self.reason))
         self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)

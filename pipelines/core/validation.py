@@ -32,7 +32,8 @@ _DETAIL_CHARS = 300
 # jsonschema keyword of a failed check -> our reason code; any other keyword is a wrong type
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength",
            "pattern", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties")
-_REASON = {"required": "missing_required", "additionalProperties": "unknown_argument", "enum": "enum_mismatch",
+TYPE_MISMATCH = "type_mismatch"
+SCHEMA_KEYWORD_CODES = {"required": "missing_required", "additionalProperties": "unknown_argument", "enum": "enum_mismatch",
            "const": "enum_mismatch", **{keyword: "out_of_range" for keyword in _BOUNDS}}
 
 
@@ -40,8 +41,8 @@ _REASON = {"required": "missing_required", "additionalProperties": "unknown_argu
 class Label:
     status: str
     calls: list[dict] | None
-    errors: list[str] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
+    errors: list[Reason] = field(default_factory=list)
+    flags: list[Reason] = field(default_factory=list)
     call_type: str = "none"
 
 
@@ -60,7 +61,7 @@ def label_output(text: str, tools: list[Tool], query: str = "", settings: Valida
     settings = settings or ValidationConfig()
     parsed = parse_output(text, settings.max_output_chars, settings.max_depth, settings.lenient)
     if parsed.calls is None:
-        status = INVALID_CALL if Reason.parse(parsed.errors[0]).code == "not_a_call" else PARSE_ERROR
+        status = INVALID_CALL if parsed.errors[0].code == "not_a_call" else PARSE_ERROR
         return Label(status, None, parsed.errors, parsed.flags)
     calls = unmask(parsed.calls) if unmask else parsed.calls
     if not calls:
@@ -70,39 +71,39 @@ def label_output(text: str, tools: list[Tool], query: str = "", settings: Valida
     return Label(INVALID_CALL if errors else OK, calls, errors, flags, call_type(calls, len(tools)))
 
 
-def validate_calls(calls: list[dict], tools: list[Tool]) -> tuple[list[str], list[str]]:
+def validate_calls(calls: list[dict], tools: list[Tool]) -> tuple[list[Reason], list[Reason]]:
     by_name = {t.name: t for t in tools}
     validators: dict[str, jsonschema.Draft202012Validator] = {}
-    errors: list[str] = []
-    flags: list[str] = []
+    errors: list[Reason] = []
+    flags: list[Reason] = []
     for call in calls:
         name = call["name"]
         tool = by_name.get(name)
         if tool is None:
-            errors.append(f"unknown_function: {name!r} is not among the tools ({', '.join(sorted(by_name))})")
+            errors.append(Reason("unknown_function", f"{name!r} is not among the tools ({', '.join(sorted(by_name))})"))
             continue
         if name not in validators:
             schema, unknown = parameters_schema(tool)
             validators[name] = jsonschema.Draft202012Validator(schema)
-            flags += [f"unknown_type: {name} has type {t!r}; not checked" for t in sorted(unknown)]
+            flags += [Reason("unknown_type", f"{name} has type {t!r}; not checked") for t in sorted(unknown)]
         for err in validators[name].iter_errors(call["arguments"]):
             errors.append(_reason(name, err))
-        flags += [f"enum_on_array: {name}.{p}: the enum is checked on each item" for p in array_enum_parameters(tool)
+        flags += [Reason("enum_on_array", f"{name}.{p}: the enum is checked on each item") for p in array_enum_parameters(tool)
                   if p in call["arguments"]]
     return errors, flags
 
 
-def _reason(function: str, err: jsonschema.ValidationError) -> str:
+def _reason(function: str, err: jsonschema.ValidationError) -> Reason:
     # The deepest failing keyword says what went wrong; anyOf/oneOf wrap type failures.
     leaf = min(err.context, key=lambda e: -len(e.absolute_path)) if err.context else err
-    code = _REASON.get(leaf.validator, "type_mismatch")
+    code = SCHEMA_KEYWORD_CODES.get(leaf.validator, TYPE_MISMATCH)
     if err.validator == "required" and not err.absolute_path:
         missing = err.message.split("'")[1] if "'" in err.message else err.message
-        return f"missing_required: {function}.{missing}"
+        return Reason("missing_required", f"{function}.{missing}")
     if err.validator == "additionalProperties" and not err.absolute_path:
-        return f"unknown_argument: {function}: {err.message}"[:_DETAIL_CHARS]
+        return Reason("unknown_argument", f"{function}: {err.message}"[:_DETAIL_CHARS])
     where = ".".join(str(p) for p in err.absolute_path)
-    return f"{code}: {function}.{where}: {leaf.message}"[:_DETAIL_CHARS]
+    return Reason(code, f"{function}.{where}: {leaf.message}"[:_DETAIL_CHARS])
 
 
 def normalize_text(value) -> str:
@@ -113,7 +114,7 @@ def normalize_text(value) -> str:
 _PUNCT = re.compile(r"[ ,./\-_*^]")
 
 
-def grounding_flags(calls: list[dict], tools: list[Tool], query: str) -> list[str]:
+def grounding_flags(calls: list[dict], tools: list[Tool], query: str) -> list[Reason]:
     """Soft flags: arguments the query does not support, and repeated calls."""
     by_name = {t.name: t for t in tools}
     flags, seen = [], set()
@@ -121,7 +122,7 @@ def grounding_flags(calls: list[dict], tools: list[Tool], query: str) -> list[st
     for call in calls:
         key = json.dumps(call, sort_keys=True)
         if key in seen:
-            flags.append(f"duplicate_call: {call['name']} with the same arguments")
+            flags.append(Reason("duplicate_call", f"{call['name']} with the same arguments"))
         seen.add(key)
         tool = by_name.get(call["name"])
         if tool is None:
@@ -132,9 +133,9 @@ def grounding_flags(calls: list[dict], tools: list[Tool], query: str) -> list[st
                 continue
             if "default" in spec and values_equal(value, spec["default"]):
                 if normalize_text(_plain(value)) not in where:
-                    flags.append(f"default_not_in_query: {call['name']}.{arg} = {_plain(value)!r} is the default")
+                    flags.append(Reason("default_not_in_query", f"{call['name']}.{arg} = {_plain(value)!r} is the default"))
             elif isinstance(value, str) and "enum" not in spec and normalize_text(value) not in where:
-                flags.append(f"value_not_in_query: {call['name']}.{arg} = {value[:80]!r}")
+                flags.append(Reason("value_not_in_query", f"{call['name']}.{arg} = {value[:80]!r}"))
     return flags
 
 

@@ -6,6 +6,7 @@ settings that change labels (`label_settings`).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import json
 import os
@@ -118,6 +119,19 @@ class LabelConfig:
     seed: int = 0  # draws of mask.names, per row id
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     preflight: bool = False  # run the preflight checks only: a checklist, exit 0 or 2
+
+
+class Mode(str, enum.Enum):
+    """What a run does with each row, and so where a row's text comes from. Part of the manifest's
+    fingerprint: an output is finished in the mode that started it."""
+
+    GENERATE = "generate"  # the engine writes the text (jobs/label.py)
+    REVALIDATE = "revalidate"  # the input's raw_output column is the text (jobs/validate.py)
+    DRY_RUN = "dry_run"  # prompts only: no text (dry_run=true)
+
+    @classmethod
+    def of(cls, config: "LabelConfig", revalidate: bool) -> "Mode":
+        return cls.REVALIDATE if revalidate else (cls.DRY_RUN if config.dry_run else cls.GENERATE)
 
 
 def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:

@@ -1,5 +1,10 @@
 """The engine stage: vLLM through ray.data.llm, token ids in, text out.
 
+ray.data.llm's row contract (`tokenized_prompt`, `sampling_params`, `__inference_error__`,
+`generated_text`, `num_generated_tokens` and the rest of its output) is known here and nowhere else:
+`engine_request` maps our columns onto it going in, `engine_response` maps it back to ours
+(stages.ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL) coming out.
+
 Its settings are assembled in one place (`engine_settings`) and handed over whole: the pydantic
 processor config copies the dicts it is given, so anything added afterwards never reaches vLLM.
 
@@ -13,9 +18,16 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from pipelines.label import config as cfg
-from pipelines.label import stages
 from pipelines.label.engine_plugin import RECORD_DIR_ENV
+from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
+                                    ENGINE_TOKENS_COL, PROMPT_TOKENS_COL, require_columns)
+
+SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows kept out of the engine (they stopped early)
+READS = (PROMPT_TOKENS_COL, EARLY_STATUS_COL, CALL_SCHEMA_COL)
+WRITES = (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL)
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,48 @@ def engine_settings(config: cfg.LabelConfig) -> EngineSettings:
     return EngineSettings(kwargs, sampling, placement)
 
 
+def generate(ds, config: cfg.LabelConfig, model: str, keep: list[str]):
+    """The engine stage on a dataset: rows with READS in, the same rows with WRITES out. `keep`: the
+    columns to carry through (everything else the engine adds is dropped at its edge)."""
+    ds = engine_processor(config, model)(ds)
+    return ds.map_batches(engine_response, batch_format="pyarrow", fn_kwargs={"keep": keep})
+
+
+def engine_request(row: dict, sampling_params: dict) -> dict:
+    """ray.data.llm's preprocess, per row: our columns onto its contract. A row that stopped early is
+    marked so that ray.data.llm passes it through without running it (it skips rows whose
+    `__inference_error__` is set)."""
+    early = row.get(EARLY_STATUS_COL)
+    if row.get(CALL_SCHEMA_COL) and not early:
+        sampling_params = {**sampling_params, "structured_outputs": {"json": row[CALL_SCHEMA_COL]}}
+    return {
+        "tokenized_prompt": row[PROMPT_TOKENS_COL],
+        PROMPT_TOKENS_COL: None,  # the engine consumes its copy; not carried twice through the stage
+        "sampling_params": sampling_params,
+        "__inference_error__": f"{SKIP_MARK}{early}" if early else "",
+    }
+
+
+def engine_response(batch: pa.Table, keep: list[str]) -> pa.Table:
+    """ray.data.llm's output back to our columns: the text, the engine's error for a row it failed
+    (null for rows it ran, and for rows it skipped because they stopped early), the token count."""
+    n = batch.num_rows
+
+    def column(name, type_):
+        return batch.column(name) if name in batch.column_names else pa.nulls(n, type_)
+
+    errors = column("__inference_error__", pa.string()).to_pylist()
+    texts = column("generated_text", pa.string()).to_pylist()
+    failed = [bool(e) and not e.startswith(SKIP_MARK) for e in errors]
+    ran = [not e for e in errors]
+    require_columns(batch, keep, "engine_response")
+    return (batch.select(keep).append_column(ENGINE_TEXT_COL, pa.array([t if r else None for t, r in zip(texts, ran)], pa.string()))
+            .append_column(ENGINE_ERROR_COL, pa.array([e if f else None for e, f in zip(errors, failed)], pa.string()))
+            .append_column(ENGINE_TOKENS_COL, pa.array(
+                [c if r else None for c, r in zip(column("num_generated_tokens", pa.int64()).to_pylist(), ran)],
+                pa.int32())))
+
+
 def engine_processor(config: cfg.LabelConfig, model: str):
     """The ray.data.llm vLLM processor: token ids in, text out; its own template/tokenize stages off."""
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
@@ -75,7 +129,7 @@ def engine_processor(config: cfg.LabelConfig, model: str):
         detokenize_stage=False,
         log_engine_metrics=engine.log_metrics,
     )
-    request = functools.partial(stages.engine_request, sampling_params=settings.sampling_params)
+    request = functools.partial(engine_request, sampling_params=settings.sampling_params)
     return build_processor(processor_config, preprocess=request)
 
 

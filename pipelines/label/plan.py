@@ -36,24 +36,24 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
                   stale_after_s=config.lease.stale_after_s)
     try:
-        checks, model = check(config, revalidate=revalidate, lease=lease)
-        return _run(config, revalidate, started, checks.shards, model, lease, out_fs, out_root)
+        mode = cfg.Mode.of(config, revalidate)
+        checks, model = check(config, mode, lease=lease)
+        return _run(config, mode, started, checks.shards, model, lease, out_fs, out_root)
     finally:
         lease.release()
 
 
-def check(config: cfg.LabelConfig, *, revalidate: bool = False, lease: Lease | None = None):
+def check(config: cfg.LabelConfig, mode: cfg.Mode, lease: Lease | None = None):
     """The preflight for this run's mode (`preflight=true` alone, or the start of a run, which takes
     the lease): returns the checklist and the resolved model (None when re-validating)."""
-    model = None if revalidate else resolve_model(config.model)
-    checks = preflight(config, model, engine=not revalidate and not config.dry_run, lease=lease, revalidate=revalidate)
+    model = None if mode == cfg.Mode.REVALIDATE else resolve_model(config.model)
+    checks = preflight(config, model, mode, lease=lease)
     return checks, model
 
 
-def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: storage.Shards, model: str | None,
+def _run(config: cfg.LabelConfig, mode: cfg.Mode, started: float, shards: storage.Shards, model: str | None,
          lease: Lease, out_fs, out_root: str) -> dict:
-    mode = "revalidate" if revalidate else ("dry_run" if config.dry_run else "generate")
-    fingerprint = output.fingerprint(cfg.label_settings(config, model), list(zip(shards.names, shards.rows)), mode)
+    fingerprint = output.fingerprint(cfg.label_settings(config, model), list(zip(shards.names, shards.rows)), mode.value)
     done = output.open_output(out_fs, out_root, fingerprint, config.resume)
     storage.write_text(out_fs, posixpath.join(out_root, output.CONFIG_FILE), to_yaml(config))
 
@@ -65,7 +65,7 @@ def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: stor
         if already:
             print(f"resuming: {already} of {shards.num_rows} rows are already written; {len(todo)} shard(s) to go")
         try:
-            label_rows(config, todo, shards.schema, model, revalidate, out_fs, out_root,
+            label_rows(config, todo, shards.schema, model, mode, out_fs, out_root,
                        Progress(shards.num_rows, already, config.progress_interval_s), lease.token)
         except ErrorRateExceeded as e:
             stopped = str(e)
@@ -79,7 +79,7 @@ def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: stor
     for batch in storage.read_columns(out_fs, out_root, SUMMARY_COLUMNS):
         counter.add(batch.to_pydict())
     summary = counter.to_dict(time.time() - started, run_id=config.run.id, output=config.output.path, model=model,
-                              mode=mode, input_shards=len(shards.paths), input_rows=shards.num_rows,
+                              mode=mode.value, input_shards=len(shards.paths), input_rows=shards.num_rows,
                               rows_before_this_run=already, stopped=stopped, mask_names=config.mask.names)
     storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
     if stopped:
@@ -88,7 +88,7 @@ def _run(config: cfg.LabelConfig, revalidate: bool, started: float, shards: stor
 
 
 def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard_schema: pa.Schema,
-               model: str | None, revalidate: bool, out_fs, out_root: str, progress: Progress,
+               model: str | None, mode: cfg.Mode, out_fs, out_root: str, progress: Progress,
                lease_token: str) -> None:
     """Builds the Ray Data plan over the rows still to do and runs it, reporting progress as pieces commit."""
     import ray
@@ -97,7 +97,7 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
     add_id = "id" not in shard_schema.names
     input_schema = shard_schema.append(pa.field("id", pa.string())) if add_id else shard_schema
     lineage = {"prompt_format": config.prompt.format, "run_id": config.run.id, "config_hash": cfg.config_hash(config, model)}
-    if not revalidate:
+    if mode != cfg.Mode.REVALIDATE:  # re-validation keeps the input's model column
         lineage["model"] = model
 
     start_ray(config.ray)
@@ -115,23 +115,19 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
             "prompt_format": config.prompt.format,
             "max_prompt_tokens": config.generation.max_model_len - config.generation.max_tokens,
             "trust_remote_code": config.model.trust_remote_code,
-            "constrained": config.generation.constrained and not revalidate,
-            "mask_names": config.mask.names and not revalidate,
+            "constrained": config.generation.constrained and mode == cfg.Mode.GENERATE,
+            "mask_names": config.mask.names and mode != cfg.Mode.REVALIDATE,
             "seed": config.seed,
         },
     )
-    if revalidate:
-        source = "raw_output"
-    elif config.dry_run:
-        source = "none"
-    else:
-        ds = engine.engine_processor(config, model)(ds)
-        source = "engine"
+    if mode == cfg.Mode.GENERATE:
+        # The engine carries what the next stage reads.
+        carried = [c for c in [*input_schema.names, *stages.annotate_reads(mode)] if c not in engine.WRITES]
+        ds = engine.generate(ds, config, model, keep=list(dict.fromkeys(carried)))
     ds = ds.map_batches(
-        stages.finish_batch,
+        stages.annotate_batch,
         batch_format="pyarrow",
-        fn_kwargs={"input_schema": input_schema, "lineage": lineage, "source": source,
-                   "validation": config.validation},
+        fn_kwargs={"input_schema": input_schema, "lineage": lineage, "mode": mode, "validation": config.validation},
     )
     ds = ds.map_batches(stages.write_pieces, batch_format="pyarrow", batch_size=config.output.rows_per_file,
                         fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease_token})

@@ -61,16 +61,16 @@ class Checklist:
         return [f"{what}: {detail}" for mark, what, detail in self.lines if mark == "FAIL"]
 
 
-def preflight(config: cfg.LabelConfig, model: str | None, *, engine: bool, lease: Lease | None = None,
-              revalidate: bool = False) -> Checklist:
-    """Runs every check that applies (engine: a model will be loaded on engine actors); prints the
+def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease: Lease | None = None) -> Checklist:
+    """Runs every check that applies to the mode (generating loads a model on engine actors); prints the
     checklist as it goes; raises PreflightFailed naming every failure. With a lease (a run, not
     `preflight=true` alone), takes it: the run holds the output from here on."""
     from pipelines.cluster import start_ray
 
     print("preflight:", flush=True)
     checks = Checklist()
-    shards = checks.shards = _check_input(config, checks, revalidate)
+    engine = mode == cfg.Mode.GENERATE
+    shards = checks.shards = _check_input(config, checks, mode)
     _check_output(config, checks, lease)
     model_config = _check_model(config, model, checks) if model else None
     if engine and checks.failed:
@@ -87,7 +87,7 @@ def preflight(config: cfg.LabelConfig, model: str | None, *, engine: bool, lease
     return checks
 
 
-def _check_input(config: cfg.LabelConfig, checks: Checklist, revalidate: bool) -> storage.Shards | None:
+def _check_input(config: cfg.LabelConfig, checks: Checklist, mode: cfg.Mode) -> storage.Shards | None:
     try:
         fs, root = storage.filesystem(config.input.path, config.s3)
         out_fs, out_root = storage.filesystem(config.output.path, config.s3)
@@ -95,7 +95,7 @@ def _check_input(config: cfg.LabelConfig, checks: Checklist, revalidate: bool) -
         if inside:
             checks.info("input", f"output.path is inside input.path: its files ({config.output.path}) are left "
                                  "out of the input")
-        shards = storage.list_shards(fs, root, storage.REQUIRED_COLUMNS + (("raw_output",) if revalidate else ()),
+        shards = storage.list_shards(fs, root, storage.REQUIRED_COLUMNS + (("raw_output",) if mode == cfg.Mode.REVALIDATE else ()),
                                      exclude=out_root if inside else None)
         bad_ids = storage.find_bad_ids(fs, shards) if "id" in shards.schema.names else []
         if bad_ids:
@@ -331,7 +331,7 @@ def _report_kv_budget(config: cfg.LabelConfig, model_config: dict, probe: dict, 
 
 def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: storage.Shards) -> list[int]:
     """Prompt tokens of the first rows of the first shard, built as the prompt stage builds them."""
-    from pipelines.label.stages import PromptStage
+    from pipelines.label.stages import PROMPT_TOKEN_COUNT_COL, PromptStage
 
     fs, _ = storage.filesystem(config.input.path, config.s3)
     with fs.open(shards.paths[0], "rb") as f:
@@ -340,7 +340,7 @@ def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: storage.S
         table = table.append_column("id", pa.array([str(i) for i in range(table.num_rows)]))
     stage = PromptStage(model, config.prompt.format, config.generation.max_model_len, config.model.trust_remote_code,
                         mask_names=config.mask.names, seed=config.seed)
-    return [n for n in stage(table).column("num_prompt_tokens").to_pylist() if n]
+    return [n for n in stage(table).column(PROMPT_TOKEN_COUNT_COL).to_pylist() if n]
 
 
 def _check_batching(config: cfg.LabelConfig, checks: Checklist, engine: bool) -> None:

@@ -1,10 +1,13 @@
-"""The Ray Data stages: thin wrappers, batch in, batch out, around the pure functions.
+"""The Ray Data stages of the labeling job: thin wrappers, batch in, batch out, around the pure core.
 
-    read shards -> PromptStage (CPU actors) -> engine (ray.data.llm vLLM actors) -> finish_batch -> write
+    read_shard -> PromptStage (CPU actors) -> engine.generate (vLLM actors) -> annotate_batch -> write_pieces
+
+Each stage declares the columns it reads and writes; a batch without them is a wiring error, named
+with the stage. The engine's own columns (ray.data.llm's) never reach this module: engine.py maps
+them at the engine stage's edge to ENGINE_TEXT_COL, ENGINE_ERROR_COL and ENGINE_TOKENS_COL.
 
 Rows that stop early (bad_input, prompt_too_long) carry their status through the engine stage
-untouched: ray.data.llm passes rows whose `__inference_error__` is set straight through its
-stages, so they never reach vLLM and are never dropped.
+untouched and are never dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pipelines.core.reasons import BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, P
 from pipelines.core.scoring import score_row
 from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
 from pipelines.core.validation import ValidationConfig, label_output
+from pipelines.label.config import Mode
 from pipelines.label.output import skip_mask, to_ranges, write_piece
 from pipelines.label.prompt_tokens import PromptTokenizer
 from pipelines.label.schema import output_schema
@@ -32,16 +36,25 @@ from pipelines.label.schema import output_schema
 # Internal columns, dropped before writing.
 SHARD_COL = "_shard"  # the input shard a row came from, relative to input.path
 ROW_COL = "_row"  # its position in that shard
-USER_MESSAGE_COL = "_user_message"  # becomes `prompt`; ray.data.llm's engine stage consumes a `prompt` column
+USER_MESSAGE_COL = "_user_message"  # becomes `prompt`
 TOOLS_COL = "_canonical_tools"  # canonical tools as JSON, so validation need not re-normalize
 EARLY_STATUS_COL = "_early_status"  # set when a row stops before generation
 EARLY_ERRORS_COL = "_early_errors"
+PROMPT_TOKENS_COL = "_prompt_token_ids"  # the chat-templated prompt's token ids: the engine's input
+PROMPT_TOKEN_COUNT_COL = "_num_prompt_tokens"  # becomes `num_prompt_tokens` (re-validation keeps the input's)
 CALL_SCHEMA_COL = "_call_schema"  # JSON schema of this row's possible outputs, for constrained decoding
-TOKENS_COL = "tokenized_prompt"  # the name ray.data.llm's engine stage reads
-SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows we keep out of the engine
-ENGINE_DATA_COL = "__data"  # where ray.data.llm keeps each row while it runs its stages
+ENGINE_TEXT_COL = "_generated_text"  # written at the engine stage's edge (engine.py)
+ENGINE_ERROR_COL = "_engine_error"  # the engine's message for a row it failed; null otherwise
+ENGINE_TOKENS_COL = "_generated_tokens"  # how many tokens the engine generated
 NAME_MAP_COL = "name_map"  # an output column; re-validation reads it back to unmask calls
 NAME_MASK = "label-name-mask"  # the purpose of the per-row generator for mask.names
+
+
+def require_columns(batch: pa.Table, columns, stage: str) -> None:
+    """A stage's declared inputs are there, or the plan is wired wrong: say which stage lacks what."""
+    missing = [c for c in columns if c not in batch.column_names]
+    if missing:
+        raise ValueError(f"{stage} needs the columns {missing}; the batch has {batch.column_names}")
 
 
 # ------------------------------------------------------------------------------------- read
@@ -72,7 +85,8 @@ def read_shard(item: dict, *, filesystem, add_id: bool, batch_rows: int = 4096) 
 
 
 @dataclass
-class PreparedRow:
+class RowPrompt:
+    """One row's prompt, or why it has none."""
     prompt: Prompt | None
     tools: list[Tool] | None  # as given: what the output is judged against
     user_message: str | None
@@ -81,7 +95,7 @@ class PreparedRow:
     name_map: str | None = None  # MaskMap JSON, with mask.names
 
 
-def prepare_row(query: Any, tools_cell: Any, prompt_format: str, mask_rng: random.Random | None = None) -> PreparedRow:
+def row_prompt(query: Any, tools_cell: Any, prompt_format: str, mask_rng: random.Random | None = None) -> RowPrompt:
     """Pure: one input row -> the chat messages to send, or why the row cannot be labeled.
     mask_rng: prompt with function and parameter names masked (mask.names)."""
     try:
@@ -105,15 +119,20 @@ def prepare_row(query: Any, tools_cell: Any, prompt_format: str, mask_rng: rando
             name_map = mapping.to_json()
         prompt = build_prompt(prompt_format, query, prompt_tools)
     except BadInput as e:
-        return PreparedRow(None, None, None, e)
-    return PreparedRow(prompt, tools, prompt_text(prompt.messages), None, prompt_tools, name_map)
+        return RowPrompt(None, None, None, e)
+    return RowPrompt(prompt, tools, prompt_text(prompt.messages), None, prompt_tools, name_map)
 
 
 class PromptStage:
     """CPU actor: Hammer user message -> chat template -> token ids, for a batch of rows.
 
-    Without a tokenizer (re-validation) it builds the messages and canonical tools only.
+    Without a tokenizer (re-validation, dry runs without one) it builds the messages and canonical
+    tools only, and the token columns stay empty.
     """
+
+    READS = ("query", "tools")  # and `id` with mask_names: the row's draws
+    WRITES = (USER_MESSAGE_COL, TOOLS_COL, EARLY_STATUS_COL, EARLY_ERRORS_COL, PROMPT_TOKENS_COL,
+              PROMPT_TOKEN_COUNT_COL, CALL_SCHEMA_COL, NAME_MAP_COL)
 
     def __init__(self, tokenizer_source: str | None, prompt_format: str, max_prompt_tokens: int,
                  trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0):
@@ -128,21 +147,21 @@ class PromptStage:
         self.seed = seed
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        queries = batch.column("query").to_pylist() if "query" in batch.column_names else [None] * batch.num_rows
-        tools = batch.column("tools").to_pylist() if "tools" in batch.column_names else [None] * batch.num_rows
+        require_columns(batch, self.READS + (("id",) if self.mask_names else ()), "PromptStage")
         rngs = ([row_rng(self.seed, i, NAME_MASK) for i in batch.column("id").to_pylist()] if self.mask_names
                 else [None] * batch.num_rows)
-        prepared = [prepare_row(q, t, self.prompt_format, rng) for q, t, rng in zip(queries, tools, rngs)]
-        ok = [i for i, p in enumerate(prepared) if p.error is None] if self.tokenizer else []
-        token_ids = self.tokenizer([prepared[i].prompt for i in ok]) if ok else []
+        prompts = [row_prompt(q, t, self.prompt_format, rng)
+                   for q, t, rng in zip(batch.column("query").to_pylist(), batch.column("tools").to_pylist(), rngs)]
+        ok = [i for i, p in enumerate(prompts) if p.error is None] if self.tokenizer else []
+        token_ids = self.tokenizer([prompts[i].prompt for i in ok]) if ok else []
         ids_by_row: dict[int, list[int]] = dict(zip(ok, token_ids))
 
         status, errors, canonical, tokens, counts = [], [], [], [], []
-        for i, p in enumerate(prepared):
+        for i, p in enumerate(prompts):
             ids = ids_by_row.get(i, [])
             if p.error is not None:
                 status.append(BAD_INPUT)
-                errors.append([str(Reason(p.error.code, p.error.detail))])
+                errors.append([str(p.error.reason)])
             elif self.tokenizer and len(ids) > self.max_prompt_tokens:
                 status.append(PROMPT_TOO_LONG)
                 errors.append([str(Reason(PROMPT_TOO_LONG, f"{len(ids)} tokens, limit {self.max_prompt_tokens}"))])
@@ -153,25 +172,22 @@ class PromptStage:
             tokens.append(ids if status[-1] is None else [])
             counts.append(len(ids) if ids else None)
         new = {
-            USER_MESSAGE_COL: pa.array([p.user_message for p in prepared], pa.string()),
+            USER_MESSAGE_COL: pa.array([p.user_message for p in prompts], pa.string()),
             TOOLS_COL: pa.array(canonical, pa.string()),
             EARLY_STATUS_COL: pa.array(status, pa.string()),
             EARLY_ERRORS_COL: pa.array(errors, pa.list_(pa.string())),
+            PROMPT_TOKENS_COL: pa.array(tokens, pa.list_(pa.int32())),
+            PROMPT_TOKEN_COUNT_COL: pa.array(counts, pa.int32()),
+            CALL_SCHEMA_COL: pa.array([json.dumps(calls_schema(p.prompt_tools)) if self.constrained and p.tools else None
+                                       for p in prompts], pa.string()),
+            NAME_MAP_COL: pa.array([p.name_map for p in prompts], pa.string()),
         }
-        if self.tokenizer:
-            new[TOKENS_COL] = pa.array(tokens, pa.list_(pa.int32()))
-            new["num_prompt_tokens"] = pa.array(counts, pa.int32())
-        if self.constrained:
-            new[CALL_SCHEMA_COL] = pa.array([json.dumps(calls_schema(p.prompt_tools)) if p.tools else None
-                                             for p in prepared])
-        if self.mask_names:
-            new[NAME_MAP_COL] = pa.array([p.name_map for p in prepared], pa.string())
         for name, column in new.items():
             batch = _set_column(batch, name, column)
         # Rows whose prompts share a prefix (the same tool set) go to the engine one after another:
         # where the KV cache cannot hold every tool set, vLLM's prefix cache then hits more
         # (docs/performance.md, "Prefix caching": +22% rows/s with a tight cache).
-        shared_prefix = [p.prompt.parts[:2] if p.prompt else () for p in prepared]
+        shared_prefix = [p.prompt.parts[:2] if p.prompt else () for p in prompts]
         return batch.take(sorted(range(batch.num_rows), key=shared_prefix.__getitem__))
 
 
@@ -181,77 +197,71 @@ def _set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
     return table.append_column(name, column)
 
 
-# ----------------------------------------------------------------------------------- engine
+# --------------------------------------------------------------------------------- annotate
 
 
-def engine_request(row: dict, sampling_params: dict) -> dict:
-    """ray.data.llm preprocess: the sampling parameters, and the skip mark for rows that stopped early."""
-    early = row.get(EARLY_STATUS_COL)
-    if row.get(CALL_SCHEMA_COL) and not early:
-        sampling_params = {**sampling_params, "structured_outputs": {"json": row[CALL_SCHEMA_COL]}}
-    return {
-        "sampling_params": sampling_params,
-        "__inference_error__": f"{SKIP_MARK}{early}" if early else "",
-    }
+def annotate_reads(mode: Mode) -> tuple[str, ...]:
+    """The columns annotate_batch reads besides the input's: where a row's text comes from depends on the mode."""
+    common = (TOOLS_COL, EARLY_STATUS_COL, EARLY_ERRORS_COL, USER_MESSAGE_COL, PROMPT_TOKEN_COUNT_COL, NAME_MAP_COL,
+              SHARD_COL, ROW_COL)
+    return common + {Mode.GENERATE: (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL),
+                     Mode.REVALIDATE: ("raw_output",), Mode.DRY_RUN: ()}[mode]
 
 
-# ----------------------------------------------------------------------------------- finish
+def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig) -> dict:
+    """Pure: one row after generation -> its judged columns: parsed and validated calls, status,
+    reasons, call type, and the score against gold `answers` when the row has them.
 
-
-def finish_row(row: dict, *, source: str, validation: ValidationConfig) -> dict:
-    """Pure: one row after generation -> its added columns.
-
-    source: "engine" (the text vLLM generated), "raw_output" (re-validating an existing column), or
-    "none" (a dry run: nothing to judge).
+    mode: where the text is: the engine's (generate), the input's `raw_output` column (revalidate),
+    or nowhere (dry_run: nothing to judge).
     """
     early = row.get(EARLY_STATUS_COL)
     tools = [Tool.from_dict(d) for d in json.loads(row[TOOLS_COL])] if row.get(TOOLS_COL) else None
-    out = {"raw_output": None, "calls": None, "errors": list(row.get(EARLY_ERRORS_COL) or []), "flags": [],
-           "call_type": "none", "num_output_tokens": None}
-    text = None
+    out = {"raw_output": None, "calls": None, "errors": [], "flags": [], "call_type": "none", "num_output_tokens": None,
+           # without a tokenizer, re-validation keeps the count the labeling run wrote
+           "num_prompt_tokens": row.get("num_prompt_tokens" if mode == Mode.REVALIDATE else PROMPT_TOKEN_COUNT_COL)}
+    reasons: list[Reason] = [Reason.parse(e) for e in row.get(EARLY_ERRORS_COL) or []]
+    text = parsed_calls = None
     if early:
         out["status"] = early
-    elif source == "none":
+    elif mode == Mode.DRY_RUN:
         out["status"] = DRY_RUN
-    elif source == "engine" and row.get("__inference_error__"):
-        out.update(status=ENGINE_ERROR, errors=[str(Reason(ENGINE_ERROR, row["__inference_error__"]))])
+    elif mode == Mode.GENERATE and row.get(ENGINE_ERROR_COL):
+        out["status"] = ENGINE_ERROR
+        reasons = [Reason(ENGINE_ERROR, row[ENGINE_ERROR_COL])]
     else:
-        text = row.get("generated_text") if source == "engine" else row.get("raw_output")
+        text = row.get(ENGINE_TEXT_COL) if mode == Mode.GENERATE else row.get("raw_output")
         if text is None:
-            out.update(status=BAD_INPUT, errors=[str(Reason("missing_raw_output", "raw_output is null"))])
+            out["status"] = BAD_INPUT
+            reasons = [Reason("missing_raw_output", "raw_output is null")]
     if text is not None:
         name_map = row.get(NAME_MAP_COL)  # set by mask.names, or carried in by a re-validated output
         unmask = functools.partial(unmask_calls, mapping=MaskMap.from_json(name_map)) if name_map else None
         label = label_output(text, tools, row.get("query") or "", validation, unmask)
-        calls = None
-        if label.calls is not None:
-            calls = [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)} for c in label.calls]
-        out.update(raw_output=text, calls=calls, status=label.status, errors=label.errors, flags=label.flags,
-                   call_type=label.call_type,
-                   num_output_tokens=row.get("num_generated_tokens" if source == "engine" else "num_output_tokens"))
-        parsed_calls = label.calls
-    else:
-        parsed_calls = None
-    score = score_row(out["status"], parsed_calls, out["errors"], row.get("answers"), tools)
-    out.update(correct=score.correct, mismatch=score.mismatch, gold_call_type=score.gold_call_type)
+        parsed_calls, reasons = label.calls, label.errors
+        out.update(raw_output=text, status=label.status, flags=[str(f) for f in label.flags], call_type=label.call_type,
+                   num_output_tokens=row.get(ENGINE_TOKENS_COL if mode == Mode.GENERATE else "num_output_tokens"))
+        if parsed_calls is not None:
+            out["calls"] = [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}
+                            for c in parsed_calls]
+    score = score_row(out["status"], parsed_calls, reasons, row.get("answers"), tools)
+    out.update(errors=[str(r) for r in reasons], correct=score.correct,
+               mismatch=str(score.mismatch) if score.mismatch else None, gold_call_type=score.gold_call_type)
     return out
 
 
-def finish_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, source: str,
-                 validation: ValidationConfig) -> pa.Table:
-    """Validates and scores a batch and shapes it to the output schema: input columns, then the added ones."""
-    if ENGINE_DATA_COL in batch.column_names:
-        data = batch.column(ENGINE_DATA_COL).combine_chunks()
-        batch = pa.Table.from_arrays(data.flatten(), names=[field.name for field in data.type])
-    # The prompt's token ids are not needed here, and converting them to Python was half this stage's time.
-    rows = batch.drop_columns([c for c in (TOKENS_COL,) if c in batch.column_names]).to_pylist()
+def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, mode: Mode,
+                   validation: ValidationConfig) -> pa.Table:
+    """Judges a batch (annotate_row) and shapes it to the output schema: input columns, then the
+    added ones, then the shard and row that say where each came from."""
+    require_columns(batch, input_schema.names + list(annotate_reads(mode)), "annotate_batch")
+    rows = batch.select(list(dict.fromkeys(input_schema.names + list(annotate_reads(mode))))).to_pylist()
     schema = output_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
     out_rows = []
     for row in rows:
-        added = finish_row(row, source=source, validation=validation)
+        added = annotate_row(row, mode=mode, validation=validation)
         out = {name: row.get(name) for name in input_schema.names}
-        out.update(prompt=row.get(USER_MESSAGE_COL), num_prompt_tokens=row.get("num_prompt_tokens"),
-                   name_map=row.get(NAME_MAP_COL), **added, **lineage)
+        out.update(prompt=row.get(USER_MESSAGE_COL), name_map=row.get(NAME_MAP_COL), **added, **lineage)
         out.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})
         out_rows.append(out)
     return pa.Table.from_pylist(out_rows, schema=schema)

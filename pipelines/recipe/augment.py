@@ -42,11 +42,11 @@ def augment_row(row: dict, settings: AugmentSettings, seed: int) -> list[dict]:
         tools = load_tools(raw_tools)
         answers = load_gold(row["answers"]) if row.get("answers") is not None else None
     except BadInput as e:
-        return [{**out, "not_augmented": f"{e.code}: {e.detail}"}]
+        return [{**out, "not_augmented": str(e.reason)}]
     except ValueError as e:
-        return [{**out, "not_augmented": f"bad_answers: {e}"}]
+        return [{**out, "not_augmented": str(Reason("bad_answers", str(e)))}]
     if not isinstance(row.get("query"), str):
-        return [{**out, "not_augmented": f"query_not_string: query is a {type(row.get('query')).__name__}"}]
+        return [{**out, "not_augmented": str(Reason("query_not_string", f"query is a {type(row.get('query')).__name__}"))}]
 
     rows = [out]
     if answers and row_rng(seed, row["id"], "irrelevance").random() < settings.irrelevance.fraction:

@@ -107,7 +107,7 @@ def shard_rows(source: Iterable[dict]) -> tuple[list[dict], list[str]]:
             if out["id"] in seen:
                 raise BadInput("duplicate_id", f"id {out['id']!r} appears earlier in the source")
         except BadInput as e:
-            bad.append(f"row {position}: {e.code}: {e.detail}")
+            bad.append(f"row {position}: {e.reason}")
             continue
         seen.add(out["id"])
         rows.append(out)
