@@ -1,10 +1,11 @@
 """Hammer's data recipe on Ray Data: irrelevance rows and name/default masking over query/tool shards.
 
-    python jobs/augment.py input.path=SHARDS output.path=OUT [seed=0] [augment.irrelevance.fraction=0.125]
+    python jobs/augment.py [conf=NAME] [input.path=SHARDS] [output.path=OUT] [seed=0] [augment.irrelevance.fraction=0.125]
         [augment.mask.probability=0.667] [augment.mask.functions|parameters|defaults|shuffle=true|false]
 
 Writes the labeling job's input schema plus `origin` (original, irrelevance, masked) and `mask_map`
-(how to map a masked row back). The same command writes the same rows. Exit codes as jobs/label.py.
+(how to map a masked row back). Profiles are conf/augment/NAME.yaml (default `local`: out/shards
+into out/augmented). The same command writes the same rows. Exit codes as jobs/label.py.
 """
 
 import sys
@@ -17,4 +18,4 @@ from pipelines.cli import data_job_main  # noqa: E402
 from pipelines.recipe.config import AugmentConfig  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(data_job_main(sys.argv[1:], AugmentConfig, augment.run))
+    sys.exit(data_job_main(sys.argv[1:], AugmentConfig, augment.run, "augment"))

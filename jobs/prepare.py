@@ -1,6 +1,8 @@
 """Any function-calling source -> the query/tool parquet shards that jobs/label.py reads.
 
-    python jobs/prepare.py input.path=SOURCE output.path=OUT [output.rows_per_shard=N] [prepare.drop_bad=true]
+    python jobs/prepare.py [conf=NAME] [input.path=SOURCE] [output.path=OUT] [output.rows_per_shard=N] [prepare.drop_bad=true]
+
+Profiles are conf/prepare/NAME.yaml (default `local`: the sample xLAM file into out/shards).
 
 SOURCE: local JSON / JSON Lines / parquet / CSV files (a file or a folder), or a hub dataset name
 such as Salesforce/xlam-function-calling-60k (input.split picks the split). xLAM rows (query, tools,
@@ -18,4 +20,4 @@ from pipelines.cli import data_job_main  # noqa: E402
 from pipelines.recipe.config import PrepareConfig  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(data_job_main(sys.argv[1:], PrepareConfig, prepare.run))
+    sys.exit(data_job_main(sys.argv[1:], PrepareConfig, prepare.run, "prepare"))

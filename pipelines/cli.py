@@ -10,7 +10,7 @@ import json
 import traceback
 from typing import Any, Callable
 
-from pipelines.config import ConfigError, load_job_config, to_yaml
+from pipelines.config import CONF_DIR, ConfigError, load_profile, to_yaml
 from pipelines.label.config import Mode, load_config
 from pipelines.label.lease import LeaseLost
 from pipelines.label.plan import check, run
@@ -50,10 +50,11 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     return 0
 
 
-def data_job_main(argv: list[str], schema: type, job: Callable[[Any], dict]) -> int:
-    """The command line of jobs/prepare.py and jobs/augment.py: config, the job, its summary as JSON."""
+def data_job_main(argv: list[str], schema: type, job: Callable[[Any], dict], name: str) -> int:
+    """The command line of jobs/prepare.py and jobs/augment.py (`name`): `[conf=NAME] [key=value ...]`
+    with profiles in conf/<name>/, the job, its summary as JSON."""
     try:
-        config = load_job_config(schema, argv)
+        config = load_profile(schema, argv, CONF_DIR / name)
     except ConfigError as e:
         print(f"config error: {e}")
         return 2

@@ -41,9 +41,25 @@ _POSITIVE = (
 )  # or null, where the schema allows it
 
 
-def load_job_config(schema: type, args: list[str]):
-    """The data jobs' config (prepare, augment): the schema's defaults <- `key=value` overrides."""
-    config = build_config(schema, [], check_overrides(args), "set them on the command line")
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def profile_name(args: list[str], default: str = "local") -> str:
+    """The `conf=NAME` argument, every job's one way to pick a profile."""
+    return next((a.split("=", 1)[1] for a in args if a.startswith("conf=")), default)
+
+
+def load_profile(schema: type, args: list[str], conf_dir: Path, base: tuple[Path, ...] = ()):
+    """Every job's command line: `[conf=NAME] [key=value ...]` -> the schema's defaults <- the `base`
+    files <- `conf_dir/NAME.yaml` (default `local`) <- the overrides, checked."""
+    name = profile_name(args)
+    overrides = check_overrides([a for a in args if not a.startswith("conf=")])
+    profiles = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+    if name not in profiles:
+        raise ConfigError(f"conf={name}: no {conf_dir / (name + '.yaml')}; profiles: {', '.join(profiles)}")
+    relative = conf_dir.relative_to(CONF_DIR.parent) if conf_dir.is_relative_to(CONF_DIR.parent) else conf_dir
+    config = build_config(schema, [*base, conf_dir / f"{name}.yaml"], overrides,
+                          f"profile conf={name}; set them in {relative}/{name}.yaml or on the command line")
     check_keys(config)
     return config
 

@@ -7,7 +7,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.config import load_job_config
+from pipelines.config import CONF_DIR, ConfigError, load_profile
 from pipelines.core.tools import BadInput
 from pipelines.recipe.config import PrepareConfig
 from pipelines.recipe.prepare import load_source, run, shard_rows, to_shard_row
@@ -72,7 +72,21 @@ def test_local_files_of_each_format(tmp_path, name, write):
 
 
 def _config(*args):
-    return load_job_config(PrepareConfig, list(args))
+    return load_profile(PrepareConfig, list(args), CONF_DIR / "prepare")
+
+
+def test_every_job_takes_conf_name_and_the_data_jobs_default_to_their_local_profile(capsys):
+    from pipelines.cli import data_job_main
+    from pipelines.recipe.config import AugmentConfig
+
+    assert (_config().input.path, _config().output.path) == ("data/sources/xlam.json", "out/shards")
+    assert _config("conf=local", "output.path=elsewhere").output.path == "elsewhere"
+    augment = load_profile(AugmentConfig, ["conf=local"], CONF_DIR / "augment")
+    assert (augment.input.path, augment.output.path) == ("out/shards", "out/augmented")
+    with pytest.raises(ConfigError, match="conf=nope: no .*conf/prepare/nope.yaml; profiles: local"):
+        _config("conf=nope")
+    assert data_job_main(["conf=nope"], PrepareConfig, lambda config: {}, "prepare") == 2
+    assert "conf=nope" in capsys.readouterr().out
 
 
 def test_run_writes_shards_of_the_configured_size(tmp_path):

@@ -18,11 +18,9 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 from pipelines.cluster import RayConfig
-from pipelines.config import ConfigError, InputConfig, build_config, check_keys, check_overrides, to_plain
+from pipelines.config import CONF_DIR, ConfigError, InputConfig, check_keys, load_profile, profile_name, to_plain
 from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
 from pipelines.storage import S3Config
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass
@@ -135,21 +133,14 @@ class Mode(str, enum.Enum):
 
 
 def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
-    """`["conf=NAME", "key=value", ...]` -> a checked LabelConfig."""
-    name = next((a.split("=", 1)[1] for a in args if a.startswith("conf=")), None)
-    if name is None:
+    """`["conf=NAME", "key=value", ...]` -> a checked LabelConfig: conf/base.yaml <- conf/NAME.yaml <- overrides."""
+    if profile_name(args, default=None) is None:
         joining = next((a.split("=", 1)[1] for a in args if a.startswith("ray.address=")), None) or os.environ.get(
             "RAY_ADDRESS")
         if joining:
             raise ConfigError(f"this run joins the Ray cluster at {joining} but names no profile: pass conf=prod (or "
                               "conf=local to run the demo model there on purpose)")
-        name = "local"
-    overrides = check_overrides([a for a in args if not a.startswith("conf=")])
-    profiles = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
-    if name not in profiles:
-        raise ConfigError(f"conf={name}: no {conf_dir / (name + '.yaml')}; profiles: {', '.join(profiles)}")
-    config = build_config(LabelConfig, [conf_dir / "base.yaml", conf_dir / f"{name}.yaml"], overrides,
-                    f"profile conf={name}; set them in conf/{name}.yaml or on the command line")
+    config = load_profile(LabelConfig, args, conf_dir, base=(conf_dir / "base.yaml",))
     _check(config)
     if config.run.id is None:
         config.run.id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
