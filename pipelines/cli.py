@@ -17,7 +17,7 @@ from pipelines.label.plan import check, run
 from pipelines.label.preflight import PreflightFailed
 from pipelines.label.progress import ErrorRateExceeded
 from pipelines.label.summary import format_table
-from pipelines.storage import InputError
+from pipelines.storage import InputError, OutputError
 
 DEMO_NOTICE = """NOTE: model.build_tiny=true: the model is a tiny Qwen2 with RANDOM weights, built locally, so its
 labels are noise. To label for real, point model.source at a Hammer checkpoint, e.g.
@@ -71,7 +71,7 @@ def _guarded(job: Callable[[], dict]) -> tuple[dict | None, int]:
     where it helps: not for problems the user must fix)."""
     try:
         return job(), 0
-    except (ConfigError, InputError, PreflightFailed) as e:
+    except (ConfigError, InputError, OutputError, PreflightFailed) as e:
         print(f"error: {e}")
         return None, 2
     except LeaseLost as e:

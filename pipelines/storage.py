@@ -34,6 +34,11 @@ class InputError(ValueError):
     """A problem with the input as a whole; the message names the path or column."""
 
 
+class OutputError(ValueError):
+    """An output folder this run cannot use as it is (not empty, not this job's, written with other
+    settings, its manifest unreadable); the message names the folder and what to do."""
+
+
 def filesystem(path: str, s3: S3Config) -> tuple[fsspec.AbstractFileSystem, str]:
     """(fsspec filesystem, path without scheme, absolute) for a local path or an s3:// URL."""
     options = {}
@@ -110,7 +115,7 @@ def hidden(path: str, root: str) -> bool:
 def require_empty_output(fs: fsspec.AbstractFileSystem, root: str, path: str) -> None:
     """The data jobs write a new output; they neither resume nor overwrite one."""
     if fs.exists(root) and fs.ls(root):
-        raise InputError(f"output.path {path!r} is not empty; choose a new one or empty it")
+        raise OutputError(f"output.path {path!r} is not empty; choose a new one or empty it")
 
 
 def find_bad_ids(fs: fsspec.AbstractFileSystem, shards: Shards, limit: int = 10) -> list[str]:

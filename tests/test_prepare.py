@@ -11,7 +11,7 @@ from pipelines.config import CONF_DIR, ConfigError, load_profile
 from pipelines.core.tools import BadInput
 from pipelines.recipe.config import PrepareConfig
 from pipelines.recipe.prepare import load_source, run, shard_rows, to_shard_row
-from pipelines.storage import InputError
+from pipelines.storage import InputError, OutputError
 from tests.conftest import REPO
 
 TOOL = {"name": "f", "description": "F.", "parameters": {"a": {"type": "int", "description": "A"}}}
@@ -96,7 +96,7 @@ def test_run_writes_shards_of_the_configured_size(tmp_path):
     table = pq.read_table(tmp_path / "out")
     assert table.num_rows == 58 and table.schema.names == ["id", "query", "tools", "answers"]
     assert sorted(pq.read_metadata(p).num_rows for p in (tmp_path / "out").glob("*.parquet")) == [8, 25, 25]
-    with pytest.raises(InputError, match="is not empty"):
+    with pytest.raises(OutputError, match="is not empty"):
         run(_config(f"input.path={REPO / 'data' / 'sources' / 'xlam.json'}", f"output.path={tmp_path / 'out'}"))
 
 

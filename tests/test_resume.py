@@ -9,7 +9,7 @@ from pipelines.label.lease import Lease
 from pipelines.label.output import (committed_coverage, count, differences, fingerprint, merge_ranges, open_output,
                                     piece_name, safe_name, skip_mask, to_ranges, write_piece)
 from pipelines.label.progress import ErrorRateExceeded, Progress
-from pipelines.storage import InputError, Shards, find_bad_ids, list_shards
+from pipelines.storage import OutputError, Shards, find_bad_ids, list_shards
 
 FS = fsspec.filesystem("file")
 
@@ -67,7 +67,7 @@ def test_open_output_fresh_resume_refuse_and_overwrite(tmp_path):
     (tmp_path / "out" / "_tmp" / "half-written").write_text("x")
     assert open_output(FS, root, _fingerprint(), "auto") == {"s.parquet": [[0, 2]]}
     assert not (tmp_path / "out" / "_tmp").exists()
-    with pytest.raises(InputError, match=r"generation.max_tokens: 8 -> 9.*resume=overwrite"):
+    with pytest.raises(OutputError, match=r"generation.max_tokens: 8 -> 9.*resume=overwrite"):
         open_output(FS, root, _fingerprint(max_tokens=9), "auto")
     assert open_output(FS, root, _fingerprint(max_tokens=9), "overwrite") == {}
     # Overwriting keeps this run's lease (the record and its local lock file).
@@ -77,7 +77,7 @@ def test_open_output_fresh_resume_refuse_and_overwrite(tmp_path):
 def test_open_output_never_deletes_a_folder_it_did_not_write(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     for mode in ("auto", "overwrite"):
-        with pytest.raises(InputError, match="not an output of this job"):
+        with pytest.raises(OutputError, match="not an output of this job"):
             open_output(FS, str(tmp_path), _fingerprint(), mode)
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
@@ -121,7 +121,7 @@ def test_progress_line_and_error_rate():
                                             ('{"fingerprint": 3}', "TypeError")])
 def test_a_corrupt_manifest_is_named_with_what_to_do(tmp_path, manifest, what):
     (tmp_path / "_manifest.json").write_text(manifest)
-    with pytest.raises(InputError, match=rf"_manifest.json cannot be read \({what}.*resume=overwrite"):
+    with pytest.raises(OutputError, match=rf"_manifest.json cannot be read \({what}.*resume=overwrite"):
         open_output(FS, str(tmp_path), _fingerprint(), "auto")
 
 

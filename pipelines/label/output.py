@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.label import lease
-from pipelines.storage import InputError, parquet_files, write_json
+from pipelines.storage import OutputError, parquet_files, write_json
 
 COVERAGE_KEY = b"hammer_labeling.coverage"  # footer metadata: {shard name: [[start, end), ...]}
 
@@ -118,7 +118,7 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
     has_files = bool(entries)
     has_manifest = has_files and fs.exists(manifest_path)
     if has_files and not has_manifest:
-        raise InputError(
+        raise OutputError(
             f"output.path {root!r} holds files but no {MANIFEST_FILE}: it is not an output of this job, "
             "and nothing there is deleted; choose a new output.path"
         )
@@ -130,13 +130,13 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
             if not isinstance(previous, dict):
                 raise TypeError("'fingerprint' is not an object")
         except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise InputError(
+            raise OutputError(
                 f"{manifest_path} cannot be read ({type(e).__name__}: {e}): it records the settings that made the "
                 "rows here, so this run cannot tell whether it may continue them; restore it, set "
                 "resume=overwrite to start over, or choose a new output.path") from None
         changed = differences(previous, fingerprint)
         if changed:
-            raise InputError(
+            raise OutputError(
                 f"output.path {root!r} was written with other settings ({'; '.join(changed)}); rerun with "
                 "the same settings to resume, set resume=overwrite to start over, or choose a new output.path"
             )

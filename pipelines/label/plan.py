@@ -28,7 +28,7 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     revalidate: judge the input's `raw_output` column instead of generating (jobs/validate.py); no
     model is loaded, and the input's `model` column, if any, is kept.
     The preflight runs first and takes the output's lease, which the run holds until it ends.
-    Raises InputError/ConfigError/PreflightFailed for problems the user must fix, ErrorRateExceeded
+    Raises InputError/OutputError/ConfigError/PreflightFailed for problems the user must fix, ErrorRateExceeded
     past max_error_rate, LeaseLost when another run took the output over.
     """
     started = time.time()
