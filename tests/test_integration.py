@@ -282,9 +282,24 @@ FAULT_ARGS = ["conf=local", "input.path=s3://shards/split", "output.rows_per_fil
               "engine.batch_size=8", "engine.max_concurrent_batches=1", "generation.max_tokens=96"]
 
 
-def _label_subprocess(common_args, output, *extra):
+def _label_subprocess(common_args, output, *extra, record_dir=None):
+    """The labeling job as a process of its own; with record_dir, each engine it builds leaves its
+    record there (engine-<pid>.json, by the project's vLLM plugin)."""
+    from pipelines.label.engine_plugin import RECORD_DIR_ENV
+
+    env = {**os.environ, RECORD_DIR_ENV: str(record_dir)} if record_dir else None
     return subprocess.Popen([sys.executable, "jobs/label.py", *FAULT_ARGS, f"output.path={output}", *common_args, *extra],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _rows_written(fs, root):
+    pieces = list(_pieces(fs, root))
+    return pads.dataset(pieces, filesystem=arrow_filesystem(fs), format="parquet").count_rows() if pieces else 0
+
+
+def _engines_built(record_dir):
+    """The pids of the processes that built an engine during the run, from the engines' own records."""
+    return {int(p.stem.split("-")[1]) for p in record_dir.glob("engine-*.json")}
 
 
 def _pieces(fs, root):
@@ -361,7 +376,7 @@ def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written
     assert not fs.exists(f"{root}/_lease.json")  # released at the end
 
 
-def test_engine_actor_killed_mid_run_is_restarted(common_args):
+def test_engine_actor_killed_mid_run_is_restarted(common_args, tmp_path):
     import signal
 
     import psutil
@@ -370,7 +385,8 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args):
     config = load_config(["conf=local", "output.path=s3://labels/engine-killed", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
     # Long outputs keep the engine busy after the first pieces commit: a window to kill it in.
-    proc = _label_subprocess(common_args, "s3://labels/engine-killed", "generation.max_tokens=1024")
+    proc = _label_subprocess(common_args, "s3://labels/engine-killed", "generation.max_tokens=1024",
+                             record_dir=tmp_path)
 
     def running_engine():
         engines = [a for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
@@ -383,30 +399,39 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args):
     actor = psutil.Process(engine.pid)
     for process in [*actor.children(recursive=True), actor]:
         process.send_signal(signal.SIGKILL)
+    # The fault landed mid-run: rows were still to be written once the engine was gone.
+    assert _rows_written(fs, root) < SAMPLE_ROWS
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
     assert SECRET not in output  # the job's whole log, Ray's and vLLM's lines included
     _check_complete(fs, root)
+    # The killed engine had been built, and another engine was built after it: the restart.
+    built = _engines_built(tmp_path)
+    assert engine.pid in built and built - {engine.pid}
 
 
-def test_node_removed_mid_run_the_job_completes(common_args, cluster):
+def test_node_removed_mid_run_the_job_completes(common_args, cluster, tmp_path):
     """Last in this file: it takes a node away from the shared cluster."""
     from ray.util.state import list_actors
 
     mini, engine_nodes = cluster
     config = load_config(["conf=local", "output.path=s3://labels/node-removed", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
-    proc = _label_subprocess(common_args, "s3://labels/node-removed")
+    proc = _label_subprocess(common_args, "s3://labels/node-removed", "generation.max_tokens=1024",
+                             record_dir=tmp_path)
 
-    def engine_node_in_use():
-        ids = {a.node_id for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
-               if "vLLMEngineStageUDF" in a.class_name}
-        nodes = [n for n in engine_nodes if n.node_id in ids]
-        return nodes[0] if nodes and _pieces(fs, root) else None
+    def engine_in_use():
+        engines = [a for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
+                   if "vLLMEngineStageUDF" in a.class_name and a.node_id in {n.node_id for n in engine_nodes}]
+        return engines[0] if engines and _pieces(fs, root) else None
 
-    node = _wait_for(engine_node_in_use, proc, what="an engine node with a committed piece")
-    mini.remove_node(node, allow_graceful=False)
+    engine = _wait_for(engine_in_use, proc, what="an engine node with a committed piece")
+    mini.remove_node(next(n for n in engine_nodes if n.node_id == engine.node_id), allow_graceful=False)
+    assert _rows_written(fs, root) < SAMPLE_ROWS  # the fault landed mid-run
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
     assert SECRET not in output  # the job's whole log, Ray's and vLLM's lines included
     _check_complete(fs, root)
+    # The engine on the removed node had been built, and another was built after it, elsewhere.
+    built = _engines_built(tmp_path)
+    assert engine.pid in built and built - {engine.pid}
