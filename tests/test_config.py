@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from pipelines.config import ConfigError, redact, to_yaml
@@ -78,3 +80,26 @@ def test_joining_a_cluster_without_naming_a_profile_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match=r"joins the Ray cluster at http://head:8265 .* conf=local to run the demo"):
         load_config([])
     assert load_config(["conf=local"]).model.build_tiny  # named on purpose: allowed
+
+
+def test_name_masking_and_its_seed_change_the_labels_hash_and_a_rerun_refuses(tmp_path):
+    import fsspec
+
+    from pipelines.label.lease import Lease
+    from pipelines.label.output import open_output
+    from pipelines.storage import OutputError
+
+    def settings(*args):
+        return label_settings(load_config(["conf=local", *args]), "m")
+
+    plain, masked, reseeded = settings(), settings("mask.names=true"), settings("mask.names=true", "seed=1")
+    assert len({json.dumps(s, sort_keys=True) for s in (plain, masked, reseeded)}) == 3
+    assert len({config_hash(load_config(["conf=local", *a]), "m") for a in ([], ["mask.names=true"], ["seed=1"])}) == 3
+    fs, root = fsspec.filesystem("file"), str(tmp_path / "out")
+    lease = Lease(fs, root, "test-run")
+    lease.acquire()
+    open_output(fs, root, fingerprint(masked, [("s.parquet", 1)], "generate"), "auto")
+    with pytest.raises(OutputError, match=r"mask.seed: 0 -> 1"):
+        open_output(fs, root, fingerprint(reseeded, [("s.parquet", 1)], "generate"), "auto")
+    with pytest.raises(OutputError, match=r"mask.names: true -> false"):
+        open_output(fs, root, fingerprint(plain, [("s.parquet", 1)], "generate"), "auto")

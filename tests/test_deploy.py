@@ -4,6 +4,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -173,3 +174,15 @@ def test_run_date_names_the_partition(date):
     config = load_config(["conf=prod", f"run.date={date}", "input.path=s3://b/shards/dt=${run.date}/",
                           "output.path=s3://b/labels/dt=${run.date}/"])
     assert config.input.path == f"s3://b/shards/dt={date}/" and config.output.path == f"s3://b/labels/dt={date}/"
+
+
+def test_the_built_wheel_holds_every_subpackage(tmp_path):
+    """The image installs the project as a wheel: a package left out of it is missing on the cluster."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+                    str(REPO)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("*.whl")
+    in_wheel = {name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist() if name.endswith("/__init__.py")}
+    in_repo = {str(p.parent.relative_to(REPO)) for p in (REPO / "pipelines").rglob("__init__.py")}
+    assert in_repo and in_wheel == in_repo
