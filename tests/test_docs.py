@@ -162,3 +162,19 @@ def test_every_link_between_the_docs_resolves():
             if not target.startswith("http") and not (page.parent / target).exists():
                 broken.append(f"{page.name}: {target}")
     assert broken == []
+
+
+def test_the_stage_contracts_in_the_design_notes_are_the_stages_declarations():
+    from pipelines.label import engine
+    from pipelines.label.stages import PromptStage
+
+    rows = {cells[0]: cells for cells in _table_rows((REPO / "docs" / "design.md").read_text(),
+                                                     "| stage | reads | writes |")}
+
+    def names(cell):
+        return re.findall(r"`(\w+)`", cell)
+
+    assert names(rows["`PromptStage`"][1])[:len(PromptStage.READS)] == list(PromptStage.READS)
+    assert names(rows["`PromptStage`"][2]) == list(PromptStage.WRITES)
+    assert names(rows["`engine.generate`"][1]) == list(engine.READS)
+    assert names(rows["`engine.generate`"][2])[:len(engine.WRITES)] == list(engine.WRITES)
