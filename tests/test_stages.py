@@ -183,22 +183,27 @@ def test_mask_names_prompts_with_masked_names_and_judges_against_the_originals(t
     stage = PromptStage(tiny_model, "hammer1", max_prompt_tokens=900, trust_remote_code=False, mask_names=True, seed=5)
     batch = pa.table({"id": ["r1", "r2"], "query": ["use f with a=1", "use f with a=2"], "tools": [TOOLS, TOOLS]})
     first, second = stage(batch).to_pylist()
-    mapping = MaskMap.from_json(first["name_map"])
+    mapping = MaskMap.from_json(first[NAME_MAP_COL])
     (masked_f, original_f), = mapping.functions.items()
     (masked_a, original_a), = mapping.parameters[masked_f].items()
-    assert (original_f, original_a) == ("f", "a") and first["name_map"] != second["name_map"]
+    assert (original_f, original_a) == ("f", "a") and first[NAME_MAP_COL] != second[NAME_MAP_COL]
     assert f'"name": "{masked_f}"' in first[USER_MESSAGE_COL] and f'"{masked_a}"' in first[USER_MESSAGE_COL]
     assert '"name": "f"' not in first[USER_MESSAGE_COL]
-    assert stage(batch).to_pylist()[0]["name_map"] == first["name_map"]  # a function of (seed, id)
+    assert stage(batch).to_pylist()[0][NAME_MAP_COL] == first[NAME_MAP_COL]  # a function of (seed, id)
 
     # The model answers with the masked names; the row is judged with the original ones.
     text = json.dumps([{"name": masked_f, "arguments": {masked_a: 1}}])
     answers = json.dumps([{"name": "f", "arguments": {"a": 1}}])
-    out = annotate_row(_generated(text, name_map=first["name_map"], answers=answers), mode=Mode.GENERATE,
+    out = annotate_row(_generated(text, answers=answers, **{NAME_MAP_COL: first[NAME_MAP_COL]}), mode=Mode.GENERATE,
                      validation=ValidationConfig())
     assert out["status"] == "ok" and out["calls"] == [{"name": "f", "arguments": '{"a": 1}'}] and out["correct"]
+    # Re-validation maps back through the name_map the labeling run wrote, not the prompt stage's (none).
+    revalidated = annotate_row({**_generated(None, **{NAME_MAP_COL: None}), "raw_output": text, "answers": answers,
+                                "name_map": first[NAME_MAP_COL]}, mode=Mode.REVALIDATE, validation=ValidationConfig())
+    assert revalidated["calls"] == [{"name": "f", "arguments": '{"a": 1}'}]
+    assert revalidated["name_map"] == first[NAME_MAP_COL]
     # Calls that keep the masked name are unknown to the original tools.
-    wrong = annotate_row(_generated(json.dumps([{"name": masked_f + "x", "arguments": {}}]), name_map=first["name_map"]),
+    wrong = annotate_row(_generated(json.dumps([{"name": masked_f + "x", "arguments": {}}]), **{NAME_MAP_COL: first[NAME_MAP_COL]}),
                        mode=Mode.GENERATE, validation=ValidationConfig())
     assert wrong["status"] == "invalid_call" and wrong["errors"][0].startswith("unknown_function")
 
@@ -208,7 +213,7 @@ def test_stages_refuse_a_batch_without_the_columns_they_declare(prompt_stage):
     with pytest.raises(ValueError, match=r"PromptStage needs the columns \['tools'\]"):
         prompt_stage(pa.table({"query": ["q"]}))
     row = {**_generated("[]"), "query": "q", "tools": TOOLS, USER_MESSAGE_COL: "p", PROMPT_TOKEN_COUNT_COL: 1,
-           SHARD_COL: "s.parquet", ROW_COL: 0}  # no name_map column
-    with pytest.raises(ValueError, match=r"annotate_batch needs the columns \['name_map'\]"):
+           SHARD_COL: "s.parquet", ROW_COL: 0}  # no _name_map column
+    with pytest.raises(ValueError, match=r"annotate_batch needs the columns \['_name_map'\]"):
         annotate_batch(pa.Table.from_pylist([row]), input_schema=pa.schema([("query", pa.string()), ("tools", pa.string())]),
                        lineage={}, mode=Mode.GENERATE, validation=ValidationConfig())

@@ -46,7 +46,7 @@ CALL_SCHEMA_COL = "_call_schema"  # JSON schema of this row's possible outputs, 
 ENGINE_TEXT_COL = "_generated_text"  # written at the engine stage's edge (engine.py)
 ENGINE_ERROR_COL = "_engine_error"  # the engine's message for a row it failed; null otherwise
 ENGINE_TOKENS_COL = "_generated_tokens"  # how many tokens the engine generated
-NAME_MAP_COL = "name_map"  # an output column; re-validation reads it back to unmask calls
+NAME_MAP_COL = "_name_map"  # becomes `name_map` (mask.names); re-validation reads the input's back to unmask calls
 NAME_MASK = "label-name-mask"  # the purpose of the per-row generator for mask.names
 
 
@@ -219,7 +219,9 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig) -> dict
     tools = [Tool.from_dict(d) for d in json.loads(row[TOOLS_COL])] if row.get(TOOLS_COL) else None
     out = {"raw_output": None, "calls": None, "errors": [], "flags": [], "call_type": "none", "num_output_tokens": None,
            # without a tokenizer, re-validation keeps the count the labeling run wrote
-           "num_prompt_tokens": row.get("num_prompt_tokens" if mode == Mode.REVALIDATE else PROMPT_TOKEN_COUNT_COL)}
+           "num_prompt_tokens": row.get("num_prompt_tokens" if mode == Mode.REVALIDATE else PROMPT_TOKEN_COUNT_COL),
+           # set by mask.names, or carried in by a re-validated output
+           "name_map": row.get("name_map" if mode == Mode.REVALIDATE else NAME_MAP_COL)}
     reasons: list[Reason] = [Reason.parse(e) for e in row.get(EARLY_ERRORS_COL) or []]
     text = parsed_calls = None
     if early:
@@ -235,7 +237,7 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig) -> dict
             out["status"] = BAD_INPUT
             reasons = [Reason("missing_raw_output", "raw_output is null")]
     if text is not None:
-        name_map = row.get(NAME_MAP_COL)  # set by mask.names, or carried in by a re-validated output
+        name_map = out["name_map"]
         unmask = functools.partial(unmask_calls, mapping=MaskMap.from_json(name_map)) if name_map else None
         label = label_output(text, tools, row.get("query") or "", validation, unmask)
         parsed_calls, reasons = label.calls, label.errors
@@ -261,7 +263,7 @@ def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, m
     for row in rows:
         added = annotate_row(row, mode=mode, validation=validation)
         out = {name: row.get(name) for name in input_schema.names}
-        out.update(prompt=row.get(USER_MESSAGE_COL), name_map=row.get(NAME_MAP_COL), **added, **lineage)
+        out.update(prompt=row.get(USER_MESSAGE_COL), **added, **lineage)
         out.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})
         out_rows.append(out)
     return pa.Table.from_pylist(out_rows, schema=schema)
