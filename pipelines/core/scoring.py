@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.core.reasons import INVALID_CALL, NOT_SCORED, Reason
 from pipelines.core.tools import Tool
-from pipelines.core.validation import call_type, values_equal
+from pipelines.core.validation import call_type, validate_calls, values_equal
 
 GOLD_TYPES = ("single", "multiple", "parallel", "parallel_multiple", "irrelevance")
 
@@ -25,6 +25,7 @@ class Score:
     correct: bool | None  # None: no gold, or nothing to score
     mismatch: Reason | None  # why not correct
     gold_call_type: str | None
+    gold_errors: list[Reason] = field(default_factory=list)  # the gold calls checked against their own tools
 
 
 def load_gold(cell: Any) -> list[dict]:
@@ -53,6 +54,10 @@ def score_row(status: str, calls: list[dict] | None, errors: list[Reason], answe
     except (ValueError, json.JSONDecodeError) as e:
         return Score(None, Reason("bad_gold", str(e)), None)
     gold_type = "irrelevance" if not gold else call_type(gold, len(tools or []))
+    gold_errors = validate_calls(gold, tools)[0] if tools else []
+    if gold_errors:  # a reference that breaks its own tools judges nothing: fix the reference
+        return Score(None, Reason("bad_gold", f"the gold calls break their tools: {gold_errors[0]}"), gold_type,
+                     gold_errors)
     if status in NOT_SCORED:
         return Score(None, None, gold_type)
     return Score(*_compare(status, calls, errors, gold, tools or []), gold_type)
@@ -70,6 +75,19 @@ def _compare(status, calls, errors, gold, tools) -> tuple[bool, Reason | None]:
         return False, Reason("unexpected_no_call", f"expected {len(gold)} call(s)")
     if len(calls) != len(gold):
         return False, Reason("wrong_count", f"expected {len(gold)} call(s), got {len(calls)}")
+    difference = first_difference(calls, gold, tools)
+    return difference is None, difference
+
+
+def same_calls(calls: list[dict], other: list[dict], tools: list[Tool]) -> bool:
+    """The scoring equality of two call lists: as many calls, and each of `other` matched by one of
+    `calls` (any order; values BFCL-normalized; an omitted argument equal to its default)."""
+    return len(calls) == len(other) and first_difference(calls, other, tools) is None
+
+
+def first_difference(calls: list[dict], gold: list[dict], tools: list[Tool]) -> Reason | None:
+    """Matches each gold call to an unused call; the first gold call without a match gives the
+    reason, preferring a difference from a call of the same function."""
     by_name = {t.name: t for t in tools}
     unused = list(calls)
     for g in gold:
@@ -78,8 +96,8 @@ def _compare(status, calls, errors, gold, tools) -> tuple[bool, Reason | None]:
             unused.pop(problems.index(None))
             continue
         same_name = [p for c, p in zip(unused, problems) if c["name"] == g["name"]]
-        return False, (same_name or problems)[0]
-    return True, None
+        return (same_name or problems)[0]
+    return None
 
 
 def call_mismatch(call: dict, gold: dict, tool: Tool | None) -> Reason | None:

@@ -52,6 +52,10 @@ class GenerationConfig:
     temperature: float = MISSING  # 0: greedy
     max_model_len: int = MISSING  # prompt + output; longer prompts are marked prompt_too_long
     constrained: bool = False  # structured outputs: only a JSON list of this row's tools' calls can be generated
+    samples: int = 1  # outputs per row: the greedy label and samples - 1 sampled ones, for agreement
+    sample_temperature: float = 0.7  # of the sampled outputs
+    sample_top_p: float = 1.0  # of the sampled outputs
+    logprobs: bool = False  # the label's token log-probabilities, reduced to mean and min
 
 
 @dataclass
@@ -157,6 +161,13 @@ def _check(config: LabelConfig) -> None:
     if config.lease.stale_after_s < 3 * config.lease.heartbeat_s:
         raise ConfigError(f"lease.stale_after_s ({config.lease.stale_after_s}) must be at least 3 x lease.heartbeat_s "
                           f"({config.lease.heartbeat_s}): a live run must not look dead after one late heartbeat")
+    generation = config.generation
+    if generation.samples < 1:
+        raise ConfigError(f"config key 'generation.samples' must be 1 or more (the label alone), not {generation.samples}")
+    if generation.sample_temperature <= 0:
+        raise ConfigError("config key 'generation.sample_temperature' must be above 0: samples at 0 would all be the label")
+    if not 0 < generation.sample_top_p <= 1:
+        raise ConfigError("config key 'generation.sample_top_p' must be in (0, 1]")
     if not 0 < config.engine.gpu_memory_utilization <= 1:
         raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
 

@@ -20,20 +20,31 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.core.masking import row_rng
 from pipelines.label import config as cfg
 from pipelines.label.engine_plugin import RECORD_DIR_ENV
-from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
-                                    ENGINE_TOKENS_COL, PROMPT_TOKENS_COL, require_columns)
+from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL,
+                                    ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
+                                    PROMPT_TOKENS_COL, require_columns)
 
 SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows kept out of the engine (they stopped early)
-READS = (PROMPT_TOKENS_COL, EARLY_STATUS_COL, CALL_SCHEMA_COL)
-WRITES = (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL)
+READS = ("id", PROMPT_TOKENS_COL, EARLY_STATUS_COL, CALL_SCHEMA_COL)
+WRITES = (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_SAMPLES_COL, ENGINE_SAMPLE_ERROR_COL,
+          ENGINE_LOGPROBS_COL)
+# Our keys in ray.data.llm's rows (engine_udf.py reads and writes them in the engine actor).
+SAMPLES_KEY = "hammer_sample_params"  # in: the sampled request's parameters, or None
+SAMPLE_TEXTS = "hammer_sample_texts"  # out: the sampled outputs' texts
+SAMPLE_ERROR = "hammer_sample_error"  # out: the engine's message when the sampled request failed
+LOGPROB_STATS = "hammer_logprob_stats"  # out: {mean, min, value_mean, value_min} of the label's tokens
+SAMPLE_SEED = "label-samples"  # the purpose of the per-row generator that seeds a row's samples
+LOGPROB_STATS_TYPE = pa.struct([(k, pa.float64()) for k in ("mean", "min", "value_mean", "value_min")])
 
 
 @dataclass(frozen=True)
 class EngineSettings:
     engine_kwargs: dict[str, Any]  # exactly what vLLM's AsyncEngineArgs receive
-    sampling_params: dict[str, Any]
+    sampling_params: dict[str, Any]  # the label's: greedy
+    sample_params: dict[str, Any] | None  # the sampled outputs' (n = samples - 1), None without samples
     placement_group_config: dict | None
 
 
@@ -55,6 +66,12 @@ def engine_settings(config: cfg.LabelConfig) -> EngineSettings:
         kwargs["max_num_batched_tokens"] = engine.max_num_batched_tokens
     if generation.constrained and engine.structured_outputs_backend:
         kwargs["structured_outputs_config"] = {"backend": engine.structured_outputs_backend}
+    if engine.device == "cpu" and generation.samples > 1:
+        # vLLM 0.29's CPU build cannot rewind a seeded request's generator when a chunked prefill
+        # discards its sampled token ("CPU Generator does not use offset", and the engine dies):
+        # samples are seeded, so prompts are prefilled whole there. CUDA generators rewind.
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max(kwargs.get("max_num_batched_tokens") or 0, generation.max_model_len)
     kwargs.update(engine.engine_kwargs)
     # ray.data.llm asks for one GPU (and CPU) per engine worker unless given the bundle to ask for.
     placement = None
@@ -63,7 +80,17 @@ def engine_settings(config: cfg.LabelConfig) -> EngineSettings:
     elif engine.resources:
         placement = {"bundle_per_worker": {"GPU": 1, "CPU": 1, **engine.resources}}
     sampling = {"temperature": generation.temperature, "max_tokens": generation.max_tokens}
-    return EngineSettings(kwargs, sampling, placement)
+    if generation.logprobs:
+        # 0: the chosen token's log-probability alone. raw_logprobs, on purpose: the model's own
+        # distribution, from the logits as they enter the sampler, which under constrained decoding
+        # already carry the grammar's mask (docs/output.md, "Log-probabilities").
+        sampling["logprobs"] = 0
+        kwargs.setdefault("logprobs_mode", "raw_logprobs")
+    samples = None
+    if generation.samples > 1:
+        samples = {"n": generation.samples - 1, "temperature": generation.sample_temperature,
+                   "top_p": generation.sample_top_p, "max_tokens": generation.max_tokens}
+    return EngineSettings(kwargs, sampling, samples, placement)
 
 
 def generate(ds, config: cfg.LabelConfig, model: str, keep: list[str]):
@@ -73,17 +100,21 @@ def generate(ds, config: cfg.LabelConfig, model: str, keep: list[str]):
     return ds.map_batches(engine_response, batch_format="pyarrow", fn_kwargs={"keep": keep})
 
 
-def engine_request(row: dict, sampling_params: dict) -> dict:
+def engine_request(row: dict, sampling_params: dict, sample_params: dict | None = None, seed: int = 0) -> dict:
     """ray.data.llm's preprocess, per row: our columns onto its contract. A row that stopped early is
     marked so that ray.data.llm passes it through without running it (it skips rows whose
-    `__inference_error__` is set)."""
+    `__inference_error__` is set). A row's samples are seeded from `seed` and its id: a rerun draws
+    the same ones."""
     early = row.get(EARLY_STATUS_COL)
-    if row.get(CALL_SCHEMA_COL) and not early:
-        sampling_params = {**sampling_params, "structured_outputs": {"json": row[CALL_SCHEMA_COL]}}
+    structured = {"structured_outputs": {"json": row[CALL_SCHEMA_COL]}} if row.get(CALL_SCHEMA_COL) and not early else {}
+    samples = None
+    if sample_params and not early:
+        samples = {**sample_params, **structured, "seed": row_rng(seed, row["id"], SAMPLE_SEED).randrange(2**31)}
     return {
         "tokenized_prompt": row[PROMPT_TOKENS_COL],
         PROMPT_TOKENS_COL: None,  # the engine consumes its copy; not carried twice through the stage
-        "sampling_params": sampling_params,
+        "sampling_params": {**sampling_params, **structured},
+        SAMPLES_KEY: samples,
         "__inference_error__": f"{SKIP_MARK}{early}" if early else "",
     }
 
@@ -101,11 +132,16 @@ def engine_response(batch: pa.Table, keep: list[str]) -> pa.Table:
     failed = [bool(e) and not e.startswith(SKIP_MARK) for e in errors]
     ran = [not e for e in errors]
     require_columns(batch, keep, "engine_response")
+
+    def ran_only(name, type_):
+        return pa.array([v if r else None for v, r in zip(column(name, type_).to_pylist(), ran)], type_)
+
     return (batch.select(keep).append_column(ENGINE_TEXT_COL, pa.array([t if r else None for t, r in zip(texts, ran)], pa.string()))
             .append_column(ENGINE_ERROR_COL, pa.array([e if f else None for e, f in zip(errors, failed)], pa.string()))
-            .append_column(ENGINE_TOKENS_COL, pa.array(
-                [c if r else None for c, r in zip(column("num_generated_tokens", pa.int64()).to_pylist(), ran)],
-                pa.int32())))
+            .append_column(ENGINE_TOKENS_COL, ran_only("num_generated_tokens", pa.int32()))
+            .append_column(ENGINE_SAMPLES_COL, ran_only(SAMPLE_TEXTS, pa.list_(pa.string())))
+            .append_column(ENGINE_SAMPLE_ERROR_COL, ran_only(SAMPLE_ERROR, pa.string()))
+            .append_column(ENGINE_LOGPROBS_COL, ran_only(LOGPROB_STATS, LOGPROB_STATS_TYPE)))
 
 
 def engine_processor(config: cfg.LabelConfig, model: str):
@@ -129,8 +165,16 @@ def engine_processor(config: cfg.LabelConfig, model: str):
         detokenize_stage=False,
         log_engine_metrics=engine.log_metrics,
     )
-    request = functools.partial(engine_request, sampling_params=settings.sampling_params)
-    return build_processor(processor_config, preprocess=request)
+    request = functools.partial(engine_request, sampling_params=settings.sampling_params,
+                                sample_params=settings.sample_params, seed=config.seed)
+    processor = build_processor(processor_config, preprocess=request)
+    from pipelines.label.engine_udf import SamplingEngineUDF  # imports ray.data.llm's engine stage (and torch)
+
+    # A copy, not an assignment: assigning re-runs the stage's validator, which has already consumed
+    # the placement group config and would fall back to asking for a GPU.
+    stage = processor.stages["vLLMEngineStage"]
+    processor.stages["vLLMEngineStage"] = stage.model_copy(update={"fn": SamplingEngineUDF})
+    return processor
 
 
 def engine_runtime_env() -> dict | None:

@@ -127,7 +127,8 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
     ds = ds.map_batches(
         stages.annotate_batch,
         batch_format="pyarrow",
-        fn_kwargs={"input_schema": input_schema, "lineage": lineage, "mode": mode, "validation": config.validation},
+        fn_kwargs={"input_schema": input_schema, "lineage": lineage, "mode": mode, "validation": config.validation,
+                   "samples": config.generation.samples - 1},
     )
     ds = ds.map_batches(stages.write_pieces, batch_format="pyarrow", batch_size=config.output.rows_per_file,
                         fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease_token})

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.core.confidence import confidence
 from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
 from pipelines.core.prompts import Prompt, build_prompt, prompt_text
 from pipelines.core.reasons import BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, PROMPT_TOO_LONG, Reason
@@ -46,6 +47,9 @@ CALL_SCHEMA_COL = "_call_schema"  # JSON schema of this row's possible outputs, 
 ENGINE_TEXT_COL = "_generated_text"  # written at the engine stage's edge (engine.py)
 ENGINE_ERROR_COL = "_engine_error"  # the engine's message for a row it failed; null otherwise
 ENGINE_TOKENS_COL = "_generated_tokens"  # how many tokens the engine generated
+ENGINE_SAMPLES_COL = "_sample_texts"  # the sampled outputs (generation.samples > 1)
+ENGINE_SAMPLE_ERROR_COL = "_sample_error"  # the engine's message when the row's sampled request failed
+ENGINE_LOGPROBS_COL = "_logprob_stats"  # the label's log-probabilities, reduced (generation.logprobs)
 NAME_MAP_COL = "_name_map"  # becomes `name_map` (mask.names); re-validation reads the input's back to unmask calls
 NAME_MASK = "label-name-mask"  # the purpose of the per-row generator for mask.names
 
@@ -204,16 +208,23 @@ def annotate_reads(mode: Mode) -> tuple[str, ...]:
     """The columns annotate_batch reads besides the input's: where a row's text comes from depends on the mode."""
     common = (TOOLS_COL, EARLY_STATUS_COL, EARLY_ERRORS_COL, USER_MESSAGE_COL, PROMPT_TOKEN_COUNT_COL, NAME_MAP_COL,
               SHARD_COL, ROW_COL)
-    return common + {Mode.GENERATE: (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL),
+    return common + {Mode.GENERATE: (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_SAMPLES_COL,
+                                     ENGINE_SAMPLE_ERROR_COL, ENGINE_LOGPROBS_COL),
                      Mode.REVALIDATE: ("raw_output",), Mode.DRY_RUN: ()}[mode]
 
+# The confidence columns a re-validation takes from its input when there (it has no engine to ask).
+LOGPROB_COLUMNS = {"mean": "mean_logprob", "min": "min_logprob", "value_mean": "value_mean_logprob",
+                   "value_min": "value_min_logprob"}
 
-def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig) -> dict:
+
+def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, samples: int = 0) -> dict:
     """Pure: one row after generation -> its judged columns: parsed and validated calls, status,
-    reasons, call type, and the score against gold `answers` when the row has them.
+    reasons, call type, the confidence (samples, agreement, consensus, log-probabilities), and the
+    score against gold `answers` when the row has them.
 
-    mode: where the text is: the engine's (generate), the input's `raw_output` column (revalidate),
-    or nowhere (dry_run: nothing to judge).
+    mode: where the text is: the engine's (generate), the input's `raw_output` and `sample_outputs`
+    columns (revalidate), or nowhere (dry_run: nothing to judge).
+    samples: the sampled outputs asked of the engine per row (generation.samples - 1).
     """
     early = row.get(EARLY_STATUS_COL)
     tools = [Tool.from_dict(d) for d in json.loads(row[TOOLS_COL])] if row.get(TOOLS_COL) else None
@@ -221,7 +232,9 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig) -> dict
            # without a tokenizer, re-validation keeps the count the labeling run wrote
            "num_prompt_tokens": row.get("num_prompt_tokens" if mode == Mode.REVALIDATE else PROMPT_TOKEN_COUNT_COL),
            # set by mask.names, or carried in by a re-validated output
-           "name_map": row.get("name_map" if mode == Mode.REVALIDATE else NAME_MAP_COL)}
+           "name_map": row.get("name_map" if mode == Mode.REVALIDATE else NAME_MAP_COL),
+           "sample_outputs": None, "sample_statuses": None, "agreement": None, "consensus_calls": None,
+           "consensus_share": None, **dict.fromkeys(LOGPROB_COLUMNS.values())}
     reasons: list[Reason] = [Reason.parse(e) for e in row.get(EARLY_ERRORS_COL) or []]
     text = parsed_calls = None
     if early:
@@ -243,17 +256,48 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig) -> dict
         parsed_calls, reasons = label.calls, label.errors
         out.update(raw_output=text, status=label.status, flags=[str(f) for f in label.flags], call_type=label.call_type,
                    num_output_tokens=row.get(ENGINE_TOKENS_COL if mode == Mode.GENERATE else "num_output_tokens"))
-        if parsed_calls is not None:
-            out["calls"] = [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}
-                            for c in parsed_calls]
+        out["calls"] = _written_calls(parsed_calls)
+        out.update(_confidence(row, mode, samples, (label.status, parsed_calls), tools, validation, unmask))
     score = score_row(out["status"], parsed_calls, reasons, row.get("answers"), tools)
     out.update(errors=[str(r) for r in reasons], correct=score.correct,
-               mismatch=str(score.mismatch) if score.mismatch else None, gold_call_type=score.gold_call_type)
+               mismatch=str(score.mismatch) if score.mismatch else None, gold_call_type=score.gold_call_type,
+               gold_errors=[str(r) for r in score.gold_errors])
     return out
 
 
+def _written_calls(calls: list[dict] | None) -> list[dict] | None:
+    """Calls as the output columns hold them: `arguments` a JSON object as a string."""
+    if calls is None:
+        return None
+    return [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)} for c in calls]
+
+
+def _confidence(row: dict, mode: Mode, samples: int, label: tuple, tools, validation, unmask) -> dict:
+    """A generated row's sampled outputs judged like its label, their agreement and consensus, and
+    its log-probabilities (a re-validation judges the input's samples and keeps its log-probabilities)."""
+    if mode == Mode.GENERATE:
+        texts, failed = row.get(ENGINE_SAMPLES_COL), row.get(ENGINE_SAMPLE_ERROR_COL)
+        stats = row.get(ENGINE_LOGPROBS_COL) or {}
+        out = {column: stats.get(key) for key, column in LOGPROB_COLUMNS.items()}
+    else:
+        texts, failed = row.get("sample_outputs"), None
+        out = {column: row.get(column) for column in LOGPROB_COLUMNS.values()}
+    if failed:  # the row's sampled request failed in the engine: its samples count as disagreeing
+        judged = [(ENGINE_ERROR, None)] * samples
+        statuses = [str(Reason(ENGINE_ERROR, failed))] * samples
+    elif texts is not None:
+        labels = [label_output(t, tools, row.get("query") or "", validation, unmask) for t in texts]
+        judged = [(s.status, s.calls) for s in labels]
+        statuses = [s.status for s in labels]
+    else:
+        return out
+    result = confidence(label, judged, tools or [])
+    return {**out, "sample_outputs": texts, "sample_statuses": statuses, "agreement": result.agreement,
+            "consensus_calls": _written_calls(result.consensus_calls), "consensus_share": result.consensus_share}
+
+
 def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, mode: Mode,
-                   validation: ValidationConfig) -> pa.Table:
+                   validation: ValidationConfig, samples: int = 0) -> pa.Table:
     """Judges a batch (annotate_row) and shapes it to the output schema: input columns, then the
     added ones, then the shard and row that say where each came from."""
     require_columns(batch, input_schema.names + list(annotate_reads(mode)), "annotate_batch")
@@ -261,7 +305,7 @@ def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, m
     schema = output_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
     out_rows = []
     for row in rows:
-        added = annotate_row(row, mode=mode, validation=validation)
+        added = annotate_row(row, mode=mode, validation=validation, samples=samples)
         out = {name: row.get(name) for name in input_schema.names}
         out.update(prompt=row.get(USER_MESSAGE_COL), **added, **lineage)
         out.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})

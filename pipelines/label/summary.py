@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pipelines.core.confidence import AGREEMENT_BUCKETS, LOGPROB_BUCKETS, agreement_bucket, logprob_bucket
 from pipelines.core.reasons import STATUSES
 from pipelines.core.scoring import GOLD_TYPES
 from pipelines.core.validation import CALL_TYPES
 
-COLUMNS = ["status", "call_type", "num_prompt_tokens", "num_output_tokens", "correct", "gold_call_type"]
+COLUMNS = ["status", "call_type", "num_prompt_tokens", "num_output_tokens", "correct", "gold_call_type", "gold_errors",
+           "agreement", "mean_logprob"]
+# The confidence signals the calibration table groups rows by: column -> (bucket of a value, bucket names in order)
+SIGNALS = {"agreement": (agreement_bucket, [name for _, name in AGREEMENT_BUCKETS]),
+           "mean_logprob": (logprob_bucket, [name for _, name in LOGPROB_BUCKETS])}
 
 
 @dataclass
@@ -22,6 +27,10 @@ class SummaryCounter:
     scored: Counter = field(default_factory=Counter)  # gold call type -> rows with a verdict
     correct: Counter = field(default_factory=Counter)  # gold call type -> correct rows
     confusion: Counter = field(default_factory=Counter)  # (gold call type, status) -> rows
+    gold_with_errors: int = 0  # rows whose gold calls break their own tools
+    buckets: Counter = field(default_factory=Counter)  # (signal, bucket) -> rows
+    bucket_scored: Counter = field(default_factory=Counter)  # (signal, bucket) -> rows with a verdict
+    bucket_correct: Counter = field(default_factory=Counter)  # (signal, bucket) -> correct rows
 
     def add(self, batch: dict[str, list]) -> None:
         """A batch of the COLUMNS, as lists."""
@@ -36,6 +45,16 @@ class SummaryCounter:
             if correct is not None:
                 self.scored[gold_type] += 1
                 self.correct[gold_type] += bool(correct)
+        self.gold_with_errors += sum(1 for errors in batch["gold_errors"] if errors)
+        for signal, (bucket_of, _) in SIGNALS.items():
+            for value, correct in zip(batch[signal], batch["correct"]):
+                bucket = bucket_of(value)
+                if bucket is None:
+                    continue
+                self.buckets[(signal, bucket)] += 1
+                if correct is not None:
+                    self.bucket_scored[(signal, bucket)] += 1
+                    self.bucket_correct[(signal, bucket)] += bool(correct)
 
     def to_dict(self, wall_seconds: float, **extra) -> dict:
         scored = sum(self.scored.values())
@@ -53,6 +72,13 @@ class SummaryCounter:
             },
             "confusion": {g: {s: self.confusion[(g, s)] for s in STATUSES if self.confusion[(g, s)]}
                           for g in GOLD_TYPES if any(self.confusion[(g, s)] for s in STATUSES)},
+            "gold_with_errors": self.gold_with_errors,
+            # Per confidence signal and bucket: rows, and accuracy where gold exists (does it predict correctness?)
+            "calibration": {
+                signal: {b: {"rows": self.buckets[(signal, b)],
+                             "accuracy": _share(self.bucket_correct[(signal, b)], self.bucket_scored[(signal, b)])}
+                         for b in names if self.buckets[(signal, b)]}
+                for signal, (_, names) in SIGNALS.items()},
             "wall_seconds": round(wall_seconds, 3),
             "rows_per_second": round(self.rows / wall_seconds, 3) if wall_seconds > 0 else None,
         }
@@ -76,6 +102,12 @@ def format_table(summary: dict) -> str:
         lines += [f"accuracy  {g:<18} {accuracy[g]:>8.1%}" for g in GOLD_TYPES if accuracy[g] is not None]
         lines.append("confusion (gold call type -> status): " + "; ".join(
             f"{g}: " + ", ".join(f"{s} {n}" for s, n in row.items()) for g, row in summary["confusion"].items()))
+    if summary["gold_with_errors"]:
+        lines.append(f"gold      {'breaks its tools':<18} {summary['gold_with_errors']:>8}  (gold_errors: fix these references)")
+    for signal, buckets in summary["calibration"].items():
+        for bucket, cell in buckets.items():
+            accuracy = "" if cell["accuracy"] is None else f"  accuracy {cell['accuracy']:.1%}"
+            lines.append(f"{signal:<13} {bucket:<14} {cell['rows']:>8}{accuracy}")
     lines += [
         f"prompt tokens   {summary['prompt_tokens']}",
         f"output tokens   {summary['output_tokens']}",

@@ -1,0 +1,88 @@
+"""ray.data.llm 2.60's vLLM stage, extended in one place: how a row's requests reach the engine.
+
+ray.data.llm turns one row into one request and keeps `outputs[0]` of its result. A labeled row
+needs more: its greedy label, and, with `generation.samples` > 1, `samples - 1` sampled outputs
+that share the label's prefill. Both requests of a row are issued together to the same engine (the
+sampled one with vLLM's `n` and FINAL_ONLY output, so that its final result holds all `n`
+outputs), and vLLM's prefix cache computes the prompt once for the two. With
+`generation.logprobs`, the label's per-token log-probabilities are reduced to four floats here,
+before the row leaves the engine stage (ray.data.llm's integer-keyed dicts would make Ray Data
+pickle the whole column).
+
+Everything else is ray.data.llm's, unchanged: the actor and its engine, placement (tensor
+parallelism), per-row engine errors, the restart of a dead engine with its batch rerun. The
+subclass reaches into ray.data.llm's internals (the wrapper's `_prepare_llm_request`,
+`_generate_async`, `semaphore`, and `vLLMOutputData`); `tests/test_engine_udf.py` fails if they
+move, and the Ray pin in pyproject.toml keeps them where they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import Any
+
+from ray.llm._internal.batch.stages.vllm_engine_stage import (_VLLM_FATAL_ERRORS, vLLMEngineStageUDF,
+                                                              vLLMOutputData)
+
+from pipelines.core.confidence import logprob_stats
+from pipelines.label.engine import LOGPROB_STATS, SAMPLE_ERROR, SAMPLE_TEXTS, SAMPLES_KEY
+
+
+class SamplingEngineUDF(vLLMEngineStageUDF):
+    """vLLMEngineStageUDF whose engine wrapper issues a row's label and samples together."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.llm.generate_async = functools.partial(generate_row, self.llm)
+
+
+async def generate_row(llm, row: dict[str, Any]):
+    """What vLLMEngineWrapper.generate_async returns (request, output row, seconds), for the label
+    and, when the row asks for them, its samples."""
+    from vllm.sampling_params import RequestOutputKind
+
+    sampled = row.pop(SAMPLES_KEY, None)
+    sample_row = {**row, "sampling_params": dict(sampled)} if sampled else None
+    request = await llm._prepare_llm_request(row)
+    started = time.perf_counter()
+    sample_texts = sample_error = None
+    async with llm.semaphore:
+        if sample_row is None:
+            label = await llm._generate_async(request)
+        else:
+            sample_request = await llm._prepare_llm_request(sample_row)
+            sample_request.params.output_kind = RequestOutputKind.FINAL_ONLY  # all n outputs in the last one
+            label, samples = await asyncio.gather(llm._generate_async(request), _sampled(llm, sample_request))
+            if isinstance(samples, str):
+                sample_error = samples
+            else:
+                sample_texts = [o.text for o in samples.outputs]
+    seconds = time.perf_counter() - started
+    stats = _logprob_stats(label)
+    data = vLLMOutputData.from_vllm_engine_output(label).model_dump()
+    data.update({SAMPLE_TEXTS: sample_texts, SAMPLE_ERROR: sample_error, LOGPROB_STATS: stats})
+    return request, data, seconds
+
+
+async def _sampled(llm, request):
+    """The sampled request's result, or the engine's message: a failed sample does not fail its row.
+    A dead engine still ends the actor, as ray.data.llm does, so that Ray restarts it."""
+    try:
+        return await llm._generate_async(request)
+    except _VLLM_FATAL_ERRORS:
+        raise
+    except Exception as e:  # noqa: BLE001 - any engine error of this request becomes the samples' reason
+        return f"{type(e).__name__}: {e}"
+
+
+def _logprob_stats(output) -> dict | None:
+    """The label's per-token log-probabilities -> four floats; the per-token dicts are dropped."""
+    completion = output.outputs[0]
+    if completion.logprobs is None:
+        return None
+    chosen = [step[token] for token, step in zip(completion.token_ids, completion.logprobs)]
+    completion.logprobs = None
+    stats = logprob_stats(completion.text, [c.decoded_token or "" for c in chosen], [c.logprob for c in chosen])
+    return {"mean": stats.mean, "min": stats.min, "value_mean": stats.value_mean, "value_min": stats.value_min}
