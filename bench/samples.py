@@ -5,8 +5,8 @@ cache on and off, through bench/contenders.py (contender `job`, two sizes, start
                                       [contenders.py options, e.g. --conf prod --model PATH on a GPU node]
 
 With prefix caching a row's label and samples share one prefill (docs/design.md, "Samples and the
-engine stage"); without it each of the two requests computes the prompt again, and the n samples
-of the sampled request still share theirs (vLLM forks them from one prompt).
+engine stage"); without it every output computes the prompt again: vLLM 0.29 fans a request's `n`
+out into child requests (`ParentRequest`), which share a prompt only through the prefix cache.
 """
 
 from __future__ import annotations
