@@ -31,8 +31,9 @@ class InputConfig:
 # Checked in every job's config that has the key (the label, prepare and augment schemas differ).
 SOURCE_FORMATS = ("json", "parquet", "csv")
 _CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "resume": ("auto", "overwrite"),
-            "input.format": (None, *SOURCE_FORMATS)}
-_SHARES = ("max_error_rate", "augment.irrelevance.fraction", "augment.mask.probability")  # in [0, 1] or null
+            "input.format": (None, *SOURCE_FORMATS), "export.format": ("xlam", "openai"),
+            "export.file_format": ("jsonl", "parquet")}
+_SHARES = ("max_error_rate", "augment.irrelevance.fraction", "augment.mask.probability", "export.min_agreement")  # in [0, 1] or null
 _POSITIVE = (
     "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
     "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",

@@ -45,8 +45,11 @@ def test_the_processor_keeps_its_stages_by_class_name_with_the_udf_as_fn():
     assert stage.vLLMEngineStage.model_fields["fn"].default is stage.vLLMEngineStageUDF
 
 
-@pytest.mark.integration  # build_processor starts Ray
-def test_the_job_swaps_in_its_udf_and_leaves_the_stages_resources_as_ray_data_llm_made_them():
+@pytest.mark.integration
+def test_the_job_swaps_in_its_udf_and_leaves_the_stages_resources_as_ray_data_llm_made_them(cluster):
+    # build_processor connects to Ray; on its own it would start a local instance in this process,
+    # which the later jobs of the session would then find instead of the test cluster.
+    ray.init(address=cluster[0].address, ignore_reinit_error=True)
     from pipelines.label.config import load_config
     from pipelines.label.engine import engine_processor
     from pipelines.label.engine_udf import SamplingEngineUDF

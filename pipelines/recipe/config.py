@@ -66,3 +66,27 @@ class AugmentConfig:
     seed: int = 0  # with each row's id, decides every draw: the same command writes the same rows
     s3: S3Config = field(default_factory=S3Config)
     ray: RayConfig = field(default_factory=RayConfig)
+
+
+@dataclass
+class ExportOutputConfig:
+    path: str = MISSING  # a local directory or an s3:// prefix; must be empty
+    rows_per_file: int = 100_000
+
+
+@dataclass
+class ExportSettings:
+    format: str = "xlam"  # xlam: id, query, tools, answers (the labeling job's input); openai: chat records
+    file_format: str = "jsonl"  # jsonl or parquet
+    statuses: list[str] = field(default_factory=lambda: ["ok", "no_call"])  # labels worth keeping
+    min_agreement: Optional[float] = None  # keep rows whose sampled outputs agree at least this much
+    require_correct: bool = False  # drop rows scored incorrect against gold (rows without gold stay)
+    dedupe: bool = True  # one row per (query, tools): the first
+
+
+@dataclass
+class ExportConfig:
+    input: InputConfig = field(default_factory=InputConfig)  # a labeling output (with its _manifest.json)
+    output: ExportOutputConfig = field(default_factory=ExportOutputConfig)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    s3: S3Config = field(default_factory=S3Config)

@@ -1,0 +1,132 @@
+"""The end of the recipe: a labeling output -> the rows a trainer reads, only those worth keeping.
+
+    jobs/export.py [conf=NAME] input.path=LABELS output.path=OUT [export.format=xlam|openai]
+                   [export.file_format=jsonl|parquet] [export.statuses=[ok,no_call]] [export.min_agreement=0.8]
+
+Formats: `xlam` rows (`id`, `query`, `tools`, `answers`: the labeling job's own input form, so an
+export can be labeled again) and `openai` chat records (`messages` ending with the assistant's
+`tool_calls`, and `tools` as OpenAI function tools with JSON-Schema parameters). Filters, in order,
+each counted in the summary with the rows it dropped: the status, the agreement of sampled outputs,
+the score against gold, and duplicates (a digest of query and tools; the first row kept).
+
+It streams the labeling output's pieces batch by batch on the driver, with no Ray: its work per row
+is a few dictionary operations, far below what a cluster would pay to start; memory holds one batch
+and a 16-byte digest per kept row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import time
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines import storage
+from pipelines.core.prompts import parse_query
+from pipelines.core.tools import load_tools, parameters_schema, plain_cell
+from pipelines.label.output import MANIFEST_FILE
+from pipelines.recipe.config import ExportConfig
+
+COLUMNS = ["id", "query", "tools", "calls", "status", "agreement", "correct"]
+XLAM_SCHEMA = pa.schema([("id", pa.string()), ("query", pa.string()), ("tools", pa.string()), ("answers", pa.string())])
+OPENAI_SCHEMA = pa.schema([("id", pa.string()), ("messages", pa.string()), ("tools", pa.string())])
+
+
+def run(config: ExportConfig) -> dict:
+    started = time.time()
+    in_fs, in_root = storage.filesystem(config.input.path, config.s3)
+    if not in_fs.exists(posixpath.join(in_root, MANIFEST_FILE)):
+        raise storage.InputError(f"input.path {config.input.path!r} has no {MANIFEST_FILE}: it is not an output of "
+                                 "jobs/label.py or jobs/validate.py; export reads only those")
+    out_fs, out_root = storage.filesystem(config.output.path, config.s3)
+    storage.require_empty_output(out_fs, out_root, config.output.path)
+    out_fs.makedirs(out_root, exist_ok=True)
+
+    settings = config.export
+    dropped: Counter = Counter()
+    seen: set[bytes] = set()
+    rows_in = files = kept = 0
+    pending: list[dict] = []
+    for batch in storage.read_columns(in_fs, in_root, COLUMNS):
+        for row in batch.to_pylist():
+            rows_in += 1
+            reason = drop_reason(row, settings, seen)
+            if reason:
+                dropped[reason] += 1
+                continue
+            pending.append(record(row, settings.format))
+            kept += 1
+            if len(pending) == config.output.rows_per_file:
+                _write(out_fs, out_root, files, pending, settings)
+                files, pending = files + 1, []
+    if pending:
+        _write(out_fs, out_root, files, pending, settings)
+        files += 1
+    summary = {"input": config.input.path, "output": config.output.path, "format": settings.format,
+               "file_format": settings.file_format, "rows_in": rows_in, "rows": kept, "files": files,
+               "dropped": {reason: dropped[reason] for reason in DROP_REASONS if dropped[reason]},
+               "wall_time_s": round(time.time() - started, 2)}
+    storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
+    return summary
+
+
+DROP_REASONS = ("status", "low_agreement", "incorrect", "duplicate")
+
+
+def drop_reason(row: dict, settings, seen: set[bytes]) -> str | None:
+    """Why a labeled row is not exported, or None; a kept row's digest joins `seen`."""
+    if row["status"] not in settings.statuses or row["calls"] is None:
+        return "status"
+    if settings.min_agreement is not None and (row.get("agreement") is None or row["agreement"] < settings.min_agreement):
+        return "low_agreement"
+    if settings.require_correct and row.get("correct") is False:
+        return "incorrect"
+    if settings.dedupe:
+        digest = hashlib.blake2b(json.dumps([row["query"], row["tools"]], sort_keys=True, default=str).encode(),
+                                 digest_size=16).digest()
+        if digest in seen:
+            return "duplicate"
+        seen.add(digest)
+    return None
+
+
+def record(row: dict, form: str) -> dict:
+    """One kept row in the export's format. Calls are the labeled ones (mask.names rows already
+    mapped back to the original names); `arguments` become objects again."""
+    calls = [{"name": c["name"], "arguments": json.loads(c["arguments"])} for c in row["calls"]]
+    tools_text = row["tools"] if isinstance(row["tools"], str) else json.dumps(plain_cell(row["tools"]), ensure_ascii=False)
+    if form == "xlam":
+        return {"id": str(row["id"]), "query": row["query"], "tools": tools_text,
+                "answers": json.dumps(calls, ensure_ascii=False)}
+    messages = parse_query(row["query"]) or [{"role": "user", "content": row["query"]}]
+    tool_calls = [{"id": f"call_{i}", "type": "function",
+                   "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+                  for i, c in enumerate(calls)]
+    messages = [*messages, {"role": "assistant", "content": None, "tool_calls": tool_calls}]
+    tools = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                               "parameters": parameters_schema(t)[0]}}
+             for t in load_tools(tools_text)]
+    return {"id": str(row["id"]), "messages": messages, "tools": tools}
+
+
+def _write(fs, root: str, index: int, rows: list[dict], settings) -> None:
+    name = posixpath.join(root, f"part-{index:05d}.{'jsonl' if settings.file_format == 'jsonl' else 'parquet'}")
+    with fs.open(name, "wb") as f:
+        if settings.file_format == "jsonl":
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+        else:
+            pq.write_table(_table(rows, settings.format), f)
+
+
+def _table(rows: list[dict], form: str) -> pa.Table:
+    if form == "xlam":
+        return pa.Table.from_pylist(rows, schema=XLAM_SCHEMA)
+    # Nested chat records vary in shape from row to row; parquet holds them as JSON strings.
+    return pa.Table.from_pylist([{"id": r["id"], "messages": json.dumps(r["messages"], ensure_ascii=False),
+                                  "tools": json.dumps(r["tools"], ensure_ascii=False)} for r in rows],
+                                schema=OPENAI_SCHEMA)
+

@@ -1,0 +1,98 @@
+"""jobs/export.py as a user runs it: over a real labeling output (made by jobs/validate.py from known
+outputs, so the calls are known), both formats, the filters counted, and the xLAM export read back
+by jobs/label.py."""
+
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+TOOLS = json.dumps([{"name": "weather", "description": "Weather in a city.", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string", "description": "City"}}, "required": ["city"]}}])
+OSLO = json.dumps([{"name": "weather", "arguments": {"city": "Oslo"}}])
+ROWS = [  # id, query, raw output, gold
+    ("oslo", "Weather in Oslo?", OSLO, OSLO),
+    ("wrong", "Weather in Oslo now?", json.dumps([{"name": "weather", "arguments": {"city": "Bergen"}}]), OSLO),
+    ("none", "Tell me a joke.", "[]", None),
+    ("garbled", "Weather in Rome?", "oops", None),
+    ("again", "Weather in Oslo?", OSLO, OSLO),  # the same query and tools as `oslo`
+    ("invalid", "Weather?", json.dumps([{"name": "weather", "arguments": {}}]), None),
+]
+
+
+def _job(script, *args, code=0):
+    proc = subprocess.run([sys.executable, f"jobs/{script}", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    (root / "given").mkdir()
+    pq.write_table(pa.table({"id": [r[0] for r in ROWS], "query": [r[1] for r in ROWS], "tools": [TOOLS] * len(ROWS),
+                             "raw_output": [r[2] for r in ROWS], "answers": [r[3] for r in ROWS]}),
+                   root / "given" / "rows.parquet")
+    _job("validate.py", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", "ray.num_cpus=2")
+    return root
+
+
+def _read(folder):
+    rows = []
+    for path in sorted(folder.glob("part-*")):
+        if path.suffix == ".jsonl":
+            rows += [json.loads(line) for line in path.read_text().splitlines()]
+        else:
+            rows += pq.read_table(path).to_pylist()
+    return rows
+
+
+def test_xlam_export_keeps_what_the_filters_keep_and_the_labeling_job_reads_it_back(labels):
+    out = labels / "xlam"
+    _job("export.py", "conf=local", f"input.path={labels / 'labels'}", f"output.path={out}", "export.file_format=parquet",
+         "export.require_correct=true")
+    rows = {r["id"]: r for r in _read(out)}
+    assert sorted(rows) == ["none", "oslo"]
+    assert json.loads(rows["oslo"]["answers"]) == [{"name": "weather", "arguments": {"city": "Oslo"}}]
+    assert json.loads(rows["none"]["answers"]) == [] and rows["oslo"]["tools"] == TOOLS
+    summary = json.loads((out / "_summary.json").read_text())
+    assert (summary["rows_in"], summary["rows"]) == (6, 2)
+    assert summary["dropped"] == {"status": 2, "incorrect": 1, "duplicate": 1}
+    # The export is the labeling job's input: a dry run reads it and builds every prompt.
+    _job("label.py", "conf=local", f"input.path={out}", f"output.path={labels / 'relabeled'}", "dry_run=true",
+         "ray.num_cpus=2")
+    relabeled = json.loads((labels / "relabeled" / "_summary.json").read_text())
+    assert relabeled["rows"] == 2 and relabeled["status"]["dry_run"] == 2
+
+
+def test_openai_export_writes_chat_records_with_tool_calls(labels):
+    out = labels / "openai"
+    _job("export.py", f"input.path={labels / 'labels'}", f"output.path={out}", "export.format=openai")
+    rows = {r["id"]: r for r in _read(out)}
+    assert sorted(rows) == ["none", "oslo", "wrong"]  # no gold filter: the wrong label is a label too
+    user, assistant = rows["oslo"]["messages"]
+    assert user == {"role": "user", "content": "Weather in Oslo?"}
+    assert assistant["role"] == "assistant" and assistant["tool_calls"] == [
+        {"id": "call_0", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}]
+    assert rows["none"]["messages"][1]["tool_calls"] == []
+    (tool,) = rows["oslo"]["tools"]
+    assert tool["type"] == "function" and tool["function"]["name"] == "weather"
+    assert tool["function"]["parameters"]["properties"]["city"]["type"] == "string"
+
+
+def test_agreement_filter_and_refusals(labels):
+    out = labels / "agreeing"
+    _job("export.py", f"input.path={labels / 'labels'}", f"output.path={out}", "export.min_agreement=0.5")
+    # These labels were made without samples: no row has an agreement to meet the bar with.
+    assert json.loads((out / "_summary.json").read_text())["dropped"]["low_agreement"] == 4
+    refused = _job("export.py", f"input.path={labels / 'given'}", f"output.path={labels / 'nope'}", code=2)
+    assert "is not an output of jobs/label.py" in refused
+    assert "not empty" in _job("export.py", f"input.path={labels / 'labels'}", f"output.path={out}", code=2)
