@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pyarrow as pa
 
+from pipelines.core.confidence import LogprobStats
 from pipelines.core.masking import row_rng
 from pipelines.label import config as cfg
 from pipelines.label.engine_plugin import RECORD_DIR_ENV
@@ -37,7 +38,7 @@ SAMPLE_TEXTS = "hammer_sample_texts"  # out: the sampled outputs' texts
 SAMPLE_ERROR = "hammer_sample_error"  # out: the engine's message when the sampled request failed
 LOGPROB_STATS = "hammer_logprob_stats"  # out: {mean, min, value_mean, value_min} of the label's tokens
 SAMPLE_SEED = "label-samples"  # the purpose of the per-row generator that seeds a row's samples
-LOGPROB_STATS_TYPE = pa.struct([(k, pa.float64()) for k in ("mean", "min", "value_mean", "value_min")])
+LOGPROB_STATS_TYPE = pa.struct([(f.name, pa.float64()) for f in fields(LogprobStats)])
 
 
 @dataclass(frozen=True)

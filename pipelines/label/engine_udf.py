@@ -19,6 +19,7 @@ move, and the Ray pin in pyproject.toml keeps them where they are.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from typing import Any
@@ -84,5 +85,5 @@ def _logprob_stats(output) -> dict | None:
         return None
     chosen = [step[token] for token, step in zip(completion.token_ids, completion.logprobs)]
     completion.logprobs = None
-    stats = logprob_stats(completion.text, [c.decoded_token or "" for c in chosen], [c.logprob for c in chosen])
-    return {"mean": stats.mean, "min": stats.min, "value_mean": stats.value_mean, "value_min": stats.value_min}
+    return dataclasses.asdict(logprob_stats(completion.text, [c.decoded_token or "" for c in chosen],
+                                            [c.logprob for c in chosen]))

@@ -16,13 +16,13 @@ import functools
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.core.confidence import confidence
+from pipelines.core.confidence import LogprobStats, confidence
 from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
 from pipelines.core.prompts import Prompt, build_prompt, prompt_text
 from pipelines.core.reasons import BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, PROMPT_TOO_LONG, Reason
@@ -213,8 +213,7 @@ def annotate_reads(mode: Mode) -> tuple[str, ...]:
                      Mode.REVALIDATE: ("raw_output",), Mode.DRY_RUN: ()}[mode]
 
 # The confidence columns a re-validation takes from its input when there (it has no engine to ask).
-LOGPROB_COLUMNS = {"mean": "mean_logprob", "min": "min_logprob", "value_mean": "value_mean_logprob",
-                   "value_min": "value_min_logprob"}
+LOGPROB_COLUMNS = {f.name: f"{f.name}_logprob" for f in fields(LogprobStats)}
 
 
 def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, samples: int = 0) -> dict:
