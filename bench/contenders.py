@@ -59,11 +59,15 @@ def job_config(args: list[str]):
     return load_config([*args, "input.path=unused", "output.path=unused"])
 
 
-def run_job(data: str, out: str, args: list[str], *overrides: str) -> dict:
-    from pipelines.cli import main
+JOB_OVERRIDES = {"job": [], "job_constrained": ["generation.constrained=true"], "job_dry_run": ["dry_run=true"]}
 
-    code = main([*args, f"input.path={data}", f"output.path={out}", *overrides])
-    assert code == 0
+
+def job_command(repo: Path, data: str, out: str, args: list[str], *overrides: str) -> list[str]:
+    """The job as a user runs it, from `repo` (this checkout, or another commit's worktree)."""
+    return [sys.executable, str(repo / "jobs" / "label.py"), *args, f"input.path={data}", f"output.path={out}", *overrides]
+
+
+def job_result(out: str) -> dict:
     summary = json.loads(Path(out, "_summary.json").read_text())
     return {"rows": summary["rows"], "prompt_tokens": summary["prompt_tokens"], "output_tokens": summary["output_tokens"]}
 
@@ -149,21 +153,52 @@ class GpuSampler:
                 "gpu_memory_peak_mib": self.peak_memory / 2**20}
 
 
-def measure(name: str, data: str, args: list[str]) -> dict:
-    """Runs one contender in a child process, sampling the memory of its process tree and the GPUs."""
+def process_kind(title: str, name: str) -> str:
+    """Where a process's CPU goes in the ledger, from its title (Ray and vLLM set them)."""
+    if title.startswith("VLLM::"):
+        return "vllm"  # vLLM's own processes: the engine core and its workers
+    if title.startswith("ray::"):
+        task = title[len("ray::"):]
+        if "EngineUDF" in task or "vLLMEngineStage" in task:
+            return "ray: engine actor (ray.data.llm's client of vLLM)"
+        if "PromptStage" in task:
+            return "ray: prompt actor"
+        if task.startswith("IDLE"):
+            return "ray: idle workers"
+        return f"ray task: {task[:70]}"
+    if name in ("gcs_server", "raylet") or any(k in title for k in ("dashboard", "log_monitor", "monitor.py",
+                                                                   "runtime_env", "ray/_private", "ray_client")):
+        return "ray: system processes"
+    return f"other: {name}"
+
+
+def measure(name: str, data: str, args: list[str], job_repo: Path = REPO) -> dict:
+    """Runs one contender in a process of its own (the job: jobs/label.py of `job_repo`), sampling every
+    0.2 s the memory and the CPU time of every process started during the run, and the GPUs.
+    CPU: each process's user + system time since the last sample goes to the kind its title says
+    (process_kind); a process that ends loses at most its last 0.2 s."""
     import psutil
 
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
+        out = os.path.join(tmp, "out")
+        if name in JOB_OVERRIDES:
+            command = job_command(job_repo, data, out, args, *JOB_OVERRIDES[name])
+            # Ray's workers import the job's modules by name: from that checkout, not the installed one.
+            env = {**os.environ, "PYTHONPATH": str(job_repo)}
+        else:
+            command = [sys.executable, __file__, "--child", name, "--data", data, "--result", str(result_file), "--", *args]
+            env = None
         # Every process started during the run: Ray reparents its workers, and vLLM's engine processes
-        # with them, to init, so the driver's process tree would miss most of the memory.
+        # with them, to init, so the driver's process tree would miss most of it.
         before = {p.pid for p in psutil.process_iter()}
         started = time.time()
-        proc = subprocess.Popen([sys.executable, __file__, "--child", name, "--data", data, "--result",
-                                 str(result_file), "--scratch", tmp, "--", *args],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(command, cwd=job_repo if env else REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         peak_driver = peak_workers = 0
         gpus = GpuSampler()
+        seen: dict[int, float] = {}  # pid -> CPU seconds counted so far
+        cpu: dict[str, float] = {}
         while proc.poll() is None:
             gpus.sample()
             driver = workers = 0
@@ -171,9 +206,16 @@ def measure(name: str, data: str, args: list[str]) -> dict:
                 if process.pid in before:
                     continue
                 try:
-                    rss = process.memory_info().rss
+                    with process.oneshot():
+                        rss = process.memory_info().rss
+                        times = process.cpu_times()
+                        title = " ".join(process.cmdline()) or process.name()
+                        kind = "driver" if process.pid == proc.pid else process_kind(title, process.name())
                 except psutil.Error:
                     continue
+                total = times.user + times.system
+                cpu[kind] = cpu.get(kind, 0.0) + total - seen.get(process.pid, 0.0)
+                seen[process.pid] = total
                 if process.pid == proc.pid:
                     driver = rss
                 else:
@@ -182,10 +224,11 @@ def measure(name: str, data: str, args: list[str]) -> dict:
             time.sleep(0.2)
         wall = time.time() - started
         if proc.returncode != 0:
-            raise RuntimeError(f"{name} exited with {proc.returncode}; run it alone with --child {name} to see why")
-        result = json.loads(result_file.read_text())
+            raise RuntimeError(f"{name} exited with {proc.returncode}; run it alone to see why: {' '.join(command)}")
+        result = job_result(out) if name in JOB_OVERRIDES else json.loads(result_file.read_text())
+    outside = sum(v for k, v in cpu.items() if k != "vllm")
     return {"wall_s": wall, **result, "driver_peak_mib": peak_driver / 2**20, "workers_peak_mib": peak_workers / 2**20,
-            **gpus.result()}
+            "cpu_s": {k: round(v, 2) for k, v in sorted(cpu.items())}, "cpu_outside_vllm_s": outside, **gpus.result()}
 
 
 def summarize(values: list[float]) -> dict:
@@ -203,20 +246,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default=TINY_MODEL, help="a checkpoint folder; default: the tiny demo model")
     parser.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override (repeatable), to compare settings; engine settings reach every contender")
-    parser.add_argument("--child", choices=CONTENDERS)
+    parser.add_argument("--job-repo", type=Path, default=REPO,
+                        help="the checkout whose jobs/label.py the job contenders run (e.g. a worktree of an older commit)")
+    parser.add_argument("--child", choices=[c for c in CONTENDERS if c not in JOB_OVERRIDES])
     parser.add_argument("--data")
     parser.add_argument("--result")
-    parser.add_argument("--scratch")
     parser.add_argument("job_args", nargs="*", help=argparse.SUPPRESS)  # the child's job arguments
     args = parser.parse_args(argv)
 
     if args.child:
-        out = os.path.join(args.scratch, "out")
-        runs = {"job": lambda: run_job(args.data, out, args.job_args),
-                "job_constrained": lambda: run_job(args.data, out, args.job_args, "generation.constrained=true"),
-                "job_dry_run": lambda: run_job(args.data, out, args.job_args, "dry_run=true"),
-                "vllm": lambda: run_vllm(args.data, args.job_args),
-                "ray_llm": lambda: run_ray_llm(args.data, args.job_args)}
+        runs = {"vllm": lambda: run_vllm(args.data, args.job_args), "ray_llm": lambda: run_ray_llm(args.data, args.job_args)}
         Path(args.result).write_text(json.dumps(runs[args.child]()))
         return {}
 
@@ -239,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(args.repeats):  # interleaved, so that drift on a shared machine hits every contender
         for name in contenders:
             for size in sizes:
-                runs[name, size].append(measure(name, str(data[size]), child_args))
+                runs[name, size].append(measure(name, str(data[size]), child_args, args.job_repo))
                 last = runs[name, size][-1]
                 print(name, size, json.dumps({k: v if v is None else round(v, 2) for k, v in last.items()}), flush=True)
     results = {}
@@ -250,6 +289,15 @@ def main(argv: list[str] | None = None) -> dict:
             f"wall_s_{small}": summarize([r["wall_s"] for r in runs[name, small]]),
             f"wall_s_{large}": summarize([r["wall_s"] for r in runs[name, large]]),
             "rows_per_s": summarize(marginal),
+            # CPU seconds per 1,000 rows outside vLLM's own processes, at the margin: fixed costs cancel
+            "cpu_outside_vllm_s_per_1000_rows": summarize(
+                [1000 * (b["cpu_outside_vllm_s"] - a["cpu_outside_vllm_s"]) / (b["rows"] - a["rows"]) for a, b in pairs]),
+            "cpu_s_per_1000_rows_by_process": {
+                kind: round(statistics.median(1000 * (b["cpu_s"].get(kind, 0) - a["cpu_s"].get(kind, 0)) / (b["rows"] - a["rows"])
+                                              for a, b in pairs), 3)
+                for kind in sorted({k for r in [*runs[name, small], *runs[name, large]] for k in r["cpu_s"]})},
+            **{f"cpu_s_{size}": {k: round(statistics.median(r["cpu_s"].get(k, 0) for r in runs[name, size]), 2)
+                                 for k in sorted({k for r in runs[name, size] for k in r["cpu_s"]})} for size in sizes},
             "prompt_tokens_per_s": summarize([(b["prompt_tokens"] - a["prompt_tokens"]) / (b["wall_s"] - a["wall_s"])
                                               for a, b in pairs]),
             "output_tokens_per_s": summarize([(b["output_tokens"] - a["output_tokens"]) / (b["wall_s"] - a["wall_s"])
@@ -259,6 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
             **gpu_figures([*runs[name, small], *runs[name, large]]),
         }
     report = {"rows": sizes, "max_tokens": args.max_tokens, "repeats": args.repeats, "conf": args.conf,
+              "job_repo": str(args.job_repo),
               "model": args.model, "engine_kwargs": engine_settings(job_config(child_args)).engine_kwargs,
               "job_set": args.job_set, "results": results}
     if "vllm" in results:

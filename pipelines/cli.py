@@ -10,7 +10,7 @@ import json
 import traceback
 from typing import Any, Callable
 
-from pipelines.config import CONF_DIR, ConfigError, load_profile, to_yaml
+from pipelines.config import ConfigError, to_yaml
 from pipelines.label.config import Mode, load_config
 from pipelines.label.lease import LeaseLost
 from pipelines.label.plan import check, run
@@ -50,19 +50,20 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     return 0
 
 
-def data_job_main(argv: list[str], schema: type, job: Callable[[Any], dict], name: str) -> int:
-    """The command line of jobs/prepare.py and jobs/augment.py (`name`): `[conf=NAME] [key=value ...]`
-    with profiles in conf/<name>/, the job, its summary as JSON."""
+def data_job_main(argv: list[str], load: Callable[[list[str]], Any], job: Callable[[Any], dict]) -> int:
+    """The command line of the jobs besides labeling: `[conf=NAME] [key=value ...]` through `load`
+    (pipelines.config.profile_loader, or a job's own), the job, its summary as JSON."""
     try:
-        config = load_profile(schema, argv, CONF_DIR / name)
+        config = load(argv)
     except ConfigError as e:
         print(f"config error: {e}")
         return 2
     print(f"resolved config (secrets redacted):\n{to_yaml(config)}")
     summary, code = _guarded(functools.partial(job, config))
-    if summary is not None:
-        print(json.dumps(summary, indent=2))
-        print(f"output: {summary['output']} (summary: _summary.json)")
+    if summary is None:
+        return code
+    print(json.dumps(summary, indent=2))
+    print(f"output: {summary['output']} (summary: _summary.json)")
     return code
 
 

@@ -8,6 +8,7 @@ values, out-of-range choices and numbers all stop the job with a message naming 
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from dataclasses import dataclass
@@ -28,17 +29,22 @@ class InputConfig:
     path: str = MISSING  # a local directory or file, or an s3:// prefix, holding parquet shards
 
 
-# Checked in every job's config that has the key (the label, prepare and augment schemas differ).
+# Checked in every job's config that has the key (the label, judge, prepare and augment schemas differ).
 SOURCE_FORMATS = ("json", "parquet", "csv")
-_CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "resume": ("auto", "overwrite"),
-            "input.format": (None, *SOURCE_FORMATS), "export.format": ("xlam", "openai"),
+# A model's engine pool: at the top of the labeling config, under `judge.` in the judge's.
+_ENGINE_POSITIVE = (
+    "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
+    "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",
+    "engine.max_num_seqs", "engine.max_num_batched_tokens",
+)
+_CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "judge.engine.device": ("gpu", "cpu"),
+            "resume": ("auto", "overwrite"), "input.format": (None, *SOURCE_FORMATS), "export.format": ("xlam", "openai"),
             "export.file_format": ("jsonl", "parquet")}
 _SHARES = ("max_error_rate", "augment.irrelevance.fraction", "augment.mask.probability", "export.min_agreement")  # in [0, 1] or null
 _POSITIVE = (
-    "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
-    "engine.replicas", "engine.tensor_parallel_size", "engine.batch_size", "engine.max_concurrent_batches",
+    *_ENGINE_POSITIVE, *(f"judge.{key}" for key in _ENGINE_POSITIVE),
     "validation.max_output_chars", "validation.max_depth", "output.rows_per_file", "output.rows_per_shard",
-    "engine.max_num_seqs", "engine.max_num_batched_tokens", "lease.heartbeat_s",
+    "lease.heartbeat_s",
 )  # or null, where the schema allows it
 
 
@@ -63,6 +69,13 @@ def load_profile(schema: type, args: list[str], conf_dir: Path, base: tuple[Path
                           f"profile conf={name}; set them in {relative}/{name}.yaml or on the command line")
     check_keys(config)
     return config
+
+
+def profile_loader(schema: type, name: str):
+    """A data job's `load` for cli.data_job_main: its profiles in conf/<name>/, over conf/<name>/base.yaml if any."""
+    conf_dir = CONF_DIR / name
+    base = (conf_dir / "base.yaml",) if (conf_dir / "base.yaml").exists() else ()
+    return functools.partial(load_profile, schema, conf_dir=conf_dir, base=base)
 
 
 def check_overrides(args: list[str]) -> list[str]:

@@ -5,7 +5,7 @@ import sys
 
 from tests.conftest import REPO
 
-CORE = ["reasons", "tools", "prompts", "parsing", "validation", "scoring", "masking", "sizing"]
+CORE = ["reasons", "tools", "prompts", "parsing", "validation", "scoring", "masking", "sizing", "confidence", "judging"]
 # A meta-path finder that refuses the heavy packages, installed before anything is imported.
 BLOCK = """
 import sys

@@ -48,10 +48,13 @@ def _table_rows(text: str, header: str):
     return rows
 
 
-def _documented_defaults() -> dict[str, str]:
-    """key -> the default as written in docs/configuration.md (a cell may list several keys and defaults)."""
+def _documented_defaults(text: str = CONFIGURATION) -> dict[str, str]:
+    """key -> the default as written in a page's first key table (a cell may list several keys and
+    defaults; a row whose default is "as ..." points at another table)."""
     out = {}
-    for keys, defaults, _ in _table_rows(CONFIGURATION, "| key | default | meaning |"):
+    for keys, defaults, _ in _table_rows(text, "| key | default | meaning |"):
+        if defaults.startswith("as "):
+            continue
         names = re.findall(r"`([\w.]+)`", keys)
         values = [v.strip() for v in defaults.split(", ")]
         if len(values) == 1:
@@ -136,7 +139,8 @@ def _codes_in_source(pattern: str) -> set[str]:
 @pytest.mark.parametrize("pattern", [r'BadInput\(\s*"(\w+)"', r'Reason\(\s*"(\w+)"'])
 def test_every_reason_code_the_code_emits_is_documented(pattern):
     codes = _codes_in_source(pattern)
-    assert codes and [c for c in sorted(codes) if f"`{c}`" not in OUTPUT + (REPO / "docs" / "recipe.md").read_text()] == []
+    documented = OUTPUT + (REPO / "docs" / "recipe.md").read_text() + (REPO / "docs" / "judge-and-compare.md").read_text()
+    assert codes and [c for c in sorted(codes) if f"`{c}`" not in documented] == []
 
 
 def test_every_schema_check_code_is_documented():
@@ -178,3 +182,44 @@ def test_the_stage_contracts_in_the_design_notes_are_the_stages_declarations():
     assert names(rows["`PromptStage`"][2]) == list(PromptStage.WRITES)
     assert names(rows["`engine.generate`"][1]) == list(engine.READS)
     assert names(rows["`engine.generate`"][2])[:len(engine.WRITES)] == list(engine.WRITES)
+
+
+JUDGE_PAGE = (REPO / "docs" / "judge-and-compare.md").read_text()
+
+
+def test_the_judge_page_documents_every_judge_key_with_the_schemas_default():
+    from pipelines.judge.config import JUDGE_CONF_DIR, JudgeConfig
+
+    rows = _table_rows(JUDGE_PAGE, "| key | default | meaning |")
+    wildcards = [k[:-1] for cells in rows for k in re.findall(r"`([\w.]+\.\*)`", cells[0])]
+    named = {k for cells in rows for k in re.findall(r"`([\w.]+)`", cells[0])}
+    leaves = list(_leaf_keys(JudgeConfig))
+    assert [k for k in leaves if k not in named and not any(k.startswith(w) for w in wildcards)] == []
+    effective = OmegaConf.merge(OmegaConf.structured(JudgeConfig), OmegaConf.load(JUDGE_CONF_DIR / "base.yaml"))
+    wrong = {}
+    for key, written in _documented_defaults(JUDGE_PAGE).items():
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(effective, parent)
+        expected = "required" if OmegaConf.is_missing(node, leaf) else _spelled(OmegaConf.to_container(node)[leaf])
+        if written != expected:
+            wrong[key] = (written, expected)
+    assert wrong == {}
+
+
+def test_the_judge_and_compare_column_tables_are_their_contracts():
+    from pipelines.core.judging import VERDICTS
+    from pipelines.judge.stages import JUDGE_COLUMNS
+    from pipelines.recipe.compare import COMPARE_COLUMNS
+
+    tables = [{re.sub(r"`", "", name): _arrow_type(t) for name, t, _ in rows}
+              for rows in _all_tables(JUDGE_PAGE, "| column | type | meaning |")]
+    assert tables[0] == {name: _arrow_type(str(t)) for name, (t, _) in JUDGE_COLUMNS.items()}
+    compare = {k: v for k, v in tables[1].items() if not k.startswith("id,")}
+    assert compare == {name: _arrow_type(str(t)) for name, (t, _) in COMPARE_COLUMNS.items()}
+    assert [v for v in VERDICTS if f"`{v}`" not in JUDGE_PAGE] == []
+
+
+def _all_tables(text: str, header: str):
+    """Every markdown table whose header line starts with `header`."""
+    parts = text.split(header)
+    return [_table_rows(header + part, header) for part in parts[1:]]

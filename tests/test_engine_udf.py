@@ -37,6 +37,24 @@ def test_the_wrapper_has_the_pieces_generate_row_uses():
     assert "if request_output.finished:" in inspect.getsource(wrapper._generate_async)
 
 
+def test_every_name_the_engine_stage_reads_or_writes_in_a_row_is_sheltered():
+    import re
+
+    from pipelines.label.engine import ENGINE_NAMES
+
+    prepare = inspect.getsource(stage.vLLMEngineWrapper._prepare_llm_request)
+    read = set(re.findall(r'row\.pop\("(\w+)"', prepare)) | set(re.findall(r'row\["(\w+)"\]', prepare))
+    read |= set(re.findall(r'"(\w+)" in row', inspect.getsource(stage.vLLMEngineWrapper._maybe_get_lora_request)))
+    optional = inspect.getsource(stage.vLLMEngineStage.get_optional_input_keys)
+    documented = set(re.findall(r'ret\["(\w+)"\]', optional)) | set(re.findall(r'^\s*"(\w+)": "', optional, re.M))
+    written = set(stage.vLLMOutputData.model_fields)
+    assert {"prompt", "model", "tokenized_prompt", "sampling_params"} <= read  # the scans find what they should
+    assert {"multimodal_uuids", "pooling_params"} <= documented
+    assert read - ENGINE_NAMES - {"__data", "idx_in_batch_column"} == set()
+    assert written - ENGINE_NAMES == set()
+    assert documented - ENGINE_NAMES == set()
+
+
 def test_the_processor_keeps_its_stages_by_class_name_with_the_udf_as_fn():
     from ray.llm._internal.batch.processor.base import Processor
 

@@ -77,6 +77,7 @@ def _config(*args):
 
 def test_every_job_takes_conf_name_and_the_data_jobs_default_to_their_local_profile(capsys):
     from pipelines.cli import data_job_main
+    from pipelines.config import profile_loader
     from pipelines.recipe.config import AugmentConfig
 
     assert (_config().input.path, _config().output.path) == ("data/sources/xlam.json", "out/shards")
@@ -85,7 +86,7 @@ def test_every_job_takes_conf_name_and_the_data_jobs_default_to_their_local_prof
     assert (augment.input.path, augment.output.path) == ("out/shards", "out/augmented")
     with pytest.raises(ConfigError, match="conf=nope: no .*conf/prepare/nope.yaml; profiles: local"):
         _config("conf=nope")
-    assert data_job_main(["conf=nope"], PrepareConfig, lambda config: {}, "prepare") == 2
+    assert data_job_main(["conf=nope"], profile_loader(PrepareConfig, "prepare"), lambda config: {}) == 2
     assert "conf=nope" in capsys.readouterr().out
 
 

@@ -98,6 +98,16 @@ def test_engine_response_maps_ray_data_llm_back_to_our_columns_and_drops_the_res
         engine_response(batch, keep=["id", SHARD_COL])
 
 
+def test_a_carried_column_with_an_engine_name_crosses_the_engine_renamed_and_comes_back():
+    # A labeling output's `model` and `prompt` (what the judge reads): ray.data.llm would take them
+    # as a LoRA adapter and a text prompt. generate() renames them before the engine stage.
+    batch = pa.table({"id": ["a"], "_carried_model": ["labeler"], "_carried_prompt": ["the Hammer message"],
+                      "prompt": ["consumed by the engine"], "generated_text": ["{}"], "num_generated_tokens": [1],
+                      "__inference_error__": [""]})
+    out = engine_response(batch, keep=["id", "model", "prompt"])
+    assert out.select(["id", "model", "prompt"]).to_pylist() == [{"id": "a", "model": "labeler", "prompt": "the Hammer message"}]
+
+
 def _generated(text, **extra):
     return {TOOLS_COL: CANONICAL_TOOLS, EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [], ENGINE_TEXT_COL: text,
             ENGINE_TOKENS_COL: 7, ENGINE_ERROR_COL: None, ENGINE_SAMPLES_COL: None, ENGINE_SAMPLE_ERROR_COL: None,

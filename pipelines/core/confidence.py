@@ -51,6 +51,13 @@ def confidence(label: tuple[str, list[dict] | None], samples: list[tuple[str, li
     return Confidence(agreeing / len(samples), largest[0] if share > 0.5 else None, share)
 
 
+def runs_agreement(outputs: list[tuple[str, list[dict] | None]], tools: list[Tool]) -> tuple[bool, Confidence]:
+    """Several runs' outputs for one row, as (status, calls): whether they all agree (every one valid
+    and equal), and their consensus, counted as a label's samples are (the first run in the label's place)."""
+    result = confidence(outputs[0], outputs[1:], tools)
+    return result.consensus_share == 1.0, result
+
+
 # ----------------------------------------------------------------------------- log-probabilities
 
 

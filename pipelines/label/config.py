@@ -147,8 +147,13 @@ def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
     config = load_profile(LabelConfig, args, conf_dir, base=(conf_dir / "base.yaml",))
     _check(config)
     if config.run.id is None:
-        config.run.id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+        config.run.id = new_run_id()
     return config
+
+
+def new_run_id() -> str:
+    """A run id from the start time, for runs that name none."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
 def _check(config: LabelConfig) -> None:
@@ -191,4 +196,9 @@ def label_settings(config: LabelConfig, model: str | None) -> dict:
 
 def config_hash(config: LabelConfig, model: str | None) -> str:
     """The hash of `label_settings`: rows labeled the same way share it, across runs and partitions."""
-    return hashlib.sha256(json.dumps(label_settings(config, model), sort_keys=True).encode()).hexdigest()[:16]
+    return settings_hash(label_settings(config, model))
+
+
+def settings_hash(settings: dict) -> str:
+    """A short hash of a job's settings that change its rows (the `*config_hash` columns)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

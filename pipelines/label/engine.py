@@ -22,7 +22,6 @@ import pyarrow as pa
 
 from pipelines.core.confidence import LogprobStats
 from pipelines.core.masking import row_rng
-from pipelines.label import config as cfg
 from pipelines.label.engine_plugin import RECORD_DIR_ENV
 from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL,
                                     ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
@@ -49,7 +48,7 @@ class EngineSettings:
     placement_group_config: dict | None
 
 
-def engine_settings(config: cfg.LabelConfig) -> EngineSettings:
+def engine_settings(config) -> EngineSettings:
     """Every engine setting of a run, from its config; `engine.engine_kwargs` win over the keys above them."""
     engine, generation = config.engine, config.generation
     kwargs: dict[str, Any] = {
@@ -94,11 +93,35 @@ def engine_settings(config: cfg.LabelConfig) -> EngineSettings:
     return EngineSettings(kwargs, sampling, samples, placement)
 
 
-def generate(ds, config: cfg.LabelConfig, model: str, keep: list[str]):
+# The names ray.data.llm's engine stage reads from a row or writes into it (its optional and
+# required input keys, `_prepare_llm_request`'s pops, vLLMOutputData and the stage's own output;
+# pinned by tests/test_engine_udf.py). A carried column of one of these names (the `prompt` and
+# `model` of a labeling output the judge reads, or a user's input column) would be taken as an
+# engine input (`model` as a LoRA adapter) or overwritten: it crosses the engine under another name.
+ENGINE_NAMES = frozenset({
+    "prompt", "tokenized_prompt", "model", "multimodal_data", "mm_processor_kwargs", "multimodal_uuids",
+    "tokenization_kwargs", "sampling_params", "pooling_params", "prompt_token_ids", "num_input_tokens",
+    "generated_tokens", "generated_text", "num_generated_tokens", "embeddings", "metrics", "logprobs",
+    "prompt_logprobs", "request_id", "batch_uuid", "time_taken_llm", "params", "__inference_error__",
+})
+SHELTER = "_carried_"  # the prefix a carried column with an engine name crosses the engine under
+
+
+def generate(ds, config, model: str, keep: list[str], seed: int = 0):
     """The engine stage on a dataset: rows with READS in, the same rows with WRITES out. `keep`: the
-    columns to carry through (everything else the engine adds is dropped at its edge)."""
-    ds = engine_processor(config, model)(ds)
+    columns to carry through (everything else the engine adds is dropped at its edge).
+    config: a config with `model`, `engine` and `generation` (the labeling job's, or the judge job's
+    `judge` section); seed: with each row's id, seeds its samples."""
+    sheltered = [c for c in keep if c in ENGINE_NAMES]
+    if sheltered:
+        ds = ds.map_batches(_rename, batch_format="pyarrow",
+                            fn_kwargs={"names": {c: SHELTER + c for c in sheltered}})
+    ds = engine_processor(config, model, seed)(ds)
     return ds.map_batches(engine_response, batch_format="pyarrow", fn_kwargs={"keep": keep})
+
+
+def _rename(batch: pa.Table, names: dict[str, str]) -> pa.Table:
+    return batch.rename_columns([names.get(c, c) for c in batch.column_names])
 
 
 def engine_request(row: dict, sampling_params: dict, sample_params: dict | None = None, seed: int = 0) -> dict:
@@ -132,12 +155,13 @@ def engine_response(batch: pa.Table, keep: list[str]) -> pa.Table:
     texts = column("generated_text", pa.string()).to_pylist()
     failed = [bool(e) and not e.startswith(SKIP_MARK) for e in errors]
     ran = [not e for e in errors]
-    require_columns(batch, keep, "engine_response")
+    carried = [SHELTER + c if c in ENGINE_NAMES else c for c in keep]
+    require_columns(batch, carried, "engine_response")
 
     def ran_only(name, type_):
         return pa.array([v if r else None for v, r in zip(column(name, type_).to_pylist(), ran)], type_)
 
-    return (batch.select(keep).append_column(ENGINE_TEXT_COL, pa.array([t if r else None for t, r in zip(texts, ran)], pa.string()))
+    return (batch.select(carried).rename_columns(keep).append_column(ENGINE_TEXT_COL, pa.array([t if r else None for t, r in zip(texts, ran)], pa.string()))
             .append_column(ENGINE_ERROR_COL, pa.array([e if f else None for e, f in zip(errors, failed)], pa.string()))
             .append_column(ENGINE_TOKENS_COL, ran_only("num_generated_tokens", pa.int32()))
             .append_column(ENGINE_SAMPLES_COL, ran_only(SAMPLE_TEXTS, pa.list_(pa.string())))
@@ -145,7 +169,7 @@ def engine_response(batch: pa.Table, keep: list[str]) -> pa.Table:
             .append_column(ENGINE_LOGPROBS_COL, ran_only(LOGPROB_STATS, LOGPROB_STATS_TYPE)))
 
 
-def engine_processor(config: cfg.LabelConfig, model: str):
+def engine_processor(config, model: str, seed: int = 0):
     """The ray.data.llm vLLM processor: token ids in, text out; its own template/tokenize stages off."""
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
@@ -167,7 +191,7 @@ def engine_processor(config: cfg.LabelConfig, model: str):
         log_engine_metrics=engine.log_metrics,
     )
     request = functools.partial(engine_request, sampling_params=settings.sampling_params,
-                                sample_params=settings.sample_params, seed=config.seed)
+                                sample_params=settings.sample_params, seed=seed)
     processor = build_processor(processor_config, preprocess=request)
     from pipelines.label.engine_udf import SamplingEngineUDF  # imports ray.data.llm's engine stage (and torch)
 

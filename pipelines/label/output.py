@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.label import lease
-from pipelines.storage import OutputError, parquet_files, write_json
+from pipelines.storage import SUMMARY_FILE, InputError, OutputError, parquet_files, write_json
 
 COVERAGE_KEY = b"hammer_labeling.coverage"  # footer metadata: {shard name: [[start, end), ...]}
 
@@ -144,6 +144,28 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
     write_json(fs, manifest_path, {"fingerprint": fingerprint})
     remove_tmp(fs, root)  # pieces a crashed run did not finish: never committed, never read
     return committed_coverage(fs, root)
+
+
+def finished_output(fs: fsspec.AbstractFileSystem, root: str, key: str, path: str) -> dict:
+    """The summary of a finished output of these jobs (labeling, re-validation, judge), which a
+    later job (judge, compare, export) reads as its input; InputError naming `key` otherwise."""
+    def read(name: str):
+        try:
+            return json.loads(fs.cat(posixpath.join(root, name)))
+        except FileNotFoundError:
+            return None
+        except ValueError as e:
+            raise InputError(f"{key} {path!r}: {name} cannot be read ({e})") from None
+
+    if read(MANIFEST_FILE) is None:
+        raise InputError(f"{key} {path!r} has no {MANIFEST_FILE}: it is not an output of jobs/label.py, "
+                         "jobs/validate.py or jobs/judge.py")
+    summary = read(SUMMARY_FILE)
+    if summary is None or summary.get("rows") != summary.get("input_rows"):
+        written = "no summary yet" if summary is None else f"{summary.get('rows')} of {summary.get('input_rows')} rows"
+        raise InputError(f"{key} {path!r} is not a finished run ({written}): rerun the job that writes it "
+                         "until it completes, then this one")
+    return summary
 
 
 def _is_lease(path: str) -> bool:

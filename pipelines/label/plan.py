@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 import time
+from typing import Callable
 
 import pyarrow as pa
 
@@ -54,27 +55,11 @@ def check(config: cfg.LabelConfig, mode: cfg.Mode, lease: Lease | None = None):
 def _run(config: cfg.LabelConfig, mode: cfg.Mode, started: float, shards: storage.Shards, model: str | None,
          lease: Lease, out_fs, out_root: str) -> dict:
     fingerprint = output.fingerprint(cfg.label_settings(config, model), list(zip(shards.names, shards.rows)), mode.value)
-    done = output.open_output(out_fs, out_root, fingerprint, config.resume)
-    storage.write_text(out_fs, posixpath.join(out_root, output.CONFIG_FILE), to_yaml(config))
 
-    todo = [(path, name, done.get(name, [])) for path, name, rows in zip(shards.paths, shards.names, shards.rows)
-            if output.count(done.get(name, [])) < rows]
-    already = sum(output.count(ranges) for ranges in done.values())
-    stopped = None
-    if todo:
-        if already:
-            print(f"resuming: {already} of {shards.num_rows} rows are already written; {len(todo)} shard(s) to go")
-        try:
-            label_rows(config, todo, shards.schema, model, mode, out_fs, out_root,
-                       Progress(shards.num_rows, already, config.progress_interval_s), lease.token)
-        except ErrorRateExceeded as e:
-            stopped = str(e)
-        output.remove_tmp(out_fs, out_root)
-    elif shards.num_rows == 0:
-        print(f"nothing to do: the input under {config.input.path} has no rows")
-    else:
-        print(f"nothing to do: all {shards.num_rows} input rows are already in {config.output.path}")
+    def label(todo, progress):
+        label_rows(config, todo, shards.schema, model, mode, out_fs, out_root, progress, lease.token)
 
+    already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, label)
     counter = SummaryCounter()
     for batch in storage.read_columns(out_fs, out_root, SUMMARY_COLUMNS):
         counter.add(batch.to_pydict())
@@ -87,7 +72,58 @@ def _run(config: cfg.LabelConfig, mode: cfg.Mode, started: float, shards: storag
     return summary
 
 
-def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard_schema: pa.Schema,
+Todo = list[tuple[str, str, list]]  # (shard path, shard name, its rows already done as ranges)
+
+
+def continue_output(config, shards: storage.Shards, fingerprint: dict, out_fs, out_root: str,
+                    execute: Callable[[Todo, Progress], None]) -> tuple[int, str | None]:
+    """The part of a run every job over shards shares (labeling, judging): opens the output for this
+    fingerprint (output.open_output), saves the config beside it, and runs `execute` over the rows
+    not yet written. Returns the rows written before this run and, if max_error_rate stopped it, why."""
+    done = output.open_output(out_fs, out_root, fingerprint, config.resume)
+    storage.write_text(out_fs, posixpath.join(out_root, output.CONFIG_FILE), to_yaml(config))
+    todo = [(path, name, done.get(name, [])) for path, name, rows in zip(shards.paths, shards.names, shards.rows)
+            if output.count(done.get(name, [])) < rows]
+    already = sum(output.count(ranges) for ranges in done.values())
+    stopped = None
+    if todo:
+        if already:
+            print(f"resuming: {already} of {shards.num_rows} rows are already written; {len(todo)} shard(s) to go")
+        try:
+            execute(todo, Progress(shards.num_rows, already, config.progress_interval_s))
+        except ErrorRateExceeded as e:
+            stopped = str(e)
+        output.remove_tmp(out_fs, out_root)
+    elif shards.num_rows == 0:
+        print(f"nothing to do: the input under {config.input.path} has no rows")
+    else:
+        print(f"nothing to do: all {shards.num_rows} input rows are already in {config.output.path}")
+    return already, stopped
+
+
+def read_todo(todo: Todo, in_fs, add_id: bool):
+    """The rows still to do as a dataset: one read task per shard, done rows skipped."""
+    import ray
+
+    ds = ray.data.from_items([{"path": p, "shard": n, "done": json.dumps(d)} for p, n, d in todo])
+    return ds.map_batches(stages.read_shard, batch_size=1, fn_kwargs={"filesystem": in_fs, "add_id": add_id})
+
+
+def write_and_report(ds, config, out_fs, out_root: str, lease_token: str, progress: Progress,
+                     status_column: str = "status") -> None:
+    """The plan's last stage and its driver loop: commit pieces, print progress, stop past max_error_rate."""
+    ds = ds.map_batches(stages.write_pieces, batch_format="pyarrow", batch_size=config.output.rows_per_file,
+                        fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease_token,
+                                   "status_column": status_column})
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        progress.add_batch(batch.to_pydict())
+        if progress.due():
+            print(progress.line(), flush=True)
+        progress.check_error_rate(config.max_error_rate)
+    print(progress.line(), flush=True)
+
+
+def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
                model: str | None, mode: cfg.Mode, out_fs, out_root: str, progress: Progress,
                lease_token: str) -> None:
     """Builds the Ray Data plan over the rows still to do and runs it, reporting progress as pieces commit."""
@@ -101,8 +137,7 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
         lineage["model"] = model
 
     start_ray(config.ray)
-    ds = ray.data.from_items([{"path": p, "shard": n, "done": json.dumps(d)} for p, n, d in todo])
-    ds = ds.map_batches(stages.read_shard, batch_size=1, fn_kwargs={"filesystem": in_fs, "add_id": add_id})
+    ds = read_todo(todo, in_fs, add_id)
     ds = ds.map_batches(
         stages.PromptStage,
         batch_format="pyarrow",
@@ -123,18 +158,11 @@ def label_rows(config: cfg.LabelConfig, todo: list[tuple[str, str, list]], shard
     if mode == cfg.Mode.GENERATE:
         # The engine carries what the next stage reads.
         carried = [c for c in [*input_schema.names, *stages.annotate_reads(mode)] if c not in engine.WRITES]
-        ds = engine.generate(ds, config, model, keep=list(dict.fromkeys(carried)))
+        ds = engine.generate(ds, config, model, keep=list(dict.fromkeys(carried)), seed=config.seed)
     ds = ds.map_batches(
         stages.annotate_batch,
         batch_format="pyarrow",
         fn_kwargs={"input_schema": input_schema, "lineage": lineage, "mode": mode, "validation": config.validation,
                    "samples": config.generation.samples - 1},
     )
-    ds = ds.map_batches(stages.write_pieces, batch_format="pyarrow", batch_size=config.output.rows_per_file,
-                        fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease_token})
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        progress.add_batch(batch.to_pydict())
-        if progress.due():
-            print(progress.line(), flush=True)
-        progress.check_error_rate(config.max_error_rate)
-    print(progress.line(), flush=True)
+    write_and_report(ds, config, out_fs, out_root, lease_token, progress)

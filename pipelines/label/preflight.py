@@ -71,17 +71,17 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
     checks = Checklist()
     engine = mode == cfg.Mode.GENERATE
     shards = checks.shards = _check_input(config, checks, mode)
-    _check_output(config, checks, lease)
-    model_config = _check_model(config, model, checks) if model else None
+    check_output(config, checks, lease)
+    model_config = check_model(config, model, checks) if model else None
     if engine and checks.failed:
         checks.info("cluster", "not checked: fix the failures above first")
     elif engine:
         start_ray(config.ray)
-        if _check_cluster(config, checks):
-            probe = _probe_engine_node(config, model_config, checks)
+        if check_cluster(config, checks):
+            probe = probe_engine(config, model_config, checks)
             if probe is not None:
                 _report_kv_budget(config, model_config, probe, shards, model, checks)
-    _check_batching(config, checks, engine)
+    check_batching(config, checks, engine)
     if checks.failed:
         raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
     return checks
@@ -109,7 +109,9 @@ def _check_input(config: cfg.LabelConfig, checks: Checklist, mode: cfg.Mode) -> 
     return shards
 
 
-def _check_output(config: cfg.LabelConfig, checks: Checklist, lease: Lease | None) -> None:
+def check_output(config, checks: Checklist, lease: Lease | None) -> None:
+    """output.path takes a probe object; with a lease, takes it (else says who holds it). Any job's config
+    with `output`, `s3`, `run` and `lease`."""
     path = config.output.path
     try:
         fs, root = storage.filesystem(path, config.s3)
@@ -139,24 +141,26 @@ def _check_output(config: cfg.LabelConfig, checks: Checklist, lease: Lease | Non
     checks.ok("output", f"writable; this run holds its lease ({path}){'; ' + took_over if took_over else ''}")
 
 
-def _check_model(config: cfg.LabelConfig, model: str, checks: Checklist) -> dict | None:
+def check_model(section, model: str, checks: Checklist, prefix: str = "") -> dict | None:
+    """section: the config part with `model` and `generation` (the labeling config, or the judge's
+    `judge` section with prefix `judge.`)."""
     from pipelines.label.models import load_model_config, load_tokenizer
 
     try:
-        model_config = load_model_config(model, config.model.trust_remote_code)
+        model_config = load_model_config(model, section.model.trust_remote_code)
     except (OSError, ValueError) as e:
-        checks.fail("model", f"model.source {config.model.source!r}: {e}")
+        checks.fail("model", f"{prefix}model.source {section.model.source!r}: {e}")
         return None
     context = context_length(model_config)
-    limit = config.generation.max_model_len
+    limit = section.generation.max_model_len
     if context is not None and limit > context:
-        checks.fail("model", f"generation.max_model_len={limit} is over the model's context of {context} tokens "
-                             f"(config.json); set generation.max_model_len={context} or less")
+        checks.fail("model", f"{prefix}generation.max_model_len={limit} is over the model's context of {context} "
+                             f"tokens (config.json); set {prefix}generation.max_model_len={context} or less")
         return None
     try:
-        load_tokenizer(model, config.model.trust_remote_code)
+        load_tokenizer(model, section.model.trust_remote_code)
     except Exception as e:  # noqa: BLE001 - transformers raises many kinds; the message says which
-        checks.fail("model", f"model.source {config.model.source!r}: its tokenizer does not load ({e})")
+        checks.fail("model", f"{prefix}model.source {section.model.source!r}: its tokenizer does not load ({e})")
         return None
     archs = ", ".join(model_config.get("architectures") or ["?"])
     checks.ok("model", f"{model}: {archs}, context {context} tokens, max_model_len {limit}, tokenizer loads")
@@ -171,17 +175,18 @@ def context_length(model_config: dict) -> int | None:
     return int(positions * factor) if positions and factor else positions
 
 
-def scheduler(config: cfg.LabelConfig) -> tuple[int, int]:
+def scheduler(section) -> tuple[int, int]:
     """(max_num_seqs, max_num_batched_tokens) the engines will run with: as set, else vLLM's defaults."""
-    return (config.engine.max_num_seqs or sizing.DEFAULT_MAX_NUM_SEQS,
-            config.engine.max_num_batched_tokens or sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS)
+    return (section.engine.max_num_seqs or sizing.DEFAULT_MAX_NUM_SEQS,
+            section.engine.max_num_batched_tokens or sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS)
 
 
-def _check_cluster(config: cfg.LabelConfig, checks: Checklist) -> bool:
+def check_cluster(section, checks: Checklist, prefix: str = "") -> bool:
+    """section: the config part with `engine` and `prompt` (actors)."""
     import ray
 
     resources = ray.cluster_resources()
-    engine, prompt = config.engine, config.prompt
+    engine, prompt = section.engine, section.prompt
     ok = True
     gpus = 0 if engine.device == "cpu" else engine.replicas * engine.tensor_parallel_size
     if gpus:
@@ -191,18 +196,18 @@ def _check_cluster(config: cfg.LabelConfig, checks: Checklist) -> bool:
             kind = f" of type {engine.accelerator_type}"
             present = min(present, resources.get(f"accelerator_type:{engine.accelerator_type}", 0))
         if present < gpus:
-            checks.fail("cluster", f"engine.replicas x engine.tensor_parallel_size = {engine.replicas} x "
+            checks.fail("cluster", f"{prefix}engine.replicas x {prefix}engine.tensor_parallel_size = {engine.replicas} x "
                                    f"{engine.tensor_parallel_size} = {gpus} GPU(s){kind} needed, {present:g} present; "
-                                   "add GPU nodes (an autoscaling cluster: as minimum workers) or lower engine.replicas")
+                                   f"add GPU nodes (an autoscaling cluster: as minimum workers) or lower {prefix}engine.replicas")
             ok = False
     cpus = prompt.concurrency * prompt.num_cpus + (engine.replicas * engine.cpus_per_replica
                                                    if engine.device == "cpu" else 0)
     if resources.get("CPU", 0) < cpus:
-        checks.fail("cluster", f"{cpus:g} CPUs needed (prompt.concurrency x prompt.num_cpus"
-                               f"{' + engine.replicas x engine.cpus_per_replica' if engine.device == 'cpu' else ''}),"
+        engine_cpus = f" + {prefix}engine.replicas x {prefix}engine.cpus_per_replica" if engine.device == "cpu" else ""
+        checks.fail("cluster", f"{cpus:g} CPUs needed ({prefix}prompt.concurrency x {prefix}prompt.num_cpus{engine_cpus}),"
                                f" {resources.get('CPU', 0):g} present")
         ok = False
-    for key, asked in (("prompt.resources", prompt.resources), ("engine.resources", engine.resources)):
+    for key, asked in ((f"{prefix}prompt.resources", prompt.resources), (f"{prefix}engine.resources", engine.resources)):
         missing = [name for name in asked if resources.get(name, 0) <= 0]
         if missing:
             checks.fail("cluster", f"{key} names {', '.join(missing)}, which no node of the cluster offers")
@@ -250,10 +255,11 @@ def probe_engine_node(architectures: list[str]) -> dict:
     return found
 
 
-def _probe_engine_node(config: cfg.LabelConfig, model_config: dict, checks: Checklist) -> dict | None:
+def probe_engine(section, model_config: dict, checks: Checklist) -> dict | None:
+    """section: the config part with `engine`."""
     import ray
 
-    engine = config.engine
+    engine = section.engine
     options: dict = {"resources": dict(engine.resources)}
     if engine.device == "cpu":
         options["num_cpus"] = engine.cpus_per_replica
@@ -343,9 +349,9 @@ def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: storage.S
     return [n for n in stage(table).column(PROMPT_TOKEN_COUNT_COL).to_pylist() if n]
 
 
-def _check_batching(config: cfg.LabelConfig, checks: Checklist, engine: bool) -> None:
-    seqs, _ = scheduler(config)
-    in_flight = config.engine.batch_size * config.engine.max_concurrent_batches
-    if engine and config.engine.device == "gpu" and in_flight < seqs:
-        checks.warn("batching", f"engine.batch_size x engine.max_concurrent_batches = {in_flight} rows in flight, "
-                                f"below engine.max_num_seqs {seqs}: the engine is starved; raise either")
+def check_batching(section, checks: Checklist, engine: bool, prefix: str = "") -> None:
+    seqs, _ = scheduler(section)
+    in_flight = section.engine.batch_size * section.engine.max_concurrent_batches
+    if engine and section.engine.device == "gpu" and in_flight < seqs:
+        checks.warn("batching", f"{prefix}engine.batch_size x {prefix}engine.max_concurrent_batches = {in_flight} rows "
+                                f"in flight, below {prefix}engine.max_num_seqs {seqs}: the engine is starved; raise either")

@@ -187,7 +187,7 @@ class PromptStage:
             NAME_MAP_COL: pa.array([p.name_map for p in prompts], pa.string()),
         }
         for name, column in new.items():
-            batch = _set_column(batch, name, column)
+            batch = set_column(batch, name, column)
         # Rows whose prompts share a prefix (the same tool set) go to the engine one after another:
         # where the KV cache cannot hold every tool set, vLLM's prefix cache then hits more
         # (docs/performance.md, "Prefix caching": +22% rows/s with a tight cache).
@@ -195,7 +195,7 @@ class PromptStage:
         return batch.take(sorted(range(batch.num_rows), key=shared_prefix.__getitem__))
 
 
-def _set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
+def set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
     if name in table.column_names:
         return table.set_column(table.column_names.index(name), name, column)
     return table.append_column(name, column)
@@ -316,16 +316,16 @@ def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, m
 
 
 
-def write_pieces(batch: pa.Table, *, filesystem, root: str, lease_token: str) -> pa.Table:
+def write_pieces(batch: pa.Table, *, filesystem, root: str, lease_token: str, status_column: str = "status") -> pa.Table:
     """Commits a batch as one output file (see output.write_piece) and returns one row of counts for
-    the driver's progress report."""
+    the driver's progress report: per value of `status_column` (the judge counts its verdicts)."""
     shards, rows = batch.column(SHARD_COL).to_pylist(), batch.column(ROW_COL).to_pylist()
     held: dict[str, list[int]] = {}
     for shard, row in zip(shards, rows):
         held.setdefault(shard, []).append(row)
     coverage = {shard: to_ranges(r) for shard, r in held.items()}
     write_piece(filesystem, root, batch.drop_columns([SHARD_COL, ROW_COL]), coverage, lease_token)
-    statuses = batch.column("status").to_pylist()
+    statuses = [s if s is not None else f"no {status_column}" for s in batch.column(status_column).to_pylist()]
     reasons = Counter(
         Reason.parse(e).code
         for status, errors in zip(statuses, batch.column("errors").to_pylist())

@@ -1,4 +1,4 @@
-"""The data jobs' configuration (jobs/prepare.py, jobs/augment.py): schemas with their defaults."""
+"""The data jobs' configuration (jobs/prepare.py, augment.py, export.py, compare.py): schemas with their defaults."""
 
 from __future__ import annotations
 
@@ -81,12 +81,38 @@ class ExportSettings:
     statuses: list[str] = field(default_factory=lambda: ["ok", "no_call"])  # labels worth keeping
     min_agreement: Optional[float] = None  # keep rows whose sampled outputs agree at least this much
     require_correct: bool = False  # drop rows scored incorrect against gold (rows without gold stay)
+    judge_verdicts: Optional[list[str]] = None  # keep rows a judge gave one of these verdicts (a jobs/judge.py output)
     dedupe: bool = True  # one row per (query, tools): the first
 
 
 @dataclass
 class ExportConfig:
-    input: InputConfig = field(default_factory=InputConfig)  # a labeling output (with its _manifest.json)
+    input: InputConfig = field(default_factory=InputConfig)  # a finished output of jobs/label.py, validate.py, judge.py or compare.py
     output: ExportOutputConfig = field(default_factory=ExportOutputConfig)
     export: ExportSettings = field(default_factory=ExportSettings)
     s3: S3Config = field(default_factory=S3Config)
+
+
+@dataclass
+class RunsConfig:
+    paths: list[str] = MISSING  # two or more finished outputs of jobs/label.py, jobs/validate.py or jobs/judge.py
+    names: list[str] = field(default_factory=list)  # one per path, for the summary; default: each path's last part
+
+
+@dataclass
+class CompareOutputConfig:
+    path: str = MISSING  # a local directory or an s3:// prefix; must be empty
+
+
+@dataclass
+class CompareSettings:
+    num_partitions: int = 8  # of the join by id (Ray Data's hash shuffle)
+
+
+@dataclass
+class CompareConfig:
+    input: RunsConfig = field(default_factory=RunsConfig)
+    output: CompareOutputConfig = field(default_factory=CompareOutputConfig)
+    compare: CompareSettings = field(default_factory=CompareSettings)
+    s3: S3Config = field(default_factory=S3Config)
+    ray: RayConfig = field(default_factory=RayConfig)

@@ -2,12 +2,18 @@
 
     jobs/export.py [conf=NAME] input.path=LABELS output.path=OUT [export.format=xlam|openai]
                    [export.file_format=jsonl|parquet] [export.statuses=[ok,no_call]] [export.min_agreement=0.8]
+                   [export.judge_verdicts=[agree]]
+
+The input is a finished output of jobs/label.py or jobs/validate.py, of jobs/judge.py (the same rows
+with a verdict, which export.judge_verdicts filters on), or of jobs/compare.py (whose consensus
+calls are the label, with the consensus share as the agreement; rows without a consensus are dropped
+under `status`).
 
 Formats: `xlam` rows (`id`, `query`, `tools`, `answers`: the labeling job's own input form, so an
 export can be labeled again) and `openai` chat records (`messages` ending with the assistant's
 `tool_calls`, and `tools` as OpenAI function tools with JSON-Schema parameters). Filters, in order,
 each counted in the summary with the rows it dropped: the status, the agreement of sampled outputs,
-the score against gold, and duplicates (a digest of query and tools; the first row kept).
+the score against gold, the judge's verdict, and duplicates (a digest of query and tools; the first row kept).
 
 It streams the labeling output's pieces batch by batch on the driver, with no Ray: its work per row
 is a few dictionary operations, far below what a cluster would pay to start; memory holds one batch
@@ -28,7 +34,8 @@ import pyarrow.parquet as pq
 from pipelines import storage
 from pipelines.core.prompts import parse_query
 from pipelines.core.tools import load_tools, parameters_schema, plain_cell
-from pipelines.label.output import MANIFEST_FILE
+from pipelines.label.output import MANIFEST_FILE, finished_output
+from pipelines.recipe import compare
 from pipelines.recipe.config import ExportConfig
 
 COLUMNS = ["id", "query", "tools", "calls", "status", "agreement", "correct"]
@@ -39,9 +46,15 @@ OPENAI_SCHEMA = pa.schema([("id", pa.string()), ("messages", pa.string()), ("too
 def run(config: ExportConfig) -> dict:
     started = time.time()
     in_fs, in_root = storage.filesystem(config.input.path, config.s3)
-    if not in_fs.exists(posixpath.join(in_root, MANIFEST_FILE)):
-        raise storage.InputError(f"input.path {config.input.path!r} has no {MANIFEST_FILE}: it is not an output of "
-                                 "jobs/label.py or jobs/validate.py; export reads only those")
+    finished_output(in_fs, in_root, "input.path", config.input.path)
+    from_compare = _mode(in_fs, in_root) == compare.MODE
+    columns = COMPARE_COLUMNS if from_compare else COLUMNS
+    if config.export.judge_verdicts is not None:
+        pieces = storage.parquet_files(in_fs, in_root)
+        if from_compare or (pieces and "judge_verdict" not in _schema(in_fs, pieces[0]).names):
+            raise storage.InputError(f"export.judge_verdicts is set, but input.path {config.input.path!r} has no "
+                                     "judge_verdict column: export the output of jobs/judge.py")
+        columns = [*columns, "judge_verdict"]
     out_fs, out_root = storage.filesystem(config.output.path, config.s3)
     storage.require_empty_output(out_fs, out_root, config.output.path)
     out_fs.makedirs(out_root, exist_ok=True)
@@ -51,8 +64,9 @@ def run(config: ExportConfig) -> dict:
     seen: set[bytes] = set()
     rows_in = files = kept = 0
     pending: list[dict] = []
-    for batch in storage.read_columns(in_fs, in_root, COLUMNS):
+    for batch in storage.read_columns(in_fs, in_root, columns):
         for row in batch.to_pylist():
+            row = consensus_row(row) if from_compare else row
             rows_in += 1
             reason = drop_reason(row, settings, seen)
             if reason:
@@ -74,7 +88,30 @@ def run(config: ExportConfig) -> dict:
     return summary
 
 
-DROP_REASONS = ("status", "low_agreement", "incorrect", "duplicate")
+DROP_REASONS = ("status", "low_agreement", "incorrect", "judge_verdict", "duplicate")
+# A compare output's rows, read as labeled rows: the consensus of the runs is the label.
+COMPARE_COLUMNS = ["id", "query", "tools", "consensus_calls", "consensus_share"]
+NO_CONSENSUS = "no_consensus"  # the status a compare row without a majority exports under (never kept)
+
+
+def _schema(fs, path: str) -> pa.Schema:
+    with fs.open(path, "rb") as f:
+        return pq.read_schema(f)
+
+
+def _mode(fs, root: str) -> str | None:
+    try:
+        return json.loads(fs.cat(posixpath.join(root, MANIFEST_FILE)))["fingerprint"].get("mode")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def consensus_row(row: dict) -> dict:
+    """A compare output's row as a labeled row: its consensus calls, `ok` (or `no_call` for []), and
+    the consensus share as its agreement; no consensus, no label."""
+    calls = row["consensus_calls"]
+    status = NO_CONSENSUS if calls is None else ("ok" if calls else "no_call")
+    return {**row, "calls": calls, "status": status, "agreement": row["consensus_share"], "correct": None}
 
 
 def drop_reason(row: dict, settings, seen: set[bytes]) -> str | None:
@@ -85,6 +122,8 @@ def drop_reason(row: dict, settings, seen: set[bytes]) -> str | None:
         return "low_agreement"
     if settings.require_correct and row.get("correct") is False:
         return "incorrect"
+    if settings.judge_verdicts is not None and row.get("judge_verdict") not in settings.judge_verdicts:
+        return "judge_verdict"
     if settings.dedupe:
         digest = hashlib.blake2b(json.dumps([row["query"], row["tools"]], sort_keys=True, default=str).encode(),
                                  digest_size=16).digest()

@@ -1,0 +1,163 @@
+"""The judge plan: a labeling output -> judge prompts -> the judge's engine -> verdicts -> write.
+
+The labeling job's machinery throughout: its shard reader, engine stage, output protocol (pieces,
+coverage, manifest, resume), lease and progress; the judge's own are its prompt, its verdicts and
+its summary.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections import Counter
+
+import pyarrow as pa
+
+from pipelines import storage
+from pipelines.cluster import start_ray
+from pipelines.core.judging import VERDICTS
+from pipelines.judge import config as jcfg
+from pipelines.judge import stages
+from pipelines.label import engine, output
+from pipelines.label.config import settings_hash
+from pipelines.label.lease import Lease
+from pipelines.label.models import resolve_model
+from pipelines.label.plan import Todo, continue_output, read_todo, write_and_report
+from pipelines.label.preflight import (Checklist, PreflightFailed, check_batching, check_cluster, check_model,
+                                       check_output, probe_engine)
+from pipelines.label.progress import ErrorRateExceeded, Progress
+
+MODE = "judge"  # in the manifest's fingerprint: an output is finished by the job that started it
+REQUIRED_COLUMNS = ("id", "query", "tools", "status", "calls")
+SUMMARY_COLUMNS = ["status", "judge_verdict", "correct"]
+
+
+def run(config: jcfg.JudgeConfig) -> dict:
+    """Judges every ok / no_call row of a finished labeling output; returns the summary (also
+    `_summary.json`). A rerun into the same output continues where the last one stopped."""
+    started = time.time()
+    out_fs, out_root = storage.filesystem(config.output.path, config.s3)
+    lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
+                  stale_after_s=config.lease.stale_after_s)
+    try:
+        model = resolve_model(config.judge.model)
+        checks = preflight(config, model, lease)
+        shards = checks.shards
+        settings = jcfg.judge_settings(config, model)
+        fingerprint = output.fingerprint(settings, list(zip(shards.names, shards.rows)), MODE)
+
+        def judge(todo: Todo, progress: Progress) -> None:
+            judge_rows(config, todo, shards.schema, model, settings_hash(settings), out_fs, out_root, progress,
+                       lease.token)
+
+        already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, judge)
+        counter = VerdictCounter()
+        for batch in storage.read_columns(out_fs, out_root, SUMMARY_COLUMNS):
+            counter.add(batch.to_pydict())
+        summary = counter.to_dict(run_id=config.run.id, input=config.input.path, output=config.output.path,
+                                  judge_model=model, template=config.judge.prompt.template,
+                                  input_rows=shards.num_rows, rows_before_this_run=already, stopped=stopped,
+                                  wall_seconds=round(time.time() - started, 3))
+        storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
+        if stopped:
+            raise ErrorRateExceeded(stopped)
+        if summary["rows"] != shards.num_rows:
+            raise RuntimeError(f"{shards.num_rows} input rows but {summary['rows']} output rows in {config.output.path}")
+        return summary
+    finally:
+        lease.release()
+
+
+def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Checklist:
+    """The labeling job's checks, on the judge's model and engines; the input must be a finished
+    labeling output."""
+    print("preflight:", flush=True)
+    checks = Checklist()
+    try:
+        in_fs, in_root = storage.filesystem(config.input.path, config.s3)
+        output.finished_output(in_fs, in_root, "input.path", config.input.path)
+        checks.shards = storage.list_shards(in_fs, in_root, REQUIRED_COLUMNS)
+        checks.ok("input", f"a finished labeling output: {len(checks.shards.paths)} file(s), "
+                           f"{checks.shards.num_rows} rows ({config.input.path})")
+    except (storage.InputError, OSError) as e:
+        checks.fail("input", str(e))
+    check_output(config, checks, lease)
+    model_config = check_model(config.judge, model, checks, prefix="judge.")
+    if checks.failed:
+        checks.info("cluster", "not checked: fix the failures above first")
+    else:
+        start_ray(config.ray)
+        if check_cluster(config.judge, checks, prefix="judge."):
+            probe_engine(config.judge, model_config, checks)
+    check_batching(config.judge, checks, engine=True, prefix="judge.")
+    if checks.failed:
+        raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
+    return checks
+
+
+def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, model: str, config_hash: str,
+               out_fs, out_root: str, progress: Progress, lease_token: str) -> None:
+    import ray
+
+    judge = config.judge
+    in_fs, _ = storage.filesystem(config.input.path, config.s3)
+    lineage = {"judge_model": model, "judge_template": judge.prompt.template, "judge_run_id": config.run.id,
+               "judge_config_hash": config_hash}
+    start_ray(config.ray)
+    ds = read_todo(todo, in_fs, add_id=False)
+    ds = ds.map_batches(
+        stages.JudgePromptStage,
+        batch_format="pyarrow",
+        batch_size=judge.prompt.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=judge.prompt.concurrency),
+        num_cpus=judge.prompt.num_cpus,
+        resources=judge.prompt.resources or None,
+        fn_constructor_kwargs={
+            "tokenizer_source": model,
+            "template": jcfg.load_template(judge.prompt.template),
+            "max_prompt_tokens": judge.generation.max_model_len - judge.generation.max_tokens,
+            "trust_remote_code": judge.model.trust_remote_code,
+            "constrained": judge.generation.constrained,
+        },
+    )
+    carried = [*input_schema.names, *stages.ANNOTATE_READS]
+    ds = engine.generate(ds, judge, model, keep=[c for c in dict.fromkeys(carried) if c not in engine.WRITES])
+    ds = ds.map_batches(stages.annotate_verdicts, batch_format="pyarrow",
+                        fn_kwargs={"input_schema": input_schema, "lineage": lineage})
+    write_and_report(ds, config, out_fs, out_root, lease_token, progress, status_column="judge_verdict")
+
+
+class VerdictCounter:
+    """The judge's summary: verdicts overall and per label status, and against gold where the
+    labeling run scored the row (does the judge's `agree` track `correct`?)."""
+
+    def __init__(self):
+        self.rows = 0
+        self.verdicts: Counter = Counter()
+        self.by_status: Counter = Counter()  # (label status, verdict)
+        self.against_gold: Counter = Counter()  # (verdict, correct)
+
+    def add(self, batch: dict[str, list]) -> None:
+        self.rows += len(batch["status"])
+        for status, verdict, correct in zip(batch["status"], batch["judge_verdict"], batch["correct"]):
+            verdict = verdict or stages.NOT_JUDGED
+            self.verdicts[verdict] += 1
+            self.by_status[(status, verdict)] += 1
+            if correct is not None and verdict in ("agree", "disagree"):
+                self.against_gold[(verdict, "correct" if correct else "incorrect")] += 1
+
+    def to_dict(self, **extra) -> dict:
+        names = (*VERDICTS, stages.NOT_JUDGED)
+        statuses = sorted({s for s, _ in self.by_status}, key=str)
+        return {
+            **extra,
+            "rows": self.rows,
+            "verdicts": {v: self.verdicts[v] for v in names},
+            "by_label_status": {str(s): {v: self.by_status[(s, v)] for v in names if self.by_status[(s, v)]}
+                                for s in statuses},
+            # rows with gold answers: the judge's verdict against the labeling run's score
+            "against_gold": {v: {c: self.against_gold[(v, c)] for c in ("correct", "incorrect")}
+                             for v in ("agree", "disagree")},
+            "rows_per_second": round(self.rows / extra["wall_seconds"], 3) if extra.get("wall_seconds") else None,
+        }
+

@@ -1,0 +1,124 @@
+"""The judge job's own stages; reading, the engine and writing are the labeling job's.
+
+    read_shard -> JudgePromptStage (CPU actors) -> engine.generate (vLLM actors) -> annotate_verdicts -> write_pieces
+
+Rows whose label is not ok or no_call are marked so the engine skips them, and come out as they went in,
+with a null verdict.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from pipelines.core.judging import JUDGED_STATUSES, VERDICT_SCHEMA, judge_prompt, parse_verdict
+from pipelines.core.reasons import BAD_INPUT, ENGINE_ERROR, PROMPT_TOO_LONG, Reason
+from pipelines.core.tools import BadInput, load_tools, plain_cell
+from pipelines.label.prompt_tokens import PromptTokenizer
+from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL,
+                                    ENGINE_TEXT_COL, PROMPT_TOKENS_COL, ROW_COL, SHARD_COL, require_columns,
+                                    set_column)
+
+NOT_JUDGED = "not_judged"  # the early status of rows the judge does not see (their label is not ok or no_call)
+
+# name -> (type, meaning): what the judge job adds to every row of a labeling output.
+JUDGE_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "judge_verdict": (pa.string(), "agree, disagree, unparseable, prompt_too_long, engine_error; null: not judged "
+                                   "(the label is not ok or no_call)"),
+    "judge_reason": (pa.string(), "the judge's one sentence; for unparseable, what was wrong with its answer"),
+    "judge_output": (pa.string(), "the judge's text, as generated"),
+    "judge_model": (pa.string(), "the resolved judge model"),
+    "judge_template": (pa.string(), "the judge prompt template's name"),
+    "judge_run_id": (pa.string(), "the judge run that wrote the row"),
+    "judge_config_hash": (pa.string(), "fingerprint of the settings that change verdicts"),
+}
+
+
+def judged_schema(input_schema: pa.Schema) -> pa.Schema:
+    """A labeling output's columns, then the judge's (an earlier judge's columns are replaced)."""
+    fields = [f for f in input_schema if f.name not in JUDGE_COLUMNS]
+    return pa.schema(fields + [pa.field(name, t) for name, (t, _) in JUDGE_COLUMNS.items()])
+
+
+class JudgePromptStage:
+    """CPU actor: a labeled row -> the judge's prompt as token ids, or why the judge does not see it."""
+
+    READS = ("query", "tools", "status", "calls")
+    WRITES = (EARLY_STATUS_COL, EARLY_ERRORS_COL, PROMPT_TOKENS_COL, CALL_SCHEMA_COL)
+
+    def __init__(self, tokenizer_source: str, template: str, max_prompt_tokens: int, trust_remote_code: bool,
+                 constrained: bool = False):
+        from pipelines.label.models import load_tokenizer
+
+        self.tokenizer = PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code))
+        self.template = template
+        self.max_prompt_tokens = max_prompt_tokens
+        self.schema = json.dumps(VERDICT_SCHEMA) if constrained else None
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        require_columns(batch, self.READS, "JudgePromptStage")
+        status, errors, prompts = [], [], {}
+        for i, row in enumerate(batch.select(list(self.READS)).to_pylist()):
+            early, error = None, None
+            if row["status"] not in JUDGED_STATUSES:
+                early = NOT_JUDGED
+            else:
+                try:
+                    tools = load_tools(row["tools"] if isinstance(row["tools"], (str, bytes)) else plain_cell(row["tools"]))
+                    calls = [{"name": c["name"], "arguments": json.loads(c["arguments"])} for c in row["calls"] or []]
+                    prompts[i] = judge_prompt(self.template, row["query"], tools, calls)
+                except (BadInput, ValueError, TypeError, KeyError) as e:  # a labeled row the judge cannot show
+                    reason = e.reason if isinstance(e, BadInput) else Reason("bad_label", f"{type(e).__name__}: {e}")
+                    early, error = BAD_INPUT, str(reason)
+            status.append(early)
+            errors.append([error] if error else [])
+        rows = sorted(prompts)
+        ids = dict(zip(rows, self.tokenizer([prompts[i] for i in rows])))
+        tokens = []
+        for i in range(batch.num_rows):
+            row_ids = ids.get(i, [])
+            if status[i] is None and len(row_ids) > self.max_prompt_tokens:
+                status[i] = PROMPT_TOO_LONG
+                errors[i] = [str(Reason(PROMPT_TOO_LONG, f"{len(row_ids)} tokens, limit {self.max_prompt_tokens}"))]
+            tokens.append(row_ids if status[i] is None else [])
+        new = {
+            EARLY_STATUS_COL: pa.array(status, pa.string()),
+            EARLY_ERRORS_COL: pa.array(errors, pa.list_(pa.string())),
+            PROMPT_TOKENS_COL: pa.array(tokens, pa.list_(pa.int32())),
+            CALL_SCHEMA_COL: pa.array([self.schema if s is None else None for s in status], pa.string()),
+        }
+        for name, column in new.items():
+            batch = set_column(batch, name, column)
+        return batch
+
+
+ANNOTATE_READS = (EARLY_STATUS_COL, EARLY_ERRORS_COL, ENGINE_TEXT_COL, ENGINE_ERROR_COL, SHARD_COL, ROW_COL)
+
+
+def verdict_row(row: dict) -> dict:
+    """Pure: one row after the judge's engine -> judge_verdict, judge_reason, judge_output."""
+    early = row.get(EARLY_STATUS_COL)
+    if early == NOT_JUDGED:
+        return {"judge_verdict": None, "judge_reason": None, "judge_output": None}
+    if early == BAD_INPUT:  # the label's own columns are broken: not judged, and why
+        return {"judge_verdict": None, "judge_reason": (row.get(EARLY_ERRORS_COL) or [None])[0], "judge_output": None}
+    if early == PROMPT_TOO_LONG:
+        return {"judge_verdict": PROMPT_TOO_LONG, "judge_reason": row[EARLY_ERRORS_COL][0], "judge_output": None}
+    if row.get(ENGINE_ERROR_COL):
+        return {"judge_verdict": ENGINE_ERROR, "judge_reason": row[ENGINE_ERROR_COL], "judge_output": None}
+    text = row.get(ENGINE_TEXT_COL) or ""
+    verdict = parse_verdict(text)
+    return {"judge_verdict": verdict.verdict, "judge_reason": verdict.reason, "judge_output": text}
+
+
+def annotate_verdicts(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict) -> pa.Table:
+    """Each row's verdict, shaped to the judged schema, then the shard and row it came from."""
+    require_columns(batch, input_schema.names + list(ANNOTATE_READS), "annotate_verdicts")
+    schema = judged_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
+    out = []
+    for row in batch.select(list(dict.fromkeys(input_schema.names + list(ANNOTATE_READS)))).to_pylist():
+        judged = {**{name: row[name] for name in input_schema.names}, **verdict_row(row), **lineage}
+        judged.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})
+        out.append(judged)
+    return pa.Table.from_pylist(out, schema=schema)
