@@ -155,10 +155,10 @@ class GpuSampler:
 
 def process_kind(title: str, name: str) -> str:
     """Where a process's CPU goes in the ledger, from its title (Ray and vLLM set them)."""
-    if title.startswith("VLLM::"):
-        return "vllm"  # vLLM's own processes: the engine core and its workers
+    if title.startswith("VLLM::") or "multiprocessing" in title or name in ("cc1plus", "g++", "gcc", "ld", "as"):
+        return "vllm"  # vLLM's own processes: the engine core, its workers, their helpers and compilers
     if title.startswith("ray::"):
-        task = title[len("ray::"):]
+        task = title[len("ray::"):].strip()
         if "EngineUDF" in task or "vLLMEngineStage" in task:
             return "ray: engine actor (ray.data.llm's client of vLLM)"
         if "PromptStage" in task:
@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
             for size in sizes:
                 runs[name, size].append(measure(name, str(data[size]), child_args, args.job_repo))
                 last = runs[name, size][-1]
-                print(name, size, json.dumps({k: v if v is None else round(v, 2) for k, v in last.items()}), flush=True)
+                print(name, size, json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in last.items()}),
+                      flush=True)
     results = {}
     for name in contenders:
         pairs = list(zip(runs[name, small], runs[name, large]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,12 +14,39 @@ class RayConfig:
     num_cpus: Optional[int] = None  # a new local instance only
 
 
-def start_ray(ray_config: RayConfig) -> None:
-    """Joins the cluster named by ray.address or RAY_ADDRESS (set by `ray job submit`), else starts a local one."""
+def start_ray(ray_config: RayConfig, metrics: bool = False) -> str:
+    """Joins the cluster named by ray.address or RAY_ADDRESS (set by `ray job submit`), else starts a
+    local one; says which. A local instance the job starts for itself runs without what the job does
+    not use: no dashboard and no metrics export, unless `metrics` (engine.log_metrics) asks for them."""
     import ray
 
+    if ray.is_initialized():
+        return "connected"
     address = ray_config.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, ignore_reinit_error=True)
-    else:
-        ray.init(address="local", num_cpus=ray_config.num_cpus, ignore_reinit_error=True)
+        ray.init(address=address)
+        return f"joined the cluster at {address}"
+    lean = {} if metrics else {"include_dashboard": False, "_system_config": {"enable_metrics_collection": False}}
+    ray.init(address="local", num_cpus=ray_config.num_cpus, **lean)
+    return f"started a local instance ({ray_config.num_cpus or os.cpu_count()} CPUs{'' if metrics else ', no dashboard'})"
+
+
+def stop_ray(timeout_s: float = 60.0) -> None:
+    """Ends the run's use of Ray in order, before its summary: waits until the run's stage actors have
+    exited (an engine actor stops vLLM on its way out, and prints as it does), then disconnects,
+    stopping the local instance the job started. Nothing the run's processes print comes after the
+    summary, and the teardown counts in the run's wall time."""
+    import ray
+    from ray._private import state
+
+    if not ray.is_initialized():
+        return
+    job_id = ray.get_runtime_context().get_job_id()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        actors = state.actors(job_id=ray.JobID.from_hex(job_id)).values()
+        # Ray Data's map workers (the prompt and engine actors); its own bookkeeping actors live on.
+        if all(a["State"] == "DEAD" for a in actors if "MapWorker" in a["ActorClassName"]):
+            break
+        time.sleep(0.1)
+    ray.shutdown()

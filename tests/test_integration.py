@@ -148,7 +148,8 @@ def test_stages_spread_across_the_two_nodes(job, cluster):
     from ray.util.state import list_actors
 
     head, engine_nodes = cluster[0].head_node, cluster[1]
-    actors = list_actors(detail=True, limit=1000, raise_on_missing_output=False)
+    # The job disconnected at its end (pipelines.cluster.stop_ray): ask the cluster itself.
+    actors = list_actors(address=cluster[0].address, detail=True, limit=1000, raise_on_missing_output=False)
     nodes = {}
     for actor in actors:
         for stage in ("PromptStage", ENGINE_ACTOR):
@@ -172,6 +173,19 @@ def test_dry_run_from_the_command_line_loads_no_model(tmp_path, tiny_model):
     statuses = table.column("status").to_pylist()
     assert len(statuses) == SAMPLE_ROWS and statuses.count("dry_run") == SAMPLE_ROWS - len(BAD_ROWS)
     assert "status    dry_run" in proc.stdout
+
+
+def test_a_successful_run_ends_on_its_summary(tmp_path, tiny_model):
+    """As a user runs it: a local Ray instance of its own, the engine torn down before the summary
+    (pipelines.cluster.stop_ray), so nothing the engine prints on its way out follows the summary."""
+    out = tmp_path / "local"
+    proc = subprocess.run([sys.executable, "jobs/label.py", "conf=local", f"output.path={out}",
+                           f"model.source={tiny_model}", "generation.max_tokens=8"],
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert lines[-1] == f"output: {out} (summary: _summary.json, config: _config.yaml)", "\n".join(lines[-20:])
+    assert "[  ok] ray: started a local instance (8 CPUs, no dashboard)" in proc.stdout
 
 
 def test_an_output_inside_the_input_is_not_read_back_as_input(tmp_path, tiny_model):
@@ -456,7 +470,7 @@ def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written
     assert not fs.exists(f"{root}/_lease.json")  # released at the end
 
 
-def test_engine_actor_killed_mid_run_is_restarted(common_args, tmp_path):
+def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path):
     import signal
 
     import psutil
@@ -469,7 +483,8 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, tmp_path):
                              record_dir=tmp_path)
 
     def running_engine():
-        engines = [a for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
+        engines = [a for a in list_actors(address=cluster[0].address, detail=True, filters=[("state", "=", "ALIVE")],
+                                          raise_on_missing_output=False)
                    if ENGINE_ACTOR in a.class_name]
         return engines[0] if engines and _pieces(fs, root) else None
 
@@ -501,7 +516,8 @@ def test_node_removed_mid_run_the_job_completes(common_args, cluster, tmp_path):
                              record_dir=tmp_path)
 
     def engine_in_use():
-        engines = [a for a in list_actors(detail=True, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
+        engines = [a for a in list_actors(address=mini.address, detail=True, filters=[("state", "=", "ALIVE")],
+                                          raise_on_missing_output=False)
                    if ENGINE_ACTOR in a.class_name and a.node_id in {n.node_id for n in engine_nodes}]
         return engines[0] if engines and _pieces(fs, root) else None
 

@@ -86,7 +86,7 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
     if checks.failed:
         checks.info("cluster", "not checked: fix the failures above first")
     else:
-        start_ray(config.ray)
+        checks.ok("ray", start_ray(config.ray, metrics=config.judge.engine.log_metrics))
         if check_cluster(config.judge, checks, prefix="judge."):
             probe_engine(config.judge, model_config, checks)
     check_batching(config.judge, checks, engine=True, prefix="judge.")
@@ -103,7 +103,7 @@ def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, mo
     in_fs, _ = storage.filesystem(config.input.path, config.s3)
     lineage = {"judge_model": model, "judge_template": judge.prompt.template, "judge_run_id": config.run.id,
                "judge_config_hash": config_hash}
-    start_ray(config.ray)
+    start_ray(config.ray, metrics=judge.engine.log_metrics)
     ds = read_todo(todo, in_fs, add_id=False)
     ds = ds.map_batches(
         stages.JudgePromptStage,

@@ -38,6 +38,31 @@ class SamplingEngineUDF(vLLMEngineStageUDF):
         super().__init__(*args, **kwargs)
         self.llm.generate_async = functools.partial(generate_row, self.llm)
 
+    def __del__(self):
+        """Shuts the engine down in order when Ray Data releases the actor at the end of a run.
+        vLLM's AsyncLLM.shutdown stops the engine core first and cancels its output handler after, so
+        the handler, still awaiting the core, would log the stop as an EngineDeadError traceback,
+        printed after the job's summary. Cancel the handler first, and let it finish."""
+        engine = getattr(getattr(self, "llm", None), "engine", None)
+        handler = getattr(engine, "output_handler", None)
+        if handler is not None and not handler.done():
+            loop = handler.get_loop()
+            try:
+                here = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            if here is loop:  # the handler cannot run before we return; cancelled, it ends at its next await
+                handler.cancel()
+            else:
+                loop.call_soon_threadsafe(handler.cancel)
+                deadline = time.monotonic() + SHUTDOWN_WAIT_S
+                while not handler.done() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        super().__del__()
+
+
+SHUTDOWN_WAIT_S = 2.0  # for the output handler to take its cancellation before the core stops
+
 
 async def generate_row(llm, row: dict[str, Any]):
     """What vLLMEngineWrapper.generate_async returns (request, output row, seconds), for the label

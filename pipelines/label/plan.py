@@ -10,7 +10,7 @@ from typing import Callable
 import pyarrow as pa
 
 from pipelines import storage
-from pipelines.cluster import start_ray
+from pipelines.cluster import start_ray, stop_ray
 from pipelines.config import to_yaml
 from pipelines.label import config as cfg
 from pipelines.label import engine, output, stages
@@ -121,6 +121,7 @@ def write_and_report(ds, config, out_fs, out_root: str, lease_token: str, progre
             print(progress.line(), flush=True)
         progress.check_error_rate(config.max_error_rate)
     print(progress.line(), flush=True)
+    stop_ray()
 
 
 def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
@@ -136,7 +137,7 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
     if mode != cfg.Mode.REVALIDATE:  # re-validation keeps the input's model column
         lineage["model"] = model
 
-    start_ray(config.ray)
+    start_ray(config.ray, metrics=config.engine.log_metrics)
     ds = read_todo(todo, in_fs, add_id)
     ds = ds.map_batches(
         stages.PromptStage,

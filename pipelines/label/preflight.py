@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import statistics
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ class PreflightFailed(ValueError):
 class Checklist:
     lines: list[tuple[str, str, str]] = field(default_factory=list)  # (mark, what, detail)
     shards: storage.Shards | None = None  # the input listing, for the run
+    last: float = field(default_factory=time.monotonic)  # when the previous line was printed
 
     def ok(self, what: str, detail: str) -> None:
         self._add("ok", what, detail)
@@ -53,8 +55,11 @@ class Checklist:
         self._add("FAIL", what, detail)
 
     def _add(self, mark: str, what: str, detail: str) -> None:
+        """Prints the line with the seconds its check took (since the line before): where start-up goes."""
+        now = time.monotonic()
         self.lines.append((mark, what, detail))
-        print(f"  [{mark:>4}] {what}: {detail}", flush=True)
+        print(f"  [{mark:>4}] {what}: {detail} ({now - self.last:.1f} s)", flush=True)
+        self.last = now
 
     @property
     def failed(self) -> list[str]:
@@ -76,7 +81,7 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
     if engine and checks.failed:
         checks.info("cluster", "not checked: fix the failures above first")
     elif engine:
-        start_ray(config.ray)
+        checks.ok("ray", start_ray(config.ray, metrics=config.engine.log_metrics))
         if check_cluster(config, checks):
             probe = probe_engine(config, model_config, checks)
             if probe is not None:
