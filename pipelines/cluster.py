@@ -14,6 +14,11 @@ class RayConfig:
     num_cpus: Optional[int] = None  # a new local instance only
 
 
+def joins_cluster(ray_config: RayConfig) -> bool:
+    """Whether the job joins a running cluster (ray.address or RAY_ADDRESS) rather than starting Ray here."""
+    return bool(ray_config.address or os.environ.get("RAY_ADDRESS"))
+
+
 def start_ray(ray_config: RayConfig, metrics: bool = False) -> str:
     """Joins the cluster named by ray.address or RAY_ADDRESS (set by `ray job submit`), else starts a
     local one; says which. A local instance the job starts for itself runs without what the job does
@@ -22,8 +27,8 @@ def start_ray(ray_config: RayConfig, metrics: bool = False) -> str:
 
     if ray.is_initialized():
         return "connected"
-    address = ray_config.address or os.environ.get("RAY_ADDRESS")
-    if address:
+    if joins_cluster(ray_config):
+        address = ray_config.address or os.environ["RAY_ADDRESS"]
         ray.init(address=address)
         return f"joined the cluster at {address}"
     lean = {} if metrics else {"include_dashboard": False, "_system_config": {"enable_metrics_collection": False}}

@@ -33,6 +33,10 @@ def test_the_wrapper_has_the_pieces_generate_row_uses():
     generate = inspect.getsource(wrapper.generate_async)
     assert "vLLMOutputData.from_vllm_engine_output(output)" in generate
     assert "return request, output_data.model_dump(), time_taken" in generate
+    # generate_row returns the two fields the job reads under vLLMOutputData's names, from the same places.
+    convert = inspect.getsource(stage.vLLMOutputData.from_vllm_engine_output)
+    assert "data.generated_text = output.outputs[0].text" in convert
+    assert "data.num_generated_tokens = len(output.outputs[0].token_ids)" in convert
     # The finished request output is returned whole: with FINAL_ONLY it holds all n samples.
     assert "if request_output.finished:" in inspect.getsource(wrapper._generate_async)
 

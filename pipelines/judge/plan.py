@@ -14,7 +14,7 @@ from collections import Counter
 import pyarrow as pa
 
 from pipelines import storage
-from pipelines.cluster import start_ray
+from pipelines.cluster import joins_cluster, start_ray
 from pipelines.core.judging import VERDICTS
 from pipelines.judge import config as jcfg
 from pipelines.judge import stages
@@ -40,6 +40,7 @@ def run(config: jcfg.JudgeConfig) -> dict:
     lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
                   stale_after_s=config.lease.stale_after_s)
     try:
+        engine.preload()
         model = resolve_model(config.judge.model)
         checks = preflight(config, model, lease)
         shards = checks.shards
@@ -88,7 +89,7 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
     else:
         checks.ok("ray", start_ray(config.ray, metrics=config.judge.engine.log_metrics))
         if check_cluster(config.judge, checks, prefix="judge."):
-            probe_engine(config.judge, model_config, checks)
+            probe_engine(config.judge, model_config, checks, local=not joins_cluster(config.ray))
     check_batching(config.judge, checks, engine=True, prefix="judge.")
     if checks.failed:
         raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))

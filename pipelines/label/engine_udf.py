@@ -12,7 +12,7 @@ pickle the whole column).
 Everything else is ray.data.llm's, unchanged: the actor and its engine, placement (tensor
 parallelism), per-row engine errors, the restart of a dead engine with its batch rerun. The
 subclass reaches into ray.data.llm's internals (the wrapper's `_prepare_llm_request`,
-`_generate_async`, `semaphore`, and `vLLMOutputData`); `tests/test_engine_udf.py` fails if they
+`_generate_async`, `semaphore`, and `vLLMOutputData`'s names for the text and its token count); `tests/test_engine_udf.py` fails if they
 move, and the Ray pin in pyproject.toml keeps them where they are.
 """
 
@@ -24,8 +24,7 @@ import functools
 import time
 from typing import Any
 
-from ray.llm._internal.batch.stages.vllm_engine_stage import (_VLLM_FATAL_ERRORS, vLLMEngineStageUDF,
-                                                              vLLMOutputData)
+from ray.llm._internal.batch.stages.vllm_engine_stage import _VLLM_FATAL_ERRORS, vLLMEngineStageUDF
 
 from pipelines.core.confidence import logprob_stats
 from pipelines.label.engine import LOGPROB_STATS, SAMPLE_ERROR, SAMPLE_TEXTS, SAMPLES_KEY
@@ -86,9 +85,12 @@ async def generate_row(llm, row: dict[str, Any]):
             else:
                 sample_texts = [o.text for o in samples.outputs]
     seconds = time.perf_counter() - started
-    stats = _logprob_stats(label)
-    data = vLLMOutputData.from_vllm_engine_output(label).model_dump()
-    data.update({SAMPLE_TEXTS: sample_texts, SAMPLE_ERROR: sample_error, LOGPROB_STATS: stats})
+    completion = label.outputs[0]
+    # Only what the job reads (engine.engine_response), as vLLMOutputData names it: its other fields
+    # (the prompt's 1,000+ token ids again, the generated ids, metrics) would be converted to Arrow
+    # here and carried through the object store for nothing (docs/performance.md, "CPU outside vLLM").
+    data = {"generated_text": completion.text, "num_generated_tokens": len(completion.token_ids),
+            SAMPLE_TEXTS: sample_texts, SAMPLE_ERROR: sample_error, LOGPROB_STATS: _logprob_stats(label)}
     return request, data, seconds
 
 
