@@ -2,11 +2,13 @@
 # make test  : set up, then run the tests
 # make setup : create or update .venv (does nothing when it is current)
 # make lock  : regenerate deploy/requirements-gpu.lock, the image's packages (PyPI, Linux x86_64, Python 3.11)
-# make bench : every benchmark, results to docs/bench/ and the plot (about 45 minutes; docs/performance.md)
+# make bench : every benchmark, results to docs/bench/ and the plot (about an hour; docs/performance.md)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# main before the production / restructuring / confidence / judge round (docs/performance.md)
+BASELINE := 2b3873e
 
 .PHONY: setup run test test-unit bench lock clean
 
@@ -37,6 +39,10 @@ bench: setup
 	$(PY) bench/constrained_decoding.py --repeats 3 --out docs/bench/constrained_decoding.json
 	$(PY) bench/prefix_cache.py --rows 2000 --repeats 2 --out docs/bench/prefix_cache.json
 	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --out docs/bench/contenders-2000.json
+	# CPU outside vLLM and start-up: the job as it was before this round (a worktree of $(BASELINE)) and now
+	test -d .cache/baseline || git worktree add --detach .cache/baseline $(BASELINE)
+	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --contenders job,vllm --job-repo .cache/baseline --out docs/bench/cpu-before.json
+	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --contenders job,vllm --out docs/bench/cpu-after.json
 	$(PY) bench/samples.py --rows 500,1500 --repeats 1 --out docs/bench/samples.json
 	$(PY) bench/contenders.py --rows 20000,200000 --repeats 1 --contenders job_dry_run --job-set output.rows_per_file=1000 --out docs/bench/dry-run.json
 	$(PY) bench/plot.py

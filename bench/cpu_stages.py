@@ -105,8 +105,10 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
 
     from pipelines.core.validation import ValidationConfig
     from pipelines.label.config import Mode
-    from pipelines.label.stages import (ENGINE_ERROR_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, ROW_COL, SHARD_COL,
-                                        PromptStage, annotate_batch)
+    from pipelines.label.engine import LOGPROB_STATS_TYPE
+    from pipelines.label.stages import (ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL,
+                                        ENGINE_TEXT_COL, ENGINE_TOKENS_COL, ROW_COL, SHARD_COL, PromptStage,
+                                        annotate_batch)
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
@@ -123,6 +125,9 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
 
     generated = generated.append_column(SHARD_COL, [["s"] * generated.num_rows]).append_column(
         ROW_COL, [list(range(generated.num_rows))])
+    for name, type_ in ((ENGINE_SAMPLES_COL, pa.list_(pa.string())), (ENGINE_SAMPLE_ERROR_COL, pa.string()),
+                        (ENGINE_LOGPROBS_COL, LOGPROB_STATS_TYPE)):  # no samples, no log-probabilities
+        generated = generated.append_column(name, pa.nulls(generated.num_rows, type_))
 
     def validate_pass(rows):
         ds = ray.data.from_arrow(rows).map_batches(

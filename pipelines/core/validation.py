@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -83,14 +84,22 @@ def validate_calls(calls: list[dict], tools: list[Tool]) -> tuple[list[Reason], 
             errors.append(Reason("unknown_function", f"{name!r} is not among the tools ({', '.join(sorted(by_name))})"))
             continue
         if name not in validators:
-            schema, unknown = parameters_schema(tool)
-            validators[name] = jsonschema.Draft202012Validator(schema)
+            validators[name], unknown = _tool_validator(json.dumps(tool.to_dict()))
             flags += [Reason("unknown_type", f"{name} has type {t!r}; not checked") for t in sorted(unknown)]
         for err in validators[name].iter_errors(call["arguments"]):
             errors.append(_reason(name, err))
         flags += [Reason("enum_on_array", f"{name}.{p}: the enum is checked on each item") for p in array_enum_parameters(tool)
                   if p in call["arguments"]]
     return errors, flags
+
+
+@functools.lru_cache(maxsize=4096)
+def _tool_validator(tool_json: str) -> tuple[jsonschema.Draft202012Validator, frozenset[str]]:
+    """A tool's arguments validator, built once per distinct tool: datasets repeat tool sets, and a
+    row's label and its gold calls are checked against the same tools (keyed by the canonical JSON,
+    in its order, so that a tool rebuilt from it is the same tool)."""
+    schema, unknown = parameters_schema(Tool.from_dict(json.loads(tool_json)))
+    return jsonschema.Draft202012Validator(schema), frozenset(unknown)
 
 
 def _reason(function: str, err: jsonschema.ValidationError) -> Reason:
