@@ -22,7 +22,7 @@ from pipelines.label import engine, output
 from pipelines.label.config import settings_hash
 from pipelines.label.lease import Lease
 from pipelines.label.models import resolve_model
-from pipelines.label.plan import Todo, continue_output, read_todo, write_and_report
+from pipelines.label.plan import Todo, continue_output, prompt_actors, read_todo, write_and_report
 from pipelines.label.preflight import (Checklist, PreflightFailed, check_batching, check_cluster, check_model,
                                        check_output, probe_engine)
 from pipelines.label.progress import ErrorRateExceeded, Progress
@@ -98,29 +98,19 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
 
 def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, model: str, config_hash: str,
                out_fs, out_root: str, progress: Progress, lease_token: str) -> None:
-    import ray
-
     judge = config.judge
     in_fs, _ = storage.filesystem(config.input.path, config.s3)
     lineage = {"judge_model": model, "judge_template": judge.prompt.template, "judge_run_id": config.run.id,
                "judge_config_hash": config_hash}
     start_ray(config.ray, metrics=judge.engine.log_metrics)
     ds = read_todo(todo, in_fs, add_id=False)
-    ds = ds.map_batches(
-        stages.JudgePromptStage,
-        batch_format="pyarrow",
-        batch_size=judge.prompt.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=judge.prompt.concurrency),
-        num_cpus=judge.prompt.num_cpus,
-        resources=judge.prompt.resources or None,
-        fn_constructor_kwargs={
-            "tokenizer_source": model,
-            "template": jcfg.load_template(judge.prompt.template),
-            "max_prompt_tokens": judge.generation.max_model_len - judge.generation.max_tokens,
-            "trust_remote_code": judge.model.trust_remote_code,
-            "constrained": judge.generation.constrained,
-        },
-    )
+    ds = prompt_actors(ds, stages.JudgePromptStage, judge.prompt, {
+        "tokenizer_source": model,
+        "template": jcfg.load_template(judge.prompt.template),
+        "max_prompt_tokens": judge.generation.max_model_len - judge.generation.max_tokens,
+        "trust_remote_code": judge.model.trust_remote_code,
+        "constrained": judge.generation.constrained,
+    })
     carried = [*input_schema.names, *stages.ANNOTATE_READS]
     ds = engine.generate(ds, judge, model, keep=[c for c in dict.fromkeys(carried) if c not in engine.WRITES])
     ds = ds.map_batches(stages.annotate_verdicts, batch_format="pyarrow",

@@ -111,6 +111,16 @@ def read_todo(todo: Todo, in_fs, add_id: bool):
     return ds.map_batches(stages.read_shard, batch_size=1, fn_kwargs={"filesystem": in_fs, "add_id": add_id})
 
 
+def prompt_actors(ds, stage: type, actors, constructor_kwargs: dict):
+    """A prompt stage on its CPU actor pool; actors: the config part with `concurrency`, `num_cpus`,
+    `batch_size` and `resources` (`prompt`, or the judge's `judge.prompt`)."""
+    import ray
+
+    return ds.map_batches(stage, batch_format="pyarrow", batch_size=actors.batch_size,
+                          compute=ray.data.ActorPoolStrategy(size=actors.concurrency), num_cpus=actors.num_cpus,
+                          resources=actors.resources or None, fn_constructor_kwargs=constructor_kwargs)
+
+
 def write_and_report(ds, config, out_fs, out_root: str, lease_token: str, progress: Progress,
                      status_column: str = "status") -> None:
     """The plan's last stage and its driver loop: commit pieces, print progress, stop past max_error_rate."""
@@ -130,8 +140,6 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
                model: str | None, mode: cfg.Mode, out_fs, out_root: str, progress: Progress,
                lease_token: str) -> None:
     """Builds the Ray Data plan over the rows still to do and runs it, reporting progress as pieces commit."""
-    import ray
-
     in_fs, _ = storage.filesystem(config.input.path, config.s3)
     add_id = "id" not in shard_schema.names
     input_schema = shard_schema.append(pa.field("id", pa.string())) if add_id else shard_schema
@@ -141,14 +149,8 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
 
     start_ray(config.ray, metrics=config.engine.log_metrics)
     ds = read_todo(todo, in_fs, add_id)
-    ds = ds.map_batches(
-        stages.PromptStage,
-        batch_format="pyarrow",
-        batch_size=config.prompt.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=config.prompt.concurrency),
-        num_cpus=config.prompt.num_cpus,
-        resources=config.prompt.resources or None,
-        fn_constructor_kwargs={
+    ds = prompt_actors(
+        ds, stages.PromptStage, config.prompt, {
             "tokenizer_source": model,
             "prompt_format": config.prompt.format,
             "max_prompt_tokens": config.generation.max_model_len - config.generation.max_tokens,
@@ -156,8 +158,7 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
             "constrained": config.generation.constrained and mode == cfg.Mode.GENERATE,
             "mask_names": config.mask.names and mode != cfg.Mode.REVALIDATE,
             "seed": config.seed,
-        },
-    )
+        })
     if mode == cfg.Mode.GENERATE:
         # The engine carries what the next stage reads.
         carried = [c for c in [*input_schema.names, *stages.annotate_reads(mode)] if c not in engine.WRITES]
