@@ -151,14 +151,8 @@ class _Scanner:
                 raise ValueError("expected ':'")
             self.i += 1
             self.value(in_arguments or key == "arguments")
-            self._skip()
-            if self.text[self.i] == ",":
-                self.i += 1
-            elif self.text[self.i] == "}":
-                self.i += 1
+            if self._closed_after_item("}"):
                 return
-            else:
-                raise ValueError("expected ',' or '}'")
 
     def _array(self, in_arguments: bool) -> None:
         self.i += 1
@@ -168,14 +162,19 @@ class _Scanner:
             return
         while True:
             self.value(in_arguments)
-            self._skip()
-            if self.text[self.i] == ",":
-                self.i += 1
-            elif self.text[self.i] == "]":
-                self.i += 1
+            if self._closed_after_item("]"):
                 return
-            else:
-                raise ValueError("expected ',' or ']'")
+
+    def _closed_after_item(self, close: str) -> bool:
+        """Past an item of an object or array: a comma (False: more to come) or `close` (True)."""
+        self._skip()
+        if self.text[self.i] == ",":
+            self.i += 1
+            return False
+        if self.text[self.i] == close:
+            self.i += 1
+            return True
+        raise ValueError(f"expected ',' or '{close}'")
 
 
 # ---------------------------------------------------------------------------------- calibration

@@ -83,14 +83,14 @@ def load_template(name: str) -> str:
     return text
 
 
-def judge_settings(config: JudgeConfig, model: str) -> dict:
-    """The settings that change verdicts: the judge model (resolved), the template's name and text,
-    generation, and engine_kwargs. Not paths, run ids, scaling or scheduling."""
+def judge_settings(config: JudgeConfig, model: str, template: str) -> dict:
+    """The settings that change verdicts: the judge model (resolved), the template's name and text
+    (`template`, as load_template read it), generation, and engine_kwargs. Not paths, run ids,
+    scaling or scheduling."""
     plain = to_plain(config.judge)
-    text = load_template(config.judge.prompt.template)
     return {
         "judge_model": model,
-        "template": {"name": config.judge.prompt.template, "sha256": hashlib.sha256(text.encode()).hexdigest()},
+        "template": {"name": config.judge.prompt.template, "sha256": hashlib.sha256(template.encode()).hexdigest()},
         "generation": plain["generation"],
         "engine_kwargs": plain["engine"]["engine_kwargs"],
     }

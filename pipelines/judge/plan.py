@@ -14,7 +14,7 @@ from collections import Counter
 import pyarrow as pa
 
 from pipelines import storage
-from pipelines.cluster import joins_cluster, start_ray
+from pipelines.cluster import start_ray
 from pipelines.core.judging import VERDICTS
 from pipelines.judge import config as jcfg
 from pipelines.judge import stages
@@ -23,8 +23,8 @@ from pipelines.label.config import settings_hash
 from pipelines.label.lease import Lease
 from pipelines.label.models import resolve_model
 from pipelines.label.plan import Todo, continue_output, prompt_actors, read_todo, write_and_report
-from pipelines.label.preflight import (Checklist, PreflightFailed, check_batching, check_cluster, check_model,
-                                       check_output, probe_engine)
+from pipelines.label.preflight import (Checklist, PreflightFailed, check_batching, check_engines, check_model,
+                                       check_output)
 from pipelines.label.progress import ErrorRateExceeded, Progress
 
 MODE = "judge"  # in the manifest's fingerprint: an output is finished by the job that started it
@@ -44,12 +44,13 @@ def run(config: jcfg.JudgeConfig) -> dict:
         model = resolve_model(config.judge.model)
         checks = preflight(config, model, lease)
         shards = checks.shards
-        settings = jcfg.judge_settings(config, model)
+        template = jcfg.load_template(config.judge.prompt.template)
+        settings = jcfg.judge_settings(config, model, template)
         fingerprint = output.fingerprint(settings, list(zip(shards.names, shards.rows)), MODE)
 
         def judge(todo: Todo, progress: Progress) -> None:
-            judge_rows(config, todo, shards.schema, model, settings_hash(settings), out_fs, out_root, progress,
-                       lease.token)
+            judge_rows(config, todo, shards.schema, model, template, settings_hash(settings), out_fs, out_root,
+                       progress, lease.token)
 
         already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, judge)
         counter = VerdictCounter()
@@ -84,20 +85,15 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
         checks.fail("input", str(e))
     check_output(config, checks, lease)
     model_config = check_model(config.judge, model, checks, prefix="judge.")
-    if checks.failed:
-        checks.info("cluster", "not checked: fix the failures above first")
-    else:
-        checks.ok("ray", start_ray(config.ray, metrics=config.judge.engine.log_metrics))
-        if check_cluster(config.judge, checks, prefix="judge."):
-            probe_engine(config.judge, model_config, checks, local=not joins_cluster(config.ray))
+    check_engines(config.judge, config.ray, model_config, checks, prefix="judge.")
     check_batching(config.judge, checks, engine=True, prefix="judge.")
     if checks.failed:
         raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
     return checks
 
 
-def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, model: str, config_hash: str,
-               out_fs, out_root: str, progress: Progress, lease_token: str) -> None:
+def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, model: str, template: str,
+               config_hash: str, out_fs, out_root: str, progress: Progress, lease_token: str) -> None:
     judge = config.judge
     in_fs, _ = storage.filesystem(config.input.path, config.s3)
     lineage = {"judge_model": model, "judge_template": judge.prompt.template, "judge_run_id": config.run.id,
@@ -106,7 +102,7 @@ def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, mo
     ds = read_todo(todo, in_fs, add_id=False)
     ds = prompt_actors(ds, stages.JudgePromptStage, judge.prompt, {
         "tokenizer_source": model,
-        "template": jcfg.load_template(judge.prompt.template),
+        "template": template,
         "max_prompt_tokens": judge.generation.max_model_len - judge.generation.max_tokens,
         "trust_remote_code": judge.model.trust_remote_code,
         "constrained": judge.generation.constrained,

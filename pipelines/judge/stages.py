@@ -16,9 +16,10 @@ from pipelines.core.judging import JUDGED_STATUSES, VERDICT_SCHEMA, judge_prompt
 from pipelines.core.reasons import BAD_INPUT, ENGINE_ERROR, PROMPT_TOO_LONG, Reason
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.label.prompt_tokens import PromptTokenizer
+from pipelines.label.schema import read_calls
 from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL,
                                     ENGINE_TEXT_COL, PROMPT_TOKENS_COL, ROW_COL, SHARD_COL, require_columns,
-                                    set_column)
+                                    set_column, too_long)
 
 NOT_JUDGED = "not_judged"  # the early status of rows the judge does not see (their label is not ok or no_call)
 
@@ -66,7 +67,7 @@ class JudgePromptStage:
             else:
                 try:
                     tools = load_tools(row["tools"] if isinstance(row["tools"], (str, bytes)) else plain_cell(row["tools"]))
-                    calls = [{"name": c["name"], "arguments": json.loads(c["arguments"])} for c in row["calls"] or []]
+                    calls = read_calls(row["calls"] or [])
                     prompts[i] = judge_prompt(self.template, row["query"], tools, calls)
                 except (BadInput, ValueError, TypeError, KeyError) as e:  # a labeled row the judge cannot show
                     reason = e.reason if isinstance(e, BadInput) else Reason("bad_label", f"{type(e).__name__}: {e}")
@@ -78,9 +79,9 @@ class JudgePromptStage:
         tokens = []
         for i in range(batch.num_rows):
             row_ids = ids.get(i, [])
-            if status[i] is None and len(row_ids) > self.max_prompt_tokens:
+            if status[i] is None and (long := too_long(row_ids, self.max_prompt_tokens)):
                 status[i] = PROMPT_TOO_LONG
-                errors[i] = [str(Reason(PROMPT_TOO_LONG, f"{len(row_ids)} tokens, limit {self.max_prompt_tokens}"))]
+                errors[i] = [str(long)]
             tokens.append(row_ids if status[i] is None else [])
         new = {
             EARLY_STATUS_COL: pa.array(status, pa.string()),

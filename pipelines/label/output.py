@@ -15,6 +15,7 @@ import posixpath
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Iterable
 
 import fsspec
@@ -146,9 +147,16 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
     return committed_coverage(fs, root)
 
 
-def finished_output(fs: fsspec.AbstractFileSystem, root: str, key: str, path: str) -> dict:
-    """The summary of a finished output of these jobs (labeling, re-validation, judge), which a
-    later job (judge, compare, export) reads as its input; InputError naming `key` otherwise."""
+@dataclass(frozen=True)
+class Finished:
+    """A finished output of these jobs, as a later job (judge, compare, export) reads it."""
+    mode: str | None  # the manifest's: generate, revalidate, dry_run, judge or compare
+    summary: dict
+
+
+def finished_output(fs: fsspec.AbstractFileSystem, root: str, key: str, path: str) -> Finished:
+    """The mode and summary of a finished output of these jobs (labeling, re-validation, judge,
+    compare); InputError naming `key` otherwise."""
     def read(name: str):
         try:
             return json.loads(fs.cat(posixpath.join(root, name)))
@@ -157,7 +165,8 @@ def finished_output(fs: fsspec.AbstractFileSystem, root: str, key: str, path: st
         except ValueError as e:
             raise InputError(f"{key} {path!r}: {name} cannot be read ({e})") from None
 
-    if read(MANIFEST_FILE) is None:
+    manifest = read(MANIFEST_FILE)
+    if manifest is None:
         raise InputError(f"{key} {path!r} has no {MANIFEST_FILE}: it is not an output of jobs/label.py, "
                          "jobs/validate.py or jobs/judge.py")
     summary = read(SUMMARY_FILE)
@@ -165,7 +174,8 @@ def finished_output(fs: fsspec.AbstractFileSystem, root: str, key: str, path: st
         written = "no summary yet" if summary is None else f"{summary.get('rows')} of {summary.get('input_rows')} rows"
         raise InputError(f"{key} {path!r} is not a finished run ({written}): rerun the job that writes it "
                          "until it completes, then this one")
-    return summary
+    fingerprint = manifest.get("fingerprint") if isinstance(manifest, dict) else None
+    return Finished(fingerprint.get("mode") if isinstance(fingerprint, dict) else None, summary)
 
 
 def _is_lease(path: str) -> bool:

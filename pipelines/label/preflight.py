@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import storage
+from pipelines.cluster import joins_cluster, start_ray
 from pipelines.core import sizing
 from pipelines.label import config as cfg
 from pipelines.label.lease import Lease, LeaseHeld
@@ -70,22 +71,16 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
     """Runs every check that applies to the mode (generating loads a model on engine actors); prints the
     checklist as it goes; raises PreflightFailed naming every failure. With a lease (a run, not
     `preflight=true` alone), takes it: the run holds the output from here on."""
-    from pipelines.cluster import joins_cluster, start_ray
-
     print("preflight:", flush=True)
     checks = Checklist()
     engine = mode == cfg.Mode.GENERATE
     shards = checks.shards = _check_input(config, checks, mode)
     check_output(config, checks, lease)
     model_config = check_model(config, model, checks) if model else None
-    if engine and checks.failed:
-        checks.info("cluster", "not checked: fix the failures above first")
-    elif engine:
-        checks.ok("ray", start_ray(config.ray, metrics=config.engine.log_metrics))
-        if check_cluster(config, checks):
-            probe = probe_engine(config, model_config, checks, local=not joins_cluster(config.ray))
-            if probe is not None:
-                _report_kv_budget(config, model_config, probe, shards, model, checks)
+    if engine:
+        probe = check_engines(config, config.ray, model_config, checks)
+        if probe is not None:
+            _report_kv_budget(config, model_config, probe, shards, model, checks)
     check_batching(config, checks, engine)
     if checks.failed:
         raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
@@ -221,6 +216,19 @@ def check_cluster(section, checks: Checklist, prefix: str = "") -> bool:
         checks.ok("cluster", f"{resources.get('GPU', 0):g} GPU(s), {resources.get('CPU', 0):g} CPUs; the run asks "
                              f"for {gpus} GPU(s) and {cpus:g} CPUs")
     return ok
+
+
+def check_engines(section, ray_config, model_config: dict | None, checks: Checklist, prefix: str = "") -> dict | None:
+    """Ray, the cluster's room for the engine pool and its prompt actors, and the engine node, once
+    the checks before have passed (nothing starts for a run that already failed). section: the config
+    part with `engine` and `prompt` (`judge` with prefix `judge.`). Returns the engine node's probe."""
+    if checks.failed:
+        checks.info("cluster", "not checked: fix the failures above first")
+        return None
+    checks.ok("ray", start_ray(ray_config, metrics=section.engine.log_metrics))
+    if not check_cluster(section, checks, prefix):
+        return None
+    return probe_engine(section, model_config, checks, local=not joins_cluster(ray_config))
 
 
 def probe_engine_node(architectures: list[str]) -> dict:

@@ -32,7 +32,7 @@ from pipelines.core.validation import ValidationConfig, label_output
 from pipelines.label.config import Mode
 from pipelines.label.output import skip_mask, to_ranges, write_piece
 from pipelines.label.prompt_tokens import PromptTokenizer
-from pipelines.label.schema import output_schema
+from pipelines.label.schema import output_schema, written_calls
 
 # Internal columns, dropped before writing.
 SHARD_COL = "_shard"  # the input shard a row came from, relative to input.path
@@ -166,9 +166,9 @@ class PromptStage:
             if p.error is not None:
                 status.append(BAD_INPUT)
                 errors.append([str(p.error.reason)])
-            elif self.tokenizer and len(ids) > self.max_prompt_tokens:
+            elif self.tokenizer and (long := too_long(ids, self.max_prompt_tokens)):
                 status.append(PROMPT_TOO_LONG)
-                errors.append([str(Reason(PROMPT_TOO_LONG, f"{len(ids)} tokens, limit {self.max_prompt_tokens}"))])
+                errors.append([str(long)])
             else:
                 status.append(None)
                 errors.append([])
@@ -193,6 +193,11 @@ class PromptStage:
         # (docs/performance.md, "Prefix caching": +22% rows/s with a tight cache).
         shared_prefix = [p.prompt.parts[:2] if p.prompt else () for p in prompts]
         return batch.take(sorted(range(batch.num_rows), key=shared_prefix.__getitem__))
+
+
+def too_long(token_ids: list[int], limit: int) -> Reason | None:
+    """Why a prompt skips the engine (over max_model_len - max_tokens), or None when it fits."""
+    return Reason(PROMPT_TOO_LONG, f"{len(token_ids)} tokens, limit {limit}") if len(token_ids) > limit else None
 
 
 def set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
@@ -255,20 +260,13 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, samples
         parsed_calls, reasons = label.calls, label.errors
         out.update(raw_output=text, status=label.status, flags=[str(f) for f in label.flags], call_type=label.call_type,
                    num_output_tokens=row.get(ENGINE_TOKENS_COL if mode == Mode.GENERATE else "num_output_tokens"))
-        out["calls"] = _written_calls(parsed_calls)
+        out["calls"] = written_calls(parsed_calls)
         out.update(_confidence(row, mode, samples, (label.status, parsed_calls), tools, validation, unmask))
     score = score_row(out["status"], parsed_calls, reasons, row.get("answers"), tools)
     out.update(errors=[str(r) for r in reasons], correct=score.correct,
                mismatch=str(score.mismatch) if score.mismatch else None, gold_call_type=score.gold_call_type,
                gold_errors=[str(r) for r in score.gold_errors])
     return out
-
-
-def _written_calls(calls: list[dict] | None) -> list[dict] | None:
-    """Calls as the output columns hold them: `arguments` a JSON object as a string."""
-    if calls is None:
-        return None
-    return [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)} for c in calls]
 
 
 def _confidence(row: dict, mode: Mode, samples: int, label: tuple, tools, validation, unmask) -> dict:
@@ -292,7 +290,7 @@ def _confidence(row: dict, mode: Mode, samples: int, label: tuple, tools, valida
         return out
     result = confidence(label, judged, tools or [])
     return {**out, "sample_outputs": texts, "sample_statuses": statuses, "agreement": result.agreement,
-            "consensus_calls": _written_calls(result.consensus_calls), "consensus_share": result.consensus_share}
+            "consensus_calls": written_calls(result.consensus_calls), "consensus_share": result.consensus_share}
 
 
 def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, mode: Mode,

@@ -28,7 +28,7 @@ from pipelines.core.confidence import runs_agreement
 from pipelines.core.scoring import same_calls
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.label.output import MANIFEST_FILE, finished_output
-from pipelines.label.schema import CALL
+from pipelines.label.schema import CALL, read_calls, written_calls
 from pipelines.recipe.config import CompareConfig
 
 MODE = "compare"  # the manifest's mode: export reads a compare output's consensus as its calls
@@ -60,7 +60,7 @@ def run(config: CompareConfig) -> dict:
     runs, rows = [], []
     for key, path in zip((f"input.paths[{i}]" for i in range(len(paths))), paths):
         fs, root = storage.filesystem(path, config.s3)
-        rows.append(finished_output(fs, root, key, path)["rows"])
+        rows.append(finished_output(fs, root, key, path).summary["rows"])
         runs.append((fs, root, storage.parquet_files(fs, root)))
     _check_same_ids(runs, names)
     out_fs, out_root = storage.filesystem(config.output.path, config.s3)
@@ -128,25 +128,15 @@ def compare_row(row: dict, runs: int) -> dict:
         tools = load_tools(row["tools"] if isinstance(row["tools"], (str, bytes)) else plain_cell(row["tools"]))
     except BadInput:  # the runs failed this row as bad_input: nothing to compare the calls against
         tools = []
-    calls = [_plain(row[f"calls_{i}"]) for i in range(runs)]
+    calls = [read_calls(row[f"calls_{i}"]) for i in range(runs)]
     statuses = [row[f"status_{i}"] for i in range(runs)]
     agree, consensus = runs_agreement(list(zip(statuses, calls)), tools)
     pairs = [a is not None and b is not None and same_calls(a, b, tools)
              for a, b in itertools.combinations(calls, 2)]
     return {"run_statuses": statuses, "run_calls": [row[f"calls_{i}"] for i in range(runs)],
             "run_call_types": [row[f"call_type_{i}"] for i in range(runs)], "runs_agree": agree,
-            "consensus_calls": _written(consensus.consensus_calls), "consensus_share": consensus.consensus_share,
+            "consensus_calls": written_calls(consensus.consensus_calls), "consensus_share": consensus.consensus_share,
             "pairs_agree": pairs}
-
-
-def _plain(calls: list[dict] | None) -> list[dict] | None:
-    """Written calls (arguments as a JSON string) back to calls with an arguments object."""
-    return None if calls is None else [{"name": c["name"], "arguments": json.loads(c["arguments"])} for c in calls]
-
-
-def _written(calls: list[dict] | None) -> list[dict] | None:
-    return None if calls is None else [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}
-                                       for c in calls]
 
 
 def compare_batch(batch: pa.Table, *, runs: int, shared: list[str], schema: pa.Schema) -> pa.Table:

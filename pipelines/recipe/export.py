@@ -34,7 +34,8 @@ import pyarrow.parquet as pq
 from pipelines import storage
 from pipelines.core.prompts import parse_query
 from pipelines.core.tools import load_tools, parameters_schema, plain_cell
-from pipelines.label.output import MANIFEST_FILE, finished_output
+from pipelines.label.output import finished_output
+from pipelines.label.schema import read_calls
 from pipelines.recipe import compare
 from pipelines.recipe.config import ExportConfig
 
@@ -46,8 +47,7 @@ OPENAI_SCHEMA = pa.schema([("id", pa.string()), ("messages", pa.string()), ("too
 def run(config: ExportConfig) -> dict:
     started = time.time()
     in_fs, in_root = storage.filesystem(config.input.path, config.s3)
-    finished_output(in_fs, in_root, "input.path", config.input.path)
-    from_compare = _mode(in_fs, in_root) == compare.MODE
+    from_compare = finished_output(in_fs, in_root, "input.path", config.input.path).mode == compare.MODE
     columns = COMPARE_COLUMNS if from_compare else COLUMNS
     if config.export.judge_verdicts is not None:
         pieces = storage.parquet_files(in_fs, in_root)
@@ -99,13 +99,6 @@ def _schema(fs, path: str) -> pa.Schema:
         return pq.read_schema(f)
 
 
-def _mode(fs, root: str) -> str | None:
-    try:
-        return json.loads(fs.cat(posixpath.join(root, MANIFEST_FILE)))["fingerprint"].get("mode")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
 def consensus_row(row: dict) -> dict:
     """A compare output's row as a labeled row: its consensus calls, `ok` (or `no_call` for []), and
     the consensus share as its agreement; no consensus, no label."""
@@ -136,7 +129,7 @@ def drop_reason(row: dict, settings, seen: set[bytes]) -> str | None:
 def record(row: dict, form: str) -> dict:
     """One kept row in the export's format. Calls are the labeled ones (mask.names rows already
     mapped back to the original names); `arguments` become objects again."""
-    calls = [{"name": c["name"], "arguments": json.loads(c["arguments"])} for c in row["calls"]]
+    calls = read_calls(row["calls"])
     tools_text = row["tools"] if isinstance(row["tools"], str) else json.dumps(plain_cell(row["tools"]), ensure_ascii=False)
     if form == "xlam":
         return {"id": str(row["id"]), "query": row["query"], "tools": tools_text,
