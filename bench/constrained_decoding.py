@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=str(REPO / ".cache" / "models" / "tiny-qwen2"))
+    parser.add_argument("--model", default="built:tiny-qwen2", help="a checkpoint folder or built:NAME")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -34,10 +34,10 @@ def main() -> None:
     from vllm.sampling_params import StructuredOutputsParams
 
     from pipelines.label.stages import CALL_SCHEMA_COL, EARLY_STATUS_COL, PROMPT_TOKENS_COL, PromptStage
-    from pipelines.label.tiny_model import ensure_tiny_model
+    from pipelines.label.config import ModelConfig
+    from pipelines.label.models import resolve_model
 
-    if args.model.endswith("tiny-qwen2"):
-        ensure_tiny_model(args.model)
+    args.model = resolve_model(ModelConfig(source=args.model), key="--model")
     batch = pads.dataset(str(REPO / "data" / "sample"), format="parquet").to_table()
     rows = PromptStage(args.model, "hammer1", 3500, False, constrained=True)(batch).to_pylist()
     rows = [r for r in rows if r[EARLY_STATUS_COL] is None]

@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-TINY_MODEL = str(REPO / ".cache" / "models" / "tiny-qwen2")
+TINY_MODEL = "built:tiny-qwen2"
 CONTENDERS = ("job", "job_constrained", "job_dry_run", "vllm", "ray_llm")
 
 
@@ -47,8 +47,8 @@ CONTENDERS = ("job", "job_constrained", "job_dry_run", "vllm", "ray_llm")
 
 def job_args(conf: str, model: str, max_tokens: int, job_set: list[str]) -> list[str]:
     """The job's command line for a contender run (input and output paths aside)."""
-    tiny = ["model.build_tiny=false"] if model != TINY_MODEL else []
-    return [f"conf={conf}", f"model.source={model}", *tiny, f"generation.max_tokens={max_tokens}",
+    # unconstrained unless a contender or --job-set says otherwise (conf=local's own model is constrained)
+    return [f"conf={conf}", f"model.source={model}", "generation.constrained=false", f"generation.max_tokens={max_tokens}",
             "output.rows_per_file=100", "progress_interval_s=3600", *job_set]
 
 
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--out", type=Path)
     parser.add_argument("--conf", default="local", help="the job's profile; its engine settings go to every contender")
-    parser.add_argument("--model", default=TINY_MODEL, help="a checkpoint folder; default: the tiny demo model")
+    parser.add_argument("--model", default=TINY_MODEL, help="a checkpoint folder or built:NAME; default: the tiny random model")
     parser.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override (repeatable), to compare settings; engine settings reach every contender")
     parser.add_argument("--job-repo", type=Path, default=REPO,
@@ -261,10 +261,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bench.data import make_rows, write_shards
     from pipelines.label.engine import engine_settings
-    from pipelines.label.tiny_model import ensure_tiny_model
+    from pipelines.label.config import ModelConfig
+    from pipelines.label.models import resolve_model
 
-    if args.model == TINY_MODEL:
-        ensure_tiny_model(TINY_MODEL)
+    args.model = resolve_model(ModelConfig(source=args.model), key="--model")
     child_args = job_args(args.conf, args.model, args.max_tokens, args.job_set)
     sizes = sorted(int(n) for n in args.rows.split(","))
     rows = make_rows(sizes[-1], seed=0)

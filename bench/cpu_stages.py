@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--model", default=str(REPO / ".cache" / "models" / "tiny-qwen2"))
+    parser.add_argument("--model", default="built:tiny-qwen2", help="a checkpoint folder or built:NAME")
     args = parser.parse_args()
 
     import pyarrow as pa
@@ -57,9 +57,10 @@ def main() -> None:
     from pipelines.label.config import Mode
     from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
                                         ENGINE_TOKENS_COL, PROMPT_TOKENS_COL, TOOLS_COL, PromptStage, annotate_row)
-    from pipelines.label.tiny_model import ensure_tiny_model
+    from pipelines.label.config import ModelConfig
+    from pipelines.label.models import resolve_model
 
-    ensure_tiny_model(args.model)
+    args.model = resolve_model(ModelConfig(source=args.model), key="--model")
     table = pa.Table.from_pylist(make_rows(args.rows, seed=1))
     stage = PromptStage(args.model, "hammer1", 100_000, False)
     batches = [table.slice(i, 256) for i in range(0, table.num_rows, 256)]

@@ -27,7 +27,6 @@ sys.path.insert(0, str(REPO))
 
 from bench.data import make_rows, prompted  # noqa: E402
 
-MODEL = str(REPO / ".cache" / "models" / "tiny-qwen2")
 CACHES = {"ample": {"gpu_memory_utilization": 0.2}, "tight": {"kv_cache_memory_bytes": 16 * 2**20}}
 
 
@@ -56,18 +55,18 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
 
     from pipelines.label.stages import PROMPT_TOKENS_COL
-    from pipelines.label.tiny_model import ensure_tiny_model
+    from pipelines.label.built_models import ensure_built
 
-    ensure_tiny_model(MODEL)
+    model = ensure_built("tiny-qwen2")
     rows = make_rows(args.rows, seed=0)
-    out = prompted(pa.Table.from_pylist(rows), MODEL, 4096 - args.max_tokens, args.block)
+    out = prompted(pa.Table.from_pylist(rows), model, 4096 - args.max_tokens, args.block)
     by_id = dict(zip(out.column("id").to_pylist(), out.column(PROMPT_TOKENS_COL).to_pylist()))
     token_ids = [by_id[r["id"]] for r in rows]  # as read: the stage itself groups each batch by tool set
     orders = _orders([r["tools"] for r in rows], args.block)
     params = SamplingParams(temperature=0, max_tokens=args.max_tokens)
     results = {}
     for cache, cache_kwargs in CACHES.items():
-        llm = LLM(MODEL, max_model_len=4096, enable_prefix_caching=True, disable_log_stats=False, **cache_kwargs)
+        llm = LLM(model, max_model_len=4096, enable_prefix_caching=True, disable_log_stats=False, **cache_kwargs)
         llm.generate([TokensPrompt(prompt_token_ids=token_ids[0])], params, use_tqdm=False)  # warm-up
         runs: dict[str, list[dict]] = {name: [] for name in orders}
         for _ in range(args.repeats):

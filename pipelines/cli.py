@@ -11,6 +11,7 @@ import traceback
 from typing import Any, Callable
 
 from pipelines.config import ConfigError, to_yaml
+from pipelines.label.built_models import BUILT_MODELS, built_name
 from pipelines.label.config import Mode, load_config
 from pipelines.label.lease import LeaseLost
 from pipelines.label.plan import check, run
@@ -19,10 +20,19 @@ from pipelines.label.progress import ErrorRateExceeded
 from pipelines.label.summary import format_table
 from pipelines.storage import InputError, OutputError
 
-DEMO_NOTICE = """NOTE: model.build_tiny=true: the model is a tiny Qwen2 with RANDOM weights, built locally, so its
-labels are noise. To label for real, point model.source at a Hammer checkpoint, e.g.
-  python jobs/label.py conf=local model.build_tiny=false model.source=MadeAgents/Hammer-7b engine.device=gpu
-(a hub id, a local directory, or an s3:// prefix)."""
+HAMMER_HINT = """To label with Hammer, point model.source at a Hammer checkpoint (a hub id, a local directory, or an
+s3:// prefix), e.g.
+  python jobs/label.py conf=local model.source=MadeAgents/Hammer-7b engine.device=gpu generation.max_tokens=512"""
+
+
+def built_model_notice(source: str) -> str | None:
+    """What a user should know about a model the job builds itself, before its labels are read."""
+    name = built_name(source)
+    if name not in BUILT_MODELS:
+        return None
+    built = BUILT_MODELS[name]
+    what = "its labels are NOISE" if not built.trained else "its labels are real and often wrong"
+    return f"NOTE: model.source={source}: {built.about}; {what}.\n{HAMMER_HINT}"
 
 
 def main(argv: list[str], *, revalidate: bool = False) -> int:
@@ -32,8 +42,9 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
         print(f"config error: {e}")
         return 2
     print(f"run {config.run.id}, resolved config (secrets redacted):\n{to_yaml(config)}")
-    if config.model.build_tiny and not revalidate:
-        print(DEMO_NOTICE)
+    notice = None if revalidate else built_model_notice(config.model.source)
+    if notice:
+        print(notice)
     if config.preflight:
         _, code = _guarded(functools.partial(check, config, Mode.of(config, revalidate)))
         if code == 0:

@@ -10,10 +10,11 @@ SECRET = "PLANTED-SECRET-3f9a"  # an S3 secret key that must never show in any o
 
 @pytest.fixture(scope="session")
 def tiny_model() -> str:
-    """The demo checkpoint, built once and shared with `make run`."""
-    from pipelines.label.tiny_model import ensure_tiny_model
+    """built:tiny-qwen2's folder (random weights, fast): built once, for the plumbing tests. They run
+    it unconstrained (generation.constrained=false), as before conf=local's model was a trained one."""
+    from pipelines.label.built_models import ensure_built
 
-    return ensure_tiny_model(REPO / ".cache" / "models" / "tiny-qwen2")
+    return ensure_built("tiny-qwen2")
 
 
 @pytest.fixture(scope="session")
@@ -75,5 +76,5 @@ def _engine_processes() -> set:
 def common_args(s3_endpoint, cluster, tiny_model):
     # Every job pins its prompt actors to the head and its engines to the second node.
     return [f"s3.endpoint_url={s3_endpoint}", "s3.access_key_id=testing", f"s3.secret_access_key={SECRET}",
-            f"model.source={tiny_model}", f"ray.address={cluster[0].address}",
+            f"model.source={tiny_model}", "generation.constrained=false", f"ray.address={cluster[0].address}",
             "prompt.resources={prompt_node: 0.1}", "engine.resources={engine_node: 0.1}"]

@@ -9,7 +9,8 @@ from pipelines.label.output import differences, fingerprint
 
 def test_local_profile_is_the_default():
     config = load_config([])
-    assert config.input.path == "data/sample" and config.model.build_tiny and config.engine.device == "cpu"
+    assert config.input.path == "data/sample" and config.model.source == "built:smollm2-135m-instruct"
+    assert config.generation.constrained and config.engine.device == "cpu"
     assert config.prompt.format == "hammer1" and config.run.id
 
 
@@ -47,7 +48,7 @@ def test_secrets_are_redacted_in_the_printed_config():
                           "engine.engine_kwargs.hf_token=hf_PLANTED"])
     text = to_yaml(config)
     assert "PLANTED" not in text and text.count("***") == 3
-    assert "max_tokens: 64" in text  # "token" in a name is not enough to hide it
+    assert f"max_tokens: {config.generation.max_tokens}" in text  # "token" in a name is not enough to hide it
     assert redact({"a": {"api_key": None}}) == {"a": {"api_key": None}}
 
 
@@ -79,7 +80,7 @@ def test_joining_a_cluster_without_naming_a_profile_is_refused(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
     with pytest.raises(ConfigError, match=r"joins the Ray cluster at http://head:8265 .* conf=local to run the demo"):
         load_config([])
-    assert load_config(["conf=local"]).model.build_tiny  # named on purpose: allowed
+    assert load_config(["conf=local"]).model.source.startswith("built:")  # named on purpose: allowed
 
 
 def test_name_masking_and_its_seed_change_the_labels_hash_and_a_rerun_refuses(tmp_path):

@@ -38,7 +38,7 @@ def test_a_model_folder_without_config_json(common_args, tmp_path, capsys):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "tokenizer.json").write_text("{}")
     code, out, _ = preflight(["input.path=s3://shards/sample", "output.path=s3://labels/preflight",
-                              *common_args, "model.build_tiny=false", f"model.source={tmp_path / 'model'}"], capsys)
+                              *common_args, f"model.source={tmp_path / 'model'}"], capsys)
     assert code == 2
     assert f"[FAIL] model: model.source '{tmp_path / 'model'}'" in out and "has no config.json" in out
     assert "engine node" not in out  # nothing started for a model that cannot load

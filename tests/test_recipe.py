@@ -73,7 +73,7 @@ def test_augmented_rows_follow_the_recipe(augmented):
 def masked_labels(augmented, tiny_model):
     out = augmented / "labels"
     _job("label.py", "conf=local", f"input.path={augmented / 'augmented-25'}", f"output.path={out}",
-         f"model.source={tiny_model}", "mask.names=true", "generation.max_tokens=16", "ray.num_cpus=4")
+         f"model.source={tiny_model}", "generation.constrained=false", "mask.names=true", "generation.max_tokens=16", "ray.num_cpus=4")
     return out
 
 

@@ -14,7 +14,8 @@ from pipelines.label.config import Mode
 from pipelines.label.engine import engine_request, engine_response
 from pipelines.label.lease import Lease
 from pipelines.label.schema import ADDED_COLUMNS, output_schema
-from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL,
+from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
+                                    ENGINE_LOGPROBS_COL, ENGINE_SAMPLE_FINISH_COL,
                                     ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL,
                                     ENGINE_TOKENS_COL, NAME_MAP_COL, PROMPT_TOKEN_COUNT_COL, PROMPT_TOKENS_COL, ROW_COL, SHARD_COL, TOOLS_COL,
                                     USER_MESSAGE_COL, PromptStage, annotate_batch, annotate_row, read_shard, row_prompt,
@@ -90,7 +91,8 @@ def test_engine_response_maps_ray_data_llm_back_to_our_columns_and_drops_the_res
                       "request_id": [0, -1, None], "params": ["p", "", None], "time_taken_llm": [0.1, -1.0, None]})
     out = engine_response(batch, keep=["id", EARLY_STATUS_COL])
     assert out.column_names == ["id", EARLY_STATUS_COL, ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL,
-                                ENGINE_SAMPLES_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_LOGPROBS_COL]
+                                ENGINE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLE_ERROR_COL,
+                                ENGINE_LOGPROBS_COL]
     assert out.column(ENGINE_TEXT_COL).to_pylist() == ["[]", None, None]
     assert out.column(ENGINE_ERROR_COL).to_pylist() == [None, "ValueError: too long", None]
     assert out.column(ENGINE_TOKENS_COL).to_pylist() == [3, None, None]
@@ -111,7 +113,21 @@ def test_a_carried_column_with_an_engine_name_crosses_the_engine_renamed_and_com
 def _generated(text, **extra):
     return {TOOLS_COL: CANONICAL_TOOLS, EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [], ENGINE_TEXT_COL: text,
             ENGINE_TOKENS_COL: 7, ENGINE_ERROR_COL: None, ENGINE_SAMPLES_COL: None, ENGINE_SAMPLE_ERROR_COL: None,
-            ENGINE_LOGPROBS_COL: None, **extra}
+            ENGINE_LOGPROBS_COL: None, ENGINE_FINISH_COL: "stop", ENGINE_SAMPLE_FINISH_COL: None, **extra}
+
+
+def test_an_output_cut_at_max_tokens_says_so_first_and_keeps_the_status_its_text_gives():
+    kw = {"mode": Mode.GENERATE, "validation": ValidationConfig()}
+    cut = annotate_row(_generated('[{"name": "f", "argum', **{ENGINE_FINISH_COL: "length"}), **kw)
+    assert cut["status"] == "parse_error" and cut["finish_reason"] == "length"
+    assert cut["errors"][0] == ("truncated: the output stopped at generation.max_tokens (7 tokens) before its end of "
+                                "turn: raise generation.max_tokens")
+    assert len(cut["errors"]) == 2 and not cut["errors"][1].startswith("truncated")  # the parser's reason follows
+    # the list closed on the last token allowed, before the end of turn came: a usable label, flagged
+    calls = annotate_row(_generated('[{"name": "f", "arguments": {"a": 1}}]', **{ENGINE_FINISH_COL: "length"}), **kw)
+    assert calls["status"] == "ok" and calls["errors"] == [] and any(f.startswith("truncated: ") for f in calls["flags"])
+    stopped = annotate_row(_generated("{oops"), **kw)
+    assert stopped["finish_reason"] == "stop" and not any(e.startswith("truncated") for e in stopped["errors"])
 
 
 def test_annotate_row_statuses():

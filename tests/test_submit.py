@@ -81,7 +81,7 @@ def _job_id(output: str) -> str:
 
 def test_a_scheduled_partition_runs_through_ray_job_submit(head, tiny_model, tmp_path):
     output = tmp_path / "labels"
-    args = [DATE, f"model.source={tiny_model}", "generation.max_tokens=8", "progress_interval_s=0",
+    args = [DATE, f"model.source={tiny_model}", "generation.constrained=false", "generation.max_tokens=8", "progress_interval_s=0",
             f"output.path={output}/dt=${{run.date}}"]
     first = _submit(head, *args)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -5,10 +5,12 @@ def test_summary_counts_accuracy_and_table():
     counter = SummaryCounter()
     counter.add({"status": ["ok", "bad_input"], "call_type": ["single", "none"], "num_prompt_tokens": [10, None],
                  "num_output_tokens": [5, None], "correct": [True, None], "gold_call_type": ["single", "single"],
-                 "gold_errors": [[], []], "agreement": [None, None], "mean_logprob": [None, None]})
+                 "gold_errors": [[], []], "agreement": [None, None], "mean_logprob": [None, None],
+                 "finish_reason": ["stop", None], "sample_finish_reasons": [None, None]})
     counter.add({"status": ["ok", "no_call"], "call_type": ["parallel", "none"], "num_prompt_tokens": [20, 5],
                  "num_output_tokens": [7, 1], "correct": [False, True], "gold_call_type": ["parallel", "irrelevance"],
-                 "gold_errors": [[], None], "agreement": [None, None], "mean_logprob": [None, None]})
+                 "gold_errors": [[], None], "agreement": [None, None], "mean_logprob": [None, None],
+                 "finish_reason": ["stop", "stop"], "sample_finish_reasons": [None, None]})
     summary = counter.to_dict(2.0, run_id="r")
     assert summary["rows"] == 4 and summary["status"]["ok"] == 2 and summary["status"]["bad_input"] == 1
     assert summary["status"]["engine_error"] == 0 and summary["call_type"]["parallel"] == 1
@@ -22,6 +24,20 @@ def test_summary_counts_accuracy_and_table():
     assert "status    ok                        2   50.0%" in table and "engine_error" not in table
     assert "accuracy  overall               66.7%  of 3 rows with answers" in table
     assert summary["gold_with_errors"] == 0 and summary["calibration"] == {"agreement": {}, "mean_logprob": {}}
+    assert summary["truncated"] == {"rows": 0, "samples": 0, "of_samples": 0} and "truncated" not in table
+
+
+def test_outputs_cut_at_max_tokens_are_counted_and_the_key_to_raise_is_named():
+    counter = SummaryCounter()
+    counter.add({"status": ["parse_error", "ok", "bad_input"], "call_type": ["none", "single", "none"],
+                 "num_prompt_tokens": [9, 9, None], "num_output_tokens": [32, 12, None], "correct": [False, True, None],
+                 "gold_call_type": ["single"] * 3, "gold_errors": [[], [], []], "agreement": [0.0, 0.5, None],
+                 "mean_logprob": [None] * 3, "finish_reason": ["length", "stop", None],
+                 "sample_finish_reasons": [["length", "length"], ["stop", "length"], None]})
+    summary = counter.to_dict(1.0)
+    assert summary["truncated"] == {"rows": 1, "samples": 3, "of_samples": 4}
+    assert ("truncated 1 rows and 3 of 4 samples stopped at generation.max_tokens before their end of turn: raise "
+            "generation.max_tokens") in format_table(summary)
 
 
 def test_the_calibration_table_says_whether_confidence_predicts_correctness():
@@ -33,7 +49,8 @@ def test_the_calibration_table_says_whether_confidence_predicts_correctness():
                  "gold_call_type": ["single"] * 5 + [None, "single"],
                  "gold_errors": [[], [], [], [], [], None, ["missing_required: f.a"]],
                  "agreement": [1.0, 1.0, 0.9, 0.25, 0.0, 1.0, None],
-                 "mean_logprob": [-0.01, -0.05, -0.3, -1.0, -3.0, -0.02, None]})
+                 "mean_logprob": [-0.01, -0.05, -0.3, -1.0, -3.0, -0.02, None],
+                 "finish_reason": ["stop"] * 7, "sample_finish_reasons": [None] * 7})
     summary = counter.to_dict(1.0)
     assert summary["gold_with_errors"] == 1
     assert summary["calibration"]["agreement"] == {

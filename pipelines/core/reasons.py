@@ -34,3 +34,16 @@ class Reason:
         """A written `code: detail` string back into its parts."""
         code, _, detail = text.partition(":")
         return cls(code, detail.strip())
+
+# Why an output ended (the `finish_reason` column, as vLLM names it): its end of turn, or max_tokens.
+FINISHED = "stop"
+CUT = "length"
+TRUNCATED = "truncated"  # the reason code of an output stopped at generation.max_tokens
+
+
+def truncation(finish_reason: str | None, tokens: int | None) -> Reason | None:
+    """Why a label is incomplete when the engine stopped it at generation.max_tokens, else None."""
+    if finish_reason != CUT:
+        return None
+    return Reason(TRUNCATED, f"the output stopped at generation.max_tokens ({tokens} tokens) before its end of turn: "
+                             "raise generation.max_tokens")

@@ -41,7 +41,7 @@ def run(config: jcfg.JudgeConfig) -> dict:
                   stale_after_s=config.lease.stale_after_s)
     try:
         engine.preload()
-        model = resolve_model(config.judge.model)
+        model = resolve_model(config.judge.model, key="judge.model.source")
         checks = preflight(config, model, lease)
         shards = checks.shards
         template = jcfg.load_template(config.judge.prompt.template)

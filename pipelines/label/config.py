@@ -31,8 +31,7 @@ class OutputConfig:
 
 @dataclass
 class ModelConfig:
-    source: str = MISSING  # a model id, a local directory, or an s3:// prefix
-    build_tiny: bool = False  # build the random-weights demo checkpoint at `source` when absent
+    source: str = MISSING  # built:NAME (a model the job builds), a model id, a local directory, or an s3:// prefix
     trust_remote_code: bool = False
 
 
@@ -52,6 +51,7 @@ class GenerationConfig:
     temperature: float = MISSING  # 0: greedy
     max_model_len: int = MISSING  # prompt + output; longer prompts are marked prompt_too_long
     constrained: bool = False  # structured outputs: only a JSON list of this row's tools' calls can be generated
+    json_whitespace: bool = False  # constrained only: let the grammar allow free whitespace (false: compact JSON)
     samples: int = 1  # outputs per row: the greedy label and samples - 1 sampled ones, for agreement
     sample_temperature: float = 0.7  # of the sampled outputs
     sample_top_p: float = 1.0  # of the sampled outputs
@@ -123,6 +123,11 @@ class LabelConfig:
     preflight: bool = False  # run the preflight checks only: a checklist, exit 0 or 2
 
 
+# vLLM 0.29's structured-output backends that honour disable_any_whitespace; the first is the default
+# for compact JSON: it takes every schema `auto` would (auto falls back to it from xgrammar).
+COMPACT_BACKENDS = ("guidance", "xgrammar")
+
+
 class Mode(str, enum.Enum):
     """What a run does with each row, and so where a row's text comes from. Part of the manifest's
     fingerprint: an output is finished in the mode that started it."""
@@ -173,6 +178,11 @@ def _check(config: LabelConfig) -> None:
         raise ConfigError("config key 'generation.sample_temperature' must be above 0: samples at 0 would all be the label")
     if not 0 < generation.sample_top_p <= 1:
         raise ConfigError("config key 'generation.sample_top_p' must be in (0, 1]")
+    backend = config.engine.structured_outputs_backend
+    if generation.constrained and not generation.json_whitespace and backend not in (None, *COMPACT_BACKENDS):
+        raise ConfigError(f"engine.structured_outputs_backend={backend} cannot forbid free whitespace in JSON (vLLM: "
+                          f"only {' and '.join(COMPACT_BACKENDS)} can): choose one of those, or set "
+                          "generation.json_whitespace=true")
     if not 0 < config.engine.gpu_memory_utilization <= 1:
         raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
 

@@ -24,18 +24,22 @@ import pyarrow as pa
 
 from pipelines.core.confidence import LogprobStats
 from pipelines.core.masking import row_rng
+from pipelines.label.config import COMPACT_BACKENDS
 from pipelines.label.engine_plugin import RECORD_DIR_ENV
-from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL,
-                                    ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
-                                    PROMPT_TOKENS_COL, require_columns)
+from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
+                                    ENGINE_LOGPROBS_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLE_FINISH_COL,
+                                    ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, PROMPT_TOKENS_COL,
+                                    require_columns)
 
 SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows kept out of the engine (they stopped early)
 READS = ("id", PROMPT_TOKENS_COL, EARLY_STATUS_COL, CALL_SCHEMA_COL)
-WRITES = (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_SAMPLES_COL, ENGINE_SAMPLE_ERROR_COL,
-          ENGINE_LOGPROBS_COL)
+WRITES = (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_FINISH_COL, ENGINE_SAMPLES_COL,
+          ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_LOGPROBS_COL)
 # Our keys in ray.data.llm's rows (engine_udf.py reads and writes them in the engine actor).
 SAMPLES_KEY = "hammer_sample_params"  # in: the sampled request's parameters, or None
 SAMPLE_TEXTS = "hammer_sample_texts"  # out: the sampled outputs' texts
+FINISH_REASON = "hammer_finish_reason"  # out: why the label's output ended, as vLLM says (stop, length)
+SAMPLE_FINISH_REASONS = "hammer_sample_finish_reasons"  # out: why each sampled output ended
 SAMPLE_ERROR = "hammer_sample_error"  # out: the engine's message when the sampled request failed
 LOGPROB_STATS = "hammer_logprob_stats"  # out: {mean, min, value_mean, value_min} of the label's tokens
 SAMPLE_SEED = "label-samples"  # the purpose of the per-row generator that seeds a row's samples
@@ -66,8 +70,14 @@ def engine_settings(config) -> EngineSettings:
         kwargs["max_num_seqs"] = engine.max_num_seqs
     if engine.max_num_batched_tokens is not None:
         kwargs["max_num_batched_tokens"] = engine.max_num_batched_tokens
-    if generation.constrained and engine.structured_outputs_backend:
-        kwargs["structured_outputs_config"] = {"backend": engine.structured_outputs_backend}
+    if generation.constrained:
+        structured = {"backend": engine.structured_outputs_backend} if engine.structured_outputs_backend else {}
+        if not generation.json_whitespace:
+            # Without it the grammar allows any whitespace, and a model that pretty-prints spends its
+            # tokens on indentation (docs/quality.md, "Compact JSON"). vLLM takes it per engine, not per request.
+            structured = {"backend": COMPACT_BACKENDS[0], **structured, "disable_any_whitespace": True}
+        if structured:
+            kwargs["structured_outputs_config"] = structured
     if engine.device == "cpu" and generation.samples > 1:
         # vLLM 0.29's CPU build cannot rewind a seeded request's generator when a chunked prefill
         # discards its sampled token ("CPU Generator does not use offset", and the engine dies):
@@ -179,7 +189,9 @@ def engine_response(batch: pa.Table, keep: list[str]) -> pa.Table:
     return (batch.select(carried).rename_columns(keep).append_column(ENGINE_TEXT_COL, pa.array([t if r else None for t, r in zip(texts, ran)], pa.string()))
             .append_column(ENGINE_ERROR_COL, pa.array([e if f else None for e, f in zip(errors, failed)], pa.string()))
             .append_column(ENGINE_TOKENS_COL, ran_only("num_generated_tokens", pa.int32()))
+            .append_column(ENGINE_FINISH_COL, ran_only(FINISH_REASON, pa.string()))
             .append_column(ENGINE_SAMPLES_COL, ran_only(SAMPLE_TEXTS, pa.list_(pa.string())))
+            .append_column(ENGINE_SAMPLE_FINISH_COL, ran_only(SAMPLE_FINISH_REASONS, pa.list_(pa.string())))
             .append_column(ENGINE_SAMPLE_ERROR_COL, ran_only(SAMPLE_ERROR, pa.string()))
             .append_column(ENGINE_LOGPROBS_COL, ran_only(LOGPROB_STATS, LOGPROB_STATS_TYPE)))
 

@@ -27,7 +27,8 @@ from typing import Any
 from ray.llm._internal.batch.stages.vllm_engine_stage import _VLLM_FATAL_ERRORS, vLLMEngineStageUDF
 
 from pipelines.core.confidence import logprob_stats
-from pipelines.label.engine import LOGPROB_STATS, SAMPLE_ERROR, SAMPLE_TEXTS, SAMPLES_KEY
+from pipelines.label.engine import (FINISH_REASON, LOGPROB_STATS, SAMPLE_ERROR, SAMPLE_FINISH_REASONS, SAMPLE_TEXTS,
+                                    SAMPLES_KEY)
 
 
 class SamplingEngineUDF(vLLMEngineStageUDF):
@@ -72,7 +73,7 @@ async def generate_row(llm, row: dict[str, Any]):
     sample_row = {**row, "sampling_params": dict(sampled)} if sampled else None
     request = await llm._prepare_llm_request(row)
     started = time.perf_counter()
-    sample_texts = sample_error = None
+    sample_texts = sample_finish = sample_error = None
     async with llm.semaphore:
         if sample_row is None:
             label = await llm._generate_async(request)
@@ -84,13 +85,15 @@ async def generate_row(llm, row: dict[str, Any]):
                 sample_error = samples
             else:
                 sample_texts = [o.text for o in samples.outputs]
+                sample_finish = [o.finish_reason for o in samples.outputs]
     seconds = time.perf_counter() - started
     completion = label.outputs[0]
     # Only what the job reads (engine.engine_response), as vLLMOutputData names it: its other fields
     # (the prompt's 1,000+ token ids again, the generated ids, metrics) would be converted to Arrow
     # here and carried through the object store for nothing (docs/performance.md, "CPU outside vLLM").
     data = {"generated_text": completion.text, "num_generated_tokens": len(completion.token_ids),
-            SAMPLE_TEXTS: sample_texts, SAMPLE_ERROR: sample_error, LOGPROB_STATS: _logprob_stats(label)}
+            FINISH_REASON: completion.finish_reason, SAMPLE_TEXTS: sample_texts, SAMPLE_FINISH_REASONS: sample_finish,
+            SAMPLE_ERROR: sample_error, LOGPROB_STATS: _logprob_stats(label)}
     return request, data, seconds
 
 

@@ -1,4 +1,5 @@
-"""Where the model comes from: a local directory, a model id, or an s3:// prefix."""
+"""Where the model comes from: a model the job builds (`built:NAME`), a local directory, a model id,
+or an s3:// prefix."""
 
 from __future__ import annotations
 
@@ -7,22 +8,27 @@ import os
 
 from pipelines.config import ConfigError
 from pipelines.label.config import ModelConfig
-from pipelines.label.tiny_model import ensure_tiny_model
+from pipelines.label.built_models import BuildError, built_name, ensure_built
 
 REMOTE_PREFIXES = ("s3://", "gs://")
 
 
-def resolve_model(model: ModelConfig) -> str:
-    """Driver side: builds the demo checkpoint when asked; local paths become absolute."""
+def resolve_model(model: ModelConfig, key: str = "model.source") -> str:
+    """Driver side: a built model is built (once) and becomes its folder; local paths become absolute.
+    key: the config key of the source, for messages (the judge's is judge.model.source)."""
     source = model.source
-    if model.build_tiny:
-        return ensure_tiny_model(os.path.abspath(source))
+    name = built_name(source)
+    if name is not None:
+        try:
+            return ensure_built(name)
+        except BuildError as e:
+            raise ConfigError(f"{key} {source!r}: {e}") from None
     if source.startswith(REMOTE_PREFIXES):
         return source  # ray.data.llm downloads it on each engine node
     if os.path.isdir(source):
         return os.path.abspath(source)
     if source.startswith((".", "/", "~")):
-        raise ConfigError(f"model.source {source!r}: no such directory (a model id looks like org/name)")
+        raise ConfigError(f"{key} {source!r}: no such directory (a model id looks like org/name)")
     return source  # a model id, fetched from the hub by vLLM and transformers
 
 

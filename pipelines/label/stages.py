@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 from pipelines.core.confidence import LogprobStats, confidence
 from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
 from pipelines.core.prompts import Prompt, build_prompt, prompt_text
-from pipelines.core.reasons import BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, PROMPT_TOO_LONG, Reason
+from pipelines.core.reasons import (BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, NO_CALL, OK, PROMPT_TOO_LONG, Reason,
+                                    truncation)
 from pipelines.core.scoring import score_row
 from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
 from pipelines.core.validation import ValidationConfig, label_output
@@ -47,7 +48,9 @@ CALL_SCHEMA_COL = "_call_schema"  # JSON schema of this row's possible outputs, 
 ENGINE_TEXT_COL = "_generated_text"  # written at the engine stage's edge (engine.py)
 ENGINE_ERROR_COL = "_engine_error"  # the engine's message for a row it failed; null otherwise
 ENGINE_TOKENS_COL = "_generated_tokens"  # how many tokens the engine generated
+ENGINE_FINISH_COL = "_finish_reason"  # why the engine stopped the label's output: stop (end of turn) or length
 ENGINE_SAMPLES_COL = "_sample_texts"  # the sampled outputs (generation.samples > 1)
+ENGINE_SAMPLE_FINISH_COL = "_sample_finish_reasons"  # why each sampled output stopped
 ENGINE_SAMPLE_ERROR_COL = "_sample_error"  # the engine's message when the row's sampled request failed
 ENGINE_LOGPROBS_COL = "_logprob_stats"  # the label's log-probabilities, reduced (generation.logprobs)
 NAME_MAP_COL = "_name_map"  # becomes `name_map` (mask.names); re-validation reads the input's back to unmask calls
@@ -213,8 +216,9 @@ def annotate_reads(mode: Mode) -> tuple[str, ...]:
     """The columns annotate_batch reads besides the input's: where a row's text comes from depends on the mode."""
     common = (TOOLS_COL, EARLY_STATUS_COL, EARLY_ERRORS_COL, USER_MESSAGE_COL, PROMPT_TOKEN_COUNT_COL, NAME_MAP_COL,
               SHARD_COL, ROW_COL)
-    return common + {Mode.GENERATE: (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_SAMPLES_COL,
-                                     ENGINE_SAMPLE_ERROR_COL, ENGINE_LOGPROBS_COL),
+    return common + {Mode.GENERATE: (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_FINISH_COL,
+                                     ENGINE_SAMPLES_COL, ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLE_ERROR_COL,
+                                     ENGINE_LOGPROBS_COL),
                      Mode.REVALIDATE: ("raw_output",), Mode.DRY_RUN: ()}[mode]
 
 # The confidence columns a re-validation takes from its input when there (it has no engine to ask).
@@ -237,7 +241,8 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, samples
            "num_prompt_tokens": row.get("num_prompt_tokens" if mode == Mode.REVALIDATE else PROMPT_TOKEN_COUNT_COL),
            # set by mask.names, or carried in by a re-validated output
            "name_map": row.get("name_map" if mode == Mode.REVALIDATE else NAME_MAP_COL),
-           "sample_outputs": None, "sample_statuses": None, "agreement": None, "consensus_calls": None,
+           "finish_reason": None, "sample_outputs": None, "sample_statuses": None, "sample_finish_reasons": None,
+           "agreement": None, "consensus_calls": None,
            "consensus_share": None, **dict.fromkeys(LOGPROB_COLUMNS.values())}
     reasons: list[Reason] = [Reason.parse(e) for e in row.get(EARLY_ERRORS_COL) or []]
     text = parsed_calls = None
@@ -257,9 +262,18 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, samples
         name_map = out["name_map"]
         unmask = functools.partial(unmask_calls, mapping=MaskMap.from_json(name_map)) if name_map else None
         label = label_output(text, tools, row.get("query") or "", validation, unmask)
-        parsed_calls, reasons = label.calls, label.errors
-        out.update(raw_output=text, status=label.status, flags=[str(f) for f in label.flags], call_type=label.call_type,
-                   num_output_tokens=row.get(ENGINE_TOKENS_COL if mode == Mode.GENERATE else "num_output_tokens"))
+        parsed_calls, reasons, flags = label.calls, label.errors, label.flags
+        generated = mode == Mode.GENERATE
+        tokens = row.get(ENGINE_TOKENS_COL if generated else "num_output_tokens")
+        finish = row.get(ENGINE_FINISH_COL if generated else "finish_reason")
+        cut = truncation(finish, tokens)
+        if cut and label.status in (OK, NO_CALL):  # complete calls before the cut: a usable label, flagged
+            flags = [*flags, cut]
+        elif cut:  # the cut is why the text does not parse or validate: said first
+            reasons = [cut, *reasons]
+        out.update(raw_output=text, status=label.status, flags=[str(f) for f in flags], call_type=label.call_type,
+                   num_output_tokens=tokens, finish_reason=finish,
+                   sample_finish_reasons=row.get(ENGINE_SAMPLE_FINISH_COL if generated else "sample_finish_reasons"))
         out["calls"] = written_calls(parsed_calls)
         out.update(_confidence(row, mode, samples, (label.status, parsed_calls), tools, validation, unmask))
     score = score_row(out["status"], parsed_calls, reasons, row.get("answers"), tools)

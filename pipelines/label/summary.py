@@ -6,12 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pipelines.core.confidence import AGREEMENT_BUCKETS, LOGPROB_BUCKETS, agreement_bucket, logprob_bucket
-from pipelines.core.reasons import STATUSES
+from pipelines.core.reasons import CUT, STATUSES
 from pipelines.core.scoring import GOLD_TYPES
 from pipelines.core.validation import CALL_TYPES
 
 COLUMNS = ["status", "call_type", "num_prompt_tokens", "num_output_tokens", "correct", "gold_call_type", "gold_errors",
-           "agreement", "mean_logprob"]
+           "agreement", "mean_logprob", "finish_reason", "sample_finish_reasons"]
 # The confidence signals the calibration table groups rows by: column -> (bucket of a value, bucket names in order)
 SIGNALS = {"agreement": (agreement_bucket, [name for _, name in AGREEMENT_BUCKETS]),
            "mean_logprob": (logprob_bucket, [name for _, name in LOGPROB_BUCKETS])}
@@ -24,6 +24,9 @@ class SummaryCounter:
     call_type: Counter = field(default_factory=Counter)
     prompt_tokens: int = 0
     output_tokens: int = 0
+    truncated: int = 0  # labels stopped at generation.max_tokens
+    samples: int = 0  # sampled outputs
+    truncated_samples: int = 0
     scored: Counter = field(default_factory=Counter)  # gold call type -> rows with a verdict
     correct: Counter = field(default_factory=Counter)  # gold call type -> correct rows
     confusion: Counter = field(default_factory=Counter)  # (gold call type, status) -> rows
@@ -39,6 +42,10 @@ class SummaryCounter:
         self.call_type.update(batch["call_type"])
         self.prompt_tokens += sum(t for t in batch["num_prompt_tokens"] if t)
         self.output_tokens += sum(t for t in batch["num_output_tokens"] if t)
+        self.truncated += sum(1 for f in batch["finish_reason"] if f == CUT)
+        for reasons in batch["sample_finish_reasons"]:
+            self.samples += len(reasons or [])
+            self.truncated_samples += sum(1 for f in reasons or [] if f == CUT)
         for status, correct, gold_type in zip(batch["status"], batch["correct"], batch["gold_call_type"]):
             if gold_type is not None:
                 self.confusion[(gold_type, status)] += 1
@@ -65,6 +72,8 @@ class SummaryCounter:
             "call_type": {c: self.call_type.get(c, 0) for c in CALL_TYPES},
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
+            # outputs stopped at generation.max_tokens before their end of turn: raise it when these are many
+            "truncated": {"rows": self.truncated, "samples": self.truncated_samples, "of_samples": self.samples},
             "accuracy": {
                 "scored_rows": scored,
                 "overall": _share(sum(self.correct.values()), scored),
@@ -96,6 +105,11 @@ def format_table(summary: dict) -> str:
             if n:
                 share = n / summary["rows"] if summary["rows"] else 0
                 lines.append(f"{section:<9} {name:<18} {n:>8}  {share:6.1%}")
+    truncated = summary["truncated"]
+    if truncated["rows"] or truncated["samples"]:
+        samples = f" and {truncated['samples']} of {truncated['of_samples']} samples" if truncated["of_samples"] else ""
+        lines.append(f"truncated {truncated['rows']} rows{samples} stopped at generation.max_tokens before their end "
+                     "of turn: raise generation.max_tokens")
     accuracy = summary["accuracy"]
     if accuracy["scored_rows"]:
         lines.append(f"accuracy  {'overall':<18} {accuracy['overall']:>8.1%}  of {accuracy['scored_rows']} rows with answers")

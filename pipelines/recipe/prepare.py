@@ -3,7 +3,8 @@
 Reads with the `datasets` library: local JSON, JSON Lines, parquet or CSV files, or a hub dataset
 (e.g. Salesforce/xlam-function-calling-60k). Two row shapes:
   * xLAM: `query`, `tools`, optional `answers` (JSON strings or lists), optional `id`;
-  * BFCL: `question` (a list of chat messages, or of turns of them), `function` (a list of tools).
+  * BFCL: `question` (a list of chat messages, or of turns of them), `function` (a list of tools),
+    optional `answers` (calls, as xLAM's).
 Writes parquet shards with `id`, `query`, `tools`, `answers` (strings; tools and answers as JSON).
 """
 
@@ -33,7 +34,7 @@ def to_shard_row(row: dict, position: int) -> dict:
     """Pure: one source row -> one shard row. Raises BadInput with a reason code."""
     if "question" in row and "function" in row:  # BFCL
         query = _bfcl_query(row["question"])
-        tools_cell, answers_cell = row["function"], None
+        tools_cell, answers_cell = row["function"], row.get("answers")
     elif "query" in row and "tools" in row:  # xLAM and the labeling job's own form
         query, tools_cell, answers_cell = row["query"], row["tools"], row.get("answers")
     else:

@@ -1,4 +1,4 @@
-"""A tiny Qwen2 checkpoint with random weights, built locally, for the embedded default and tests.
+"""`built:tiny-qwen2`: a tiny Qwen2 checkpoint with random weights, built locally, for the fast tests.
 
 No model hub is needed: the byte-level BPE tokenizer is trained here on the prompt text and the
 sample data, and the weights are random (seeded). Its greedy output is noise; it exists so that the
@@ -7,14 +7,8 @@ whole pipeline (chat template, tokenization, a real vLLM engine) runs anywhere.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-# Bump when the recipe changes, so that cached checkpoints are rebuilt.
-RECIPE_VERSION = "1"
 
 # Qwen2's own chat template: it adds the default system turn by itself.
 QWEN2_CHAT_TEMPLATE = (
@@ -26,7 +20,7 @@ QWEN2_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-SAMPLE_DATA = Path(__file__).resolve().parents[2] / "data" / "sample"
+SAMPLE_DATA = Path(__file__).resolve().parents[3] / "data" / "sample"
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
@@ -42,13 +36,12 @@ def _training_corpus() -> list[str]:
     return corpus
 
 
-def build_tiny_model(path: str | os.PathLike, *, vocab_size: int = 4096, seed: int = 0) -> str:
-    """Writes the checkpoint to `path` (atomically) and returns it."""
+def build_tiny_model(path: Path, *, vocab_size: int = 4096, seed: int = 0) -> None:
+    """Writes the checkpoint into the empty folder `path`."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    path = Path(path)
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -87,23 +80,5 @@ def build_tiny_model(path: str | os.PathLike, *, vocab_size: int = 4096, seed: i
     )
     model = Qwen2ForCausalLM(config)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-model-", dir=path.parent))
-    try:
-        model.save_pretrained(staging, safe_serialization=True)
-        hf_tokenizer.save_pretrained(staging)
-        (staging / "tiny_model.json").write_text(json.dumps({"recipe": RECIPE_VERSION, "seed": seed}))
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(path)
-
-
-def ensure_tiny_model(path: str | os.PathLike) -> str:
-    """Builds the checkpoint at `path` unless a current one is already there."""
-    stamp = Path(path) / "tiny_model.json"
-    if stamp.exists() and json.loads(stamp.read_text()).get("recipe") == RECIPE_VERSION:
-        return str(path)
-    return build_tiny_model(path)
+    model.save_pretrained(path, safe_serialization=True)
+    hf_tokenizer.save_pretrained(path)
