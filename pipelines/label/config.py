@@ -51,7 +51,9 @@ class GenerationConfig:
     temperature: float = MISSING  # 0: greedy
     max_model_len: int = MISSING  # prompt + output; longer prompts are marked prompt_too_long
     constrained: bool = False  # structured outputs: only a JSON list of this row's tools' calls can be generated
-    json_whitespace: bool = False  # constrained only: let the grammar allow free whitespace (false: compact JSON)
+    # constrained only: the grammar allows free whitespace between JSON tokens, as vLLM's does by default;
+    # false forbids it (compact JSON): half the tokens, but other labels (docs/quality.md, "Compact JSON")
+    json_whitespace: bool = True
     samples: int = 1  # outputs per row: the greedy label and samples - 1 sampled ones, for agreement
     sample_temperature: float = 0.7  # of the sampled outputs
     sample_top_p: float = 1.0  # of the sampled outputs

@@ -73,8 +73,8 @@ def engine_settings(config) -> EngineSettings:
     if generation.constrained:
         structured = {"backend": engine.structured_outputs_backend} if engine.structured_outputs_backend else {}
         if not generation.json_whitespace:
-            # Without it the grammar allows any whitespace, and a model that pretty-prints spends its
-            # tokens on indentation (docs/quality.md, "Compact JSON"). vLLM takes it per engine, not per request.
+            # Compact JSON: fewer tokens for a model that pretty-prints, but also other choices
+            # (docs/quality.md, "Compact JSON"). vLLM 0.29 reads it per engine, not per request.
             structured = {"backend": COMPACT_BACKENDS[0], **structured, "disable_any_whitespace": True}
         if structured:
             kwargs["structured_outputs_config"] = structured

@@ -1,13 +1,14 @@
 """Models the job builds itself, named `built:NAME` in `model.source` (and `judge.model.source`).
 
-Each is built once into `.cache/models/NAME` of the checkout and reused while its recipe version
-is current. A folder is finished when its stamp is there: builds go to a staging folder that is
+Each is built once into `.cache/models/NAME` of the checkout (or of `$HAMMER_MODELS_DIR`, a folder
+shared by several checkouts) and reused while its recipe version is current. A folder is finished when its stamp is there: builds go to a staging folder that is
 renamed into place, so an interrupted build leaves nothing that looks finished.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from pipelines.label.built_models.smollm2 import BuildError, build_smollm2
 from pipelines.label.built_models.tiny_qwen2 import build_tiny_model
 
 PREFIX = "built:"
-CACHE = Path(__file__).resolve().parents[3] / ".cache" / "models"
+CACHE_ENV = "HAMMER_MODELS_DIR"
+DEFAULT_CACHE = Path(__file__).resolve().parents[3] / ".cache" / "models"
 STAMP = "built_model.json"
 
 
@@ -47,8 +49,9 @@ def built_name(source: str) -> str | None:
     return source[len(PREFIX):] if source.startswith(PREFIX) else None
 
 
-def ensure_built(name: str, cache: Path = CACHE) -> str:
+def ensure_built(name: str) -> str:
     """The folder of built model NAME, built first unless a current one is there. Raises BuildError."""
+    cache = Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
     if name not in BUILT_MODELS:
         raise BuildError(f"no built model named {name!r}: the job builds {', '.join(PREFIX + n for n in BUILT_MODELS)}")
     spec, path = BUILT_MODELS[name], cache / name
