@@ -141,8 +141,11 @@ def category(row: dict) -> str:
 
 
 def accuracy(rows: list[dict], key=category) -> dict:
+    """Correct rows per group, over the rows with a verdict (a gold that breaks its own tools has none)."""
     groups = defaultdict(list)
     for r in rows:
+        if r["correct"] is None:
+            continue
         groups[key(r)].append(r)
         groups["all"].append(r)
     return {g: {"rows": len(rs), "correct": sum(bool(r["correct"]) for r in rs),
@@ -241,6 +244,7 @@ def plot(curve: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    curve = [p for p in curve if p["accuracy"] is not None]  # a threshold that kept no row has no accuracy
     fig, ax = plt.subplots(figsize=(5, 3.6))
     xs = [p["coverage"] for p in curve]
     ys = [p["accuracy"] for p in curve]
