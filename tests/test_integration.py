@@ -402,7 +402,13 @@ def _engines_built(record_dir):
 
 
 def _pieces(fs, root):
-    return {p: fs.info(p)["ETag"] for p in parquet_files(fs, root)} if fs.exists(root) else {}
+    """The output's committed pieces now. Polled while a job writes: s3fs caches listings, and a
+    cached listing from before the output existed made `ls` raise after `exists` said yes."""
+    fs.invalidate_cache()
+    try:
+        return {p: fs.info(p)["ETag"] for p in parquet_files(fs, root)}
+    except FileNotFoundError:  # nothing written yet
+        return {}
 
 
 def _wait_for(predicate, proc, timeout=300, what="condition"):
