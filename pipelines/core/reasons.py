@@ -35,8 +35,7 @@ class Reason:
         code, _, detail = text.partition(":")
         return cls(code, detail.strip())
 
-# Why an output ended (the `finish_reason` column, as vLLM names it): its end of turn, or max_tokens.
-FINISHED = "stop"
+# vLLM's finish reason of an output stopped at max_tokens (the `finish_reason` column; its other: stop)
 CUT = "length"
 TRUNCATED = "truncated"  # the reason code of an output stopped at generation.max_tokens
 
