@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[cpu,test,bench]'
 	# PyPI's torchvision/torchaudio/torchcodec break transformers imports beside the CPU torch
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	# BFCL's own checker and data (tests/test_bfcl_oracle.py, jobs/prepare.py input.path=bfcl-eval), without its
+	# declared dependencies: they pin numpy 1.26.4 and pull in every model vendor's SDK
+	$(PY) -m pip install --quiet --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)
 
 run: setup

@@ -18,6 +18,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.core.prompts import PROMPT_FORMATS
+from pipelines.core.scoring import RULES as SCORING_RULES
 
 
 class ConfigError(ValueError):
@@ -30,7 +31,7 @@ class InputConfig:
 
 
 # Checked in every job's config that has the key (the label, judge, prepare and augment schemas differ).
-SOURCE_FORMATS = ("json", "parquet", "csv")
+SOURCE_FORMATS = ("json", "parquet", "csv", "bfcl")  # bfcl: the leaderboard's own files (jobs/prepare.py)
 # A model's engine pool: at the top of the labeling config, under `judge.` in the judge's.
 _ENGINE_POSITIVE = (
     "prompt.concurrency", "prompt.batch_size", "generation.max_tokens", "generation.max_model_len",
@@ -39,7 +40,7 @@ _ENGINE_POSITIVE = (
 )
 _CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "judge.engine.device": ("gpu", "cpu"),
             "resume": ("auto", "overwrite"), "input.format": (None, *SOURCE_FORMATS), "export.format": ("xlam", "openai"),
-            "export.file_format": ("jsonl", "parquet")}
+            "export.file_format": ("jsonl", "parquet"), "scoring.rules": SCORING_RULES}
 _SHARES = ("max_error_rate", "augment.irrelevance.fraction", "augment.mask.probability", "export.min_agreement")  # in [0, 1] or null
 _POSITIVE = (
     *_ENGINE_POSITIVE, *(f"judge.{key}" for key in _ENGINE_POSITIVE),

@@ -157,6 +157,12 @@ def write_json(fs: fsspec.AbstractFileSystem, path: str, obj) -> None:
     write_text(fs, path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_schema(fs: fsspec.AbstractFileSystem, path: str) -> pa.Schema:
+    """One parquet file's schema, from its footer."""
+    with fs.open(path, "rb") as f:
+        return pq.read_schema(f)
+
+
 def parquet_files(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
     """The parquet files directly under `root`, not the side files (names starting with `_` or `.`),
     listed afresh: s3fs caches listings, and a job's pieces appear while it runs. For the labeling
@@ -165,9 +171,11 @@ def parquet_files(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
     return [p for p in fs.ls(root, detail=False) if p.endswith(".parquet") and not hidden(p, root)]
 
 
-def read_columns(fs: fsspec.AbstractFileSystem, root: str, columns: list[str]):
-    """Streams a few columns of the parquet files under `root`, batch by batch (memory stays flat)."""
+def read_columns(fs: fsspec.AbstractFileSystem, root: str, columns: list[str], optional: tuple[str, ...] = ()):
+    """Streams a few columns of the parquet files under `root`, batch by batch (memory stays flat);
+    `optional` ones only where the files have them."""
     pieces = parquet_files(fs, root)
     if pieces:  # an empty input commits no file, and a dataset of no files has no columns
         dataset = pads.dataset(pieces, filesystem=arrow_filesystem(fs), format="parquet")
-        yield from dataset.to_batches(columns=columns)
+        present = [c for c in optional if c in dataset.schema.names and c not in columns]
+        yield from dataset.to_batches(columns=list(columns) + present)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipelines.core.scoring import call_mismatch, load_gold, score_row
+from pipelines.core.scoring import call_mismatch, load_answers, load_gold, score_row
 from pipelines.core.tools import load_tools
 from pipelines.core.validation import values_equal
 from pipelines.core.reasons import Reason
@@ -19,8 +19,8 @@ def call(name, **arguments):
     return {"name": name, "arguments": arguments}
 
 
-def score(calls, gold, status="ok", errors=()):
-    return score_row(status, calls, list(errors), json.dumps(gold), TOOLS)
+def score(calls, gold, status="ok", errors=(), rules="auto"):
+    return score_row(status, calls, list(errors), json.dumps(gold), TOOLS, rules=rules)
 
 
 @pytest.mark.parametrize("a, b, equal", [
@@ -101,4 +101,55 @@ def test_gold_arguments_may_be_json_strings():
 
 
 def test_call_mismatch_without_tool_definition():
-    assert call_mismatch(call("f", a=1), call("f"), None) == Reason("extra_argument", "f.a = 1")
+    assert call_mismatch(call("f", a=1), ("f", {}), None) == Reason("extra_argument", "f.a = 1")
+
+
+def possible(name, **accepted):
+    return {name: accepted}
+
+
+def test_answers_forms_are_told_apart_and_a_cell_in_neither_is_bad_gold():
+    assert load_answers([call("f", a=1)]).possible_answers is False
+    gold = load_answers([possible("f", a=[1, 2], b=[""])])
+    assert gold.possible_answers is True and gold.calls == [("f", {"a": [1, 2], "b": [""]})]
+    assert load_answers([]).calls == []
+    for cell, message in [([{"f": {"a": 1}}], "parameter 'a' does not list its accepted values"),
+                          ([call("f"), possible("g", a=[1])], "mixes calls and possible answers"),
+                          ([{"f": 1, "g": 2}], "neither a call"), ('{"name": "f"}', "answers is a dict")]:
+        s = score_row("ok", [], [], json.dumps(cell) if not isinstance(cell, str) else cell, TOOLS, rules="schema")
+        assert s.correct is None and s.mismatch.code == "bad_gold" and message in s.mismatch.detail
+    with pytest.raises(ValueError, match="possible answers"):  # augment masks concrete calls only
+        load_gold([possible("f", a=[1])])
+
+
+def test_schema_rules_on_possible_answers_accept_any_listed_value_and_omission_where_listed():
+    gold = [possible("weather", city=["Oslo", "Oslo, Norway"], unit=["", "celsius"], days=[3])]
+    assert score([call("weather", city="oslo norway", days=3)], gold, rules="schema").correct is True  # "" listed: may be left out
+    assert score([call("weather", city="Oslo", unit="celsius", days=3)], gold, rules="schema").correct is True
+    s = score([call("weather", city="Bergen", days=3)], gold, rules="schema")
+    assert s.mismatch == Reason("wrong_value", 'weather.city expected ["Oslo", "Oslo, Norway"] (one of), got "Bergen"')
+    s = score([call("weather", city="Oslo")], gold, rules="schema")
+    assert s.mismatch == Reason("missing_argument", "weather.days (expected 3)")
+    # under schema rules "" is not itself a value, and an unlisted argument still matches only its default
+    assert score([call("weather", city="Oslo", unit="", days=3)], gold, rules="schema").correct is False
+    assert score([call("weather", city="Oslo", days=3)], [possible("weather", city=["Oslo"], days=[3])], rules="schema").correct is True
+
+
+def test_schema_rules_accept_nested_objects_key_by_key():
+    tools = load_tools([{"name": "book", "description": "", "parameters": {"type": "dict", "properties": {
+        "guest": {"type": "dict", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}},
+        "required": ["guest"]}}])
+    gold = json.dumps([possible("book", guest=[{"name": ["Ann", "Anna"], "age": ["", 30]}])])
+    for guest, correct in [({"name": "anna"}, True), ({"name": "Ann", "age": 30}, True), ({"name": "Bo"}, False),
+                           ({"age": 30}, False), ({"name": "Ann", "pet": "cat"}, False)]:
+        assert score_row("ok", [call("book", guest=guest)], [], gold, tools, rules="schema").correct is correct, guest
+
+
+def test_every_accepted_value_of_the_gold_is_audited():
+    gold = [possible("weather", city=["Oslo", 7], days=["", "three"])]
+    s = score([call("weather", city="Oslo")], gold, rules="schema")
+    assert [e.code for e in s.gold_errors] == ["type_mismatch", "type_mismatch"] and s.mismatch.code == "bad_gold"
+    # the leaderboard scores such rows all the same (rule 6: the possible answer's own type wins)
+    s = score([call("weather", city=7)], [possible("weather", city=[7], days=["", "three"])], rules="bfcl")
+    assert (s.correct, s.rules, len(s.gold_errors)) == (True, "bfcl", 2)
+    assert "weather.city" in str(s.gold_errors[0]) and "weather.days" in str(s.gold_errors[1])

@@ -17,8 +17,9 @@ from pipelines.core.tools import Tool, array_enum_parameters, parameters_schema
 
 # Row statuses, in the order the pipeline can assign them.
 # Bump when validation, parsing or scoring change what a label means: a rerun then refuses to mix.
-# 3: out_of_range, enum on arrays checked on the items; 4: gold audited against its tools; 5: truncated labels
-VALIDATION_VERSION = "5"
+# 3: out_of_range, enum on arrays checked on the items; 4: gold audited against its tools; 5: truncated labels;
+# 6: possible answers as gold, scoring.rules
+VALIDATION_VERSION = "6"
 
 
 @dataclass

@@ -19,6 +19,7 @@ from omegaconf import MISSING
 
 from pipelines.cluster import RayConfig
 from pipelines.config import CONF_DIR, ConfigError, InputConfig, check_keys, load_profile, profile_name, to_plain
+from pipelines.core.scoring import ScoringConfig
 from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
 from pipelines.storage import S3Config
 
@@ -112,6 +113,7 @@ class LabelConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     s3: S3Config = field(default_factory=S3Config)
     ray: RayConfig = field(default_factory=RayConfig)
     dry_run: bool = False  # build and write prompts; load no model
@@ -191,7 +193,7 @@ def _check(config: LabelConfig) -> None:
 
 def label_settings(config: LabelConfig, model: str | None) -> dict:
     """The settings that change labels, defined once: the model (as resolved: a local path made
-    absolute), the prompt format, generation, validation with its version, engine_kwargs (passed to
+    absolute), the prompt format, generation, validation with its version, the scoring rules, engine_kwargs (passed to
     vLLM as is, so they may), and the name masking with its seed. Not paths, run ids, scaling or
     scheduling. `config_hash` is their hash; the manifest's fingerprint adds the run's mode and the
     input listing (pipelines/label/output.py)."""
@@ -201,6 +203,7 @@ def label_settings(config: LabelConfig, model: str | None) -> dict:
         "prompt_format": plain["prompt"]["format"],
         "generation": plain["generation"],
         "validation": {**plain["validation"], "version": VALIDATION_VERSION},
+        "scoring": plain["scoring"],
         "engine_kwargs": plain["engine"]["engine_kwargs"],
         "mask": {**plain["mask"], "seed": plain["seed"]},
     }

@@ -103,6 +103,7 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 CONFIG_FILE = "_config.yaml"
 MANIFEST_FILE = "_manifest.json"
+BFCL_TABLE_FILE = "_bfcl.md"  # BFCL's table in Markdown, beside the summary, when rows carry BFCL categories
 TMP_DIR = "_tmp"
 
 

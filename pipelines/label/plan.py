@@ -12,6 +12,7 @@ import pyarrow as pa
 from pipelines import storage
 from pipelines.cluster import start_ray, stop_ray
 from pipelines.config import to_yaml
+from pipelines.core import bfcl
 from pipelines.label import config as cfg
 from pipelines.label import engine, output, stages
 from pipelines.label.lease import Lease
@@ -19,7 +20,7 @@ from pipelines.label.models import resolve_model
 from pipelines.label.preflight import preflight
 from pipelines.label.progress import ErrorRateExceeded, Progress
 from pipelines.label.summary import COLUMNS as SUMMARY_COLUMNS
-from pipelines.label.summary import SummaryCounter
+from pipelines.label.summary import OPTIONAL_COLUMNS, SummaryCounter
 
 
 def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
@@ -63,12 +64,15 @@ def _run(config: cfg.LabelConfig, mode: cfg.Mode, started: float, shards: storag
 
     already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, label)
     counter = SummaryCounter()
-    for batch in storage.read_columns(out_fs, out_root, SUMMARY_COLUMNS):
+    for batch in storage.read_columns(out_fs, out_root, SUMMARY_COLUMNS, OPTIONAL_COLUMNS):
         counter.add(batch.to_pydict())
     summary = counter.to_dict(time.time() - started, run_id=config.run.id, output=config.output.path, model=model,
                               mode=mode.value, input_shards=len(shards.paths), input_rows=shards.num_rows,
                               rows_before_this_run=already, stopped=stopped, mask_names=config.mask.names)
     storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
+    if summary["bfcl"]:
+        storage.write_text(out_fs, posixpath.join(out_root, output.BFCL_TABLE_FILE),
+                           bfcl.markdown(summary["bfcl"], model or config.output.path))
     if stopped:
         raise ErrorRateExceeded(stopped)
     return summary
@@ -167,6 +171,6 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
         stages.annotate_batch,
         batch_format="pyarrow",
         fn_kwargs={"input_schema": input_schema, "lineage": lineage, "mode": mode, "validation": config.validation,
-                   "samples": config.generation.samples - 1},
+                   "scoring": config.scoring, "samples": config.generation.samples - 1},
     )
     write_and_report(ds, config, out_fs, out_root, lease_token, progress)

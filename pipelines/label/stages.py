@@ -27,7 +27,7 @@ from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
 from pipelines.core.prompts import Prompt, build_prompt, prompt_text
 from pipelines.core.reasons import (BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, NO_CALL, OK, PROMPT_TOO_LONG, Reason,
                                     truncation)
-from pipelines.core.scoring import score_row
+from pipelines.core.scoring import CATEGORY_COLUMN, ScoringConfig, score_row
 from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
 from pipelines.core.validation import ValidationConfig, label_output
 from pipelines.label.config import Mode
@@ -225,10 +225,11 @@ def annotate_reads(mode: Mode) -> tuple[str, ...]:
 LOGPROB_COLUMNS = {f.name: f"{f.name}_logprob" for f in fields(LogprobStats)}
 
 
-def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, samples: int = 0) -> dict:
+def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, scoring: ScoringConfig | None = None,
+                 samples: int = 0) -> dict:
     """Pure: one row after generation -> its judged columns: parsed and validated calls, status,
     reasons, call type, the confidence (samples, agreement, consensus, log-probabilities), and the
-    score against gold `answers` when the row has them.
+    score against gold `answers` when the row has them (by `scoring.rules`, with the row's BFCL `category`).
 
     mode: where the text is: the engine's (generate), the input's `raw_output` and `sample_outputs`
     columns (revalidate), or nowhere (dry_run: nothing to judge).
@@ -276,10 +277,11 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, samples
                    sample_finish_reasons=row.get(ENGINE_SAMPLE_FINISH_COL if generated else "sample_finish_reasons"))
         out["calls"] = written_calls(parsed_calls)
         out.update(_confidence(row, mode, samples, (label.status, parsed_calls), tools, validation, unmask))
-    score = score_row(out["status"], parsed_calls, reasons, row.get("answers"), tools)
+    score = score_row(out["status"], parsed_calls, reasons, row.get("answers"), tools,
+                      rules=(scoring or ScoringConfig()).rules, category=row.get(CATEGORY_COLUMN))
     out.update(errors=[str(r) for r in reasons], correct=score.correct,
                mismatch=str(score.mismatch) if score.mismatch else None, gold_call_type=score.gold_call_type,
-               gold_errors=[str(r) for r in score.gold_errors])
+               gold_errors=[str(r) for r in score.gold_errors], scoring_rules=score.rules)
     return out
 
 
@@ -308,7 +310,7 @@ def _confidence(row: dict, mode: Mode, samples: int, label: tuple, tools, valida
 
 
 def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, mode: Mode,
-                   validation: ValidationConfig, samples: int = 0) -> pa.Table:
+                   validation: ValidationConfig, scoring: ScoringConfig | None = None, samples: int = 0) -> pa.Table:
     """Judges a batch (annotate_row) and shapes it to the output schema: input columns, then the
     added ones, then the shard and row that say where each came from."""
     require_columns(batch, input_schema.names + list(annotate_reads(mode)), "annotate_batch")
@@ -316,7 +318,7 @@ def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, m
     schema = output_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
     out_rows = []
     for row in rows:
-        added = annotate_row(row, mode=mode, validation=validation, samples=samples)
+        added = annotate_row(row, mode=mode, validation=validation, scoring=scoring, samples=samples)
         out = {name: row.get(name) for name in input_schema.names}
         out.update(prompt=row.get(USER_MESSAGE_COL), **added, **lineage)
         out.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})

@@ -5,16 +5,46 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pipelines.core import bfcl
 from pipelines.core.confidence import AGREEMENT_BUCKETS, LOGPROB_BUCKETS, agreement_bucket, logprob_bucket
 from pipelines.core.reasons import CUT, STATUSES
-from pipelines.core.scoring import GOLD_TYPES
+from pipelines.core.scoring import BFCL_RULES, CATEGORY_COLUMN, GOLD_TYPES
 from pipelines.core.validation import CALL_TYPES
 
 COLUMNS = ["status", "call_type", "num_prompt_tokens", "num_output_tokens", "correct", "gold_call_type", "gold_errors",
-           "agreement", "mean_logprob", "finish_reason", "sample_finish_reasons"]
+           "agreement", "mean_logprob", "finish_reason", "sample_finish_reasons", "scoring_rules"]
+OPTIONAL_COLUMNS = (CATEGORY_COLUMN,)  # an input column: read where the output has it
 # The confidence signals the calibration table groups rows by: column -> (bucket of a value, bucket names in order)
 SIGNALS = {"agreement": (agreement_bucket, [name for _, name in AGREEMENT_BUCKETS]),
            "mean_logprob": (logprob_bucket, [name for _, name in LOGPROB_BUCKETS])}
+
+
+@dataclass
+class LeaderboardCounter:
+    """Rows scored by BFCL's rules, per BFCL category: (correct, scored); rows of a category without a
+    verdict (bad_input, bad_gold) are counted apart."""
+
+    scored: Counter = field(default_factory=Counter)
+    correct: Counter = field(default_factory=Counter)
+    unscored: Counter = field(default_factory=Counter)
+
+    def add(self, batch: dict[str, list]) -> None:
+        categories = batch.get(CATEGORY_COLUMN) or [None] * len(batch["correct"])
+        for category, correct, rules in zip(categories, batch["correct"], batch["scoring_rules"]):
+            if category not in bfcl.CATEGORIES:
+                continue
+            if correct is None or rules != BFCL_RULES:
+                self.unscored[category] += 1
+            else:
+                self.scored[category] += 1
+                self.correct[category] += bool(correct)
+
+    def table(self) -> dict | None:
+        """BFCL's table (bfcl.table), with the unscored rows per category; None without such rows."""
+        if not self.scored and not self.unscored:
+            return None
+        return {**bfcl.table({c: (self.correct[c], self.scored[c]) for c in self.scored}),
+                "unscored_rows": dict(self.unscored)}
 
 
 @dataclass
@@ -34,6 +64,7 @@ class SummaryCounter:
     buckets: Counter = field(default_factory=Counter)  # (signal, bucket) -> rows
     bucket_scored: Counter = field(default_factory=Counter)  # (signal, bucket) -> rows with a verdict
     bucket_correct: Counter = field(default_factory=Counter)  # (signal, bucket) -> correct rows
+    leaderboard: LeaderboardCounter = field(default_factory=LeaderboardCounter)
 
     def add(self, batch: dict[str, list]) -> None:
         """A batch of the COLUMNS, as lists."""
@@ -53,6 +84,7 @@ class SummaryCounter:
                 self.scored[gold_type] += 1
                 self.correct[gold_type] += bool(correct)
         self.gold_with_errors += sum(1 for errors in batch["gold_errors"] if errors)
+        self.leaderboard.add(batch)
         for signal, (bucket_of, _) in SIGNALS.items():
             for value, correct in zip(batch[signal], batch["correct"]):
                 bucket = bucket_of(value)
@@ -88,6 +120,8 @@ class SummaryCounter:
                              "accuracy": _share(self.bucket_correct[(signal, b)], self.bucket_scored[(signal, b)])}
                          for b in names if self.buckets[(signal, b)]}
                 for signal, (_, names) in SIGNALS.items()},
+            # BFCL's table over the rows the leaderboard's rules scored, by their category (pipelines/core/bfcl.py)
+            "bfcl": self.leaderboard.table(),
             "wall_seconds": round(wall_seconds, 3),
             "rows_per_second": round(self.rows / wall_seconds, 3) if wall_seconds > 0 else None,
         }
@@ -122,10 +156,28 @@ def format_table(summary: dict) -> str:
         for bucket, cell in buckets.items():
             accuracy = "" if cell["accuracy"] is None else f"  accuracy {cell['accuracy']:.1%}"
             lines.append(f"{signal:<13} {bucket:<14} {cell['rows']:>8}{accuracy}")
+    if summary.get("bfcl"):
+        lines.append(format_leaderboard(summary["bfcl"]))
     lines += [
         f"prompt tokens   {summary['prompt_tokens']}",
         f"output tokens   {summary['output_tokens']}",
         f"wall time       {summary['wall_seconds']:.1f} s",
         f"rows/s          {summary['rows_per_second']}",
     ]
+    return "\n".join(lines)
+
+
+def format_leaderboard(result: dict) -> str:
+    """BFCL's table as plain text: the aggregates, then each category present."""
+    lines = [f"bfcl      {name:<22} {bfcl.cell_text(result[key]):>8}" for name, key in bfcl.CARD_COLUMNS]
+    lines.append(f"bfcl      {'Non-live AST, Python':<22} {bfcl.cell_text(result['non_live_python_ast']):>8}  "
+                 "(simple_python for the three simple categories: not a leaderboard figure)")
+    lines += [f"bfcl      {name:<22} {bfcl.cell_text(cell):>8}  of {cell['total']} rows"
+              for name, cell in result["categories"].items() if not cell["missing"]]
+    missing = [name for name, cell in result["categories"].items() if cell["missing"]]
+    if missing:
+        lines.append(f"bfcl      missing: {', '.join(missing)} (an aggregate that needs one is shown as missing)")
+    if result["unscored_rows"]:
+        lines.append("bfcl      rows without a verdict (bad_input, bad_gold): " +
+                     ", ".join(f"{c} {n}" for c, n in result["unscored_rows"].items()))
     return "\n".join(lines)

@@ -9,13 +9,16 @@ from omegaconf import MISSING
 
 from pipelines.cluster import RayConfig
 from pipelines.config import InputConfig
+from pipelines.core.bfcl import CATEGORIES
 from pipelines.storage import S3Config
 
 
 @dataclass
 class SourceConfig:
     path: str = MISSING  # a local JSON / JSON Lines / parquet / CSV file or folder, or a hub dataset name
-    format: Optional[str] = None  # json, parquet or csv; None: from the file names
+    # json, parquet or csv (None: from the file names); bfcl: the leaderboard's question and possible-answer
+    # files, from a BFCL data folder or (input.path=bfcl-eval) the installed bfcl-eval package's
+    format: Optional[str] = None
     split: str = "train"  # of a hub dataset
 
 
@@ -28,6 +31,8 @@ class ShardsOutputConfig:
 @dataclass
 class PrepareSettings:
     drop_bad: bool = False  # false: any bad row stops the job before it writes; true: bad rows are left out
+    # with input.format=bfcl: the categories to import (default: every single-turn one this job scores)
+    categories: list[str] = field(default_factory=lambda: list(CATEGORIES))
 
 
 @dataclass
@@ -116,3 +121,16 @@ class CompareConfig:
     compare: CompareSettings = field(default_factory=CompareSettings)
     s3: S3Config = field(default_factory=S3Config)
     ray: RayConfig = field(default_factory=RayConfig)
+
+
+@dataclass
+class TableOutputConfig:
+    path: Optional[str] = None  # a Markdown file to write the table to (local or s3://); None: printed only
+
+
+@dataclass
+class LeaderboardConfig:
+    input: InputConfig = field(default_factory=InputConfig)  # a finished output of jobs/label.py or jobs/validate.py
+    output: TableOutputConfig = field(default_factory=TableOutputConfig)
+    model: Optional[str] = None  # the name in the table's Model column; None: the output's model
+    s3: S3Config = field(default_factory=S3Config)

@@ -51,7 +51,7 @@ def run(config: ExportConfig) -> dict:
     columns = COMPARE_COLUMNS if from_compare else COLUMNS
     if config.export.judge_verdicts is not None:
         pieces = storage.parquet_files(in_fs, in_root)
-        if from_compare or (pieces and "judge_verdict" not in _schema(in_fs, pieces[0]).names):
+        if from_compare or (pieces and "judge_verdict" not in storage.read_schema(in_fs, pieces[0]).names):
             raise storage.InputError(f"export.judge_verdicts is set, but input.path {config.input.path!r} has no "
                                      "judge_verdict column: export the output of jobs/judge.py")
         columns = [*columns, "judge_verdict"]
@@ -92,11 +92,6 @@ DROP_REASONS = ("status", "low_agreement", "incorrect", "judge_verdict", "duplic
 # A compare output's rows, read as labeled rows: the consensus of the runs is the label.
 COMPARE_COLUMNS = ["id", "query", "tools", "consensus_calls", "consensus_share"]
 NO_CONSENSUS = "no_consensus"  # the status a compare row without a majority exports under (never kept)
-
-
-def _schema(fs, path: str) -> pa.Schema:
-    with fs.open(path, "rb") as f:
-        return pq.read_schema(f)
 
 
 def consensus_row(row: dict) -> dict:

@@ -4,8 +4,12 @@ Reads with the `datasets` library: local JSON, JSON Lines, parquet or CSV files,
 (e.g. Salesforce/xlam-function-calling-60k). Two row shapes:
   * xLAM: `query`, `tools`, optional `answers` (JSON strings or lists), optional `id`;
   * BFCL: `question` (a list of chat messages, or of turns of them), `function` (a list of tools),
-    optional `answers` (calls, as xLAM's).
-Writes parquet shards with `id`, `query`, `tools`, `answers` (strings; tools and answers as JSON).
+    optional `answers` (calls, or BFCL's possible answers).
+`input.format=bfcl` reads the leaderboard's own files instead: each category's question file joined
+by `id` with its possible-answer file (`possible_answer/`), from a BFCL data folder or, with
+`input.path=bfcl-eval`, the installed `bfcl-eval` package's.
+Writes parquet shards with `id`, `query`, `tools`, `answers` (strings; tools and answers as JSON, the
+answers in the form given) and `category` (the BFCL category, or the source's `category` column).
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import storage
-from pipelines.core.scoring import load_gold
+from pipelines.config import ConfigError
+from pipelines.core import bfcl
+from pipelines.core.scoring import load_answers
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.recipe.config import PrepareConfig
 
-SCHEMA = pa.schema([("id", pa.string()), ("query", pa.string()), ("tools", pa.string()), ("answers", pa.string())])
+SCHEMA = pa.schema([("id", pa.string()), ("query", pa.string()), ("tools", pa.string()), ("answers", pa.string()),
+                    ("category", pa.string())])
+BFCL_FORMAT = "bfcl"  # input.format: the leaderboard's question and possible-answer files
+INSTALLED_BFCL = "bfcl-eval"  # input.path with input.format=bfcl: the installed package's data folder
 FORMAT_OF_SUFFIX = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 MAX_REPORTED = 20  # bad rows named in the message
 
@@ -47,18 +56,18 @@ def to_shard_row(row: dict, position: int) -> dict:
     answers = None
     if answers_cell is not None:
         try:
-            gold = load_gold(plain_cell(answers_cell))
+            gold = load_answers(plain_cell(answers_cell))
         except (ValueError, json.JSONDecodeError) as e:
             raise BadInput("bad_answers", str(e)) from None
         names = {t.name for t in tools}
-        unknown = sorted({c["name"] for c in gold} - names)
+        unknown = sorted(set(gold.names()) - names)
         if unknown:
             raise BadInput("answer_unknown_function", f"answers call {unknown}, which are not among the tools")
-        answers = json.dumps(gold, ensure_ascii=False)
-    row_id = row.get("id")
+        answers = gold.to_json()
+    row_id, category = row.get("id"), row.get("category")
     return {"id": str(row_id) if row_id is not None else str(position), "query": query,
             "tools": tools_cell if isinstance(tools_cell, str) else json.dumps(tools_cell, ensure_ascii=False),
-            "answers": answers}
+            "answers": answers, "category": category if isinstance(category, str) else None}
 
 
 def _bfcl_query(question: Any) -> str:
@@ -99,6 +108,64 @@ def load_source(path: str, data_format: str | None, split: str):
     return datasets.load_dataset(path, split=split)
 
 
+def bfcl_folder(path: str) -> Path:
+    """The BFCL data folder named by input.path (`bfcl-eval`: the installed package's)."""
+    if path == INSTALLED_BFCL:
+        try:
+            import bfcl_eval
+        except ImportError:
+            raise storage.InputError("input.path=bfcl-eval: the bfcl-eval package is not installed; install it without "
+                                     "its dependencies (pip install --no-deps bfcl-eval==2026.3.23) or point input.path "
+                                     "at a BFCL data folder") from None
+        return Path(bfcl_eval.__file__).parent / "data"
+    folder = Path(path)
+    if not folder.is_dir():
+        raise storage.InputError(f"input.path {path!r} with input.format=bfcl is not a folder: point it at BFCL's data "
+                                 "folder (BFCL_v4_*.json beside possible_answer/), or set input.path=bfcl-eval")
+    return folder
+
+
+def bfcl_source(path: str, categories: list[str]) -> list[dict]:
+    """The leaderboard's rows of `categories`, each question with its possible answers (joined by
+    id), `[]` for irrelevance categories and none for relevance (any call is right), and its category."""
+    unknown = [c for c in categories if c not in bfcl.CATEGORIES]
+    if unknown:
+        unported = [c for c in unknown if c in bfcl.UNPORTED_CATEGORIES]
+        why = (f"{', '.join(unported)} are not scored like the leaderboard (its Java and JavaScript value conversion is "
+               "not ported); " if unported else "")
+        raise ConfigError(f"config key 'prepare.categories' names {', '.join(unknown)}: {why}the single-turn categories "
+                          f"this job scores are {', '.join(bfcl.CATEGORIES)}")
+    folder, rows = bfcl_folder(path), []
+    for category in categories:
+        questions = _bfcl_file(folder, category)
+        if category in bfcl.AST_CATEGORIES:
+            possible = {r["id"]: r["ground_truth"] for r in _bfcl_file(folder / "possible_answer", category)}
+            missing = [q["id"] for q in questions if q["id"] not in possible]
+            if missing:
+                raise storage.InputError(f"{folder}: {len(missing)} {category} question(s) have no possible answer "
+                                         f"(e.g. {missing[0]}); the folder's files do not belong together")
+        for q in questions:
+            answers = possible[q["id"]] if category in bfcl.AST_CATEGORIES else (
+                [] if category in bfcl.IRRELEVANCE_CATEGORIES else None)
+            rows.append({"id": q["id"], "question": q["question"], "function": q["function"], "answers": answers,
+                         "category": category})
+    return rows
+
+
+def _bfcl_file(folder: Path, category: str) -> list[dict]:
+    """One category's JSON Lines file (BFCL_v4_<category>.json, or another version's single match)."""
+    path = folder / f"BFCL_v4_{category}.json"
+    if not path.exists():
+        matches = sorted(folder.glob(f"BFCL_v*_{category}.json"))
+        if len(matches) != 1:
+            raise storage.InputError(f"{folder} has no BFCL_v4_{category}.json (prepare.categories names {category})")
+        path = matches[0]
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise storage.InputError(f"{path} is not JSON Lines ({e})") from None
+
+
 def shard_rows(source: Iterable[dict]) -> tuple[list[dict], list[str]]:
     """Every source row -> a shard row, or a `position: code: detail` line; duplicate ids are bad too."""
     rows, bad, seen = [], [], set()
@@ -108,7 +175,8 @@ def shard_rows(source: Iterable[dict]) -> tuple[list[dict], list[str]]:
             if out["id"] in seen:
                 raise BadInput("duplicate_id", f"id {out['id']!r} appears earlier in the source")
         except BadInput as e:
-            bad.append(f"row {position}: {e.reason}")
+            named = f" (id {row['id']})" if isinstance(row, dict) and row.get("id") is not None else ""
+            bad.append(f"row {position}{named}: {e.reason}")
             continue
         seen.add(out["id"])
         rows.append(out)
@@ -117,7 +185,10 @@ def shard_rows(source: Iterable[dict]) -> tuple[list[dict], list[str]]:
 
 def run(config: PrepareConfig) -> dict:
     started = time.time()
-    source = load_source(config.input.path, config.input.format, config.input.split)
+    if config.input.format == BFCL_FORMAT:
+        source = bfcl_source(config.input.path, list(config.prepare.categories))
+    else:
+        source = load_source(config.input.path, config.input.format, config.input.split)
     rows, bad = shard_rows(source)
     if bad and not config.prepare.drop_bad:
         shown = "\n  ".join(bad[:MAX_REPORTED])
