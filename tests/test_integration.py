@@ -544,3 +544,70 @@ def test_node_removed_mid_run_the_job_completes(common_args, cluster, tmp_path):
     # The engine on the removed node had been built, and another was built after it, elsewhere.
     built = _engines_built(tmp_path)
     assert engine.pid in built and built - {engine.pid}
+
+
+def test_bfcl_rules_are_what_the_written_correct_column_says(tmp_path, cluster, capsys):
+    """Re-validation (real Ray, no model) of outputs whose leaderboard verdicts are known by its rules."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.cli import data_job_main
+    from pipelines.config import profile_loader
+    from pipelines.recipe import leaderboard
+    from pipelines.recipe.config import LeaderboardConfig
+
+    area = json.dumps([{"name": "area", "description": "Area of a shape.", "parameters": {"type": "dict", "properties": {
+        "base": {"type": "integer", "description": "Base"},
+        "unit": {"type": "string", "description": "Unit", "enum": ["cm", "m"], "default": "cm"}}, "required": ["base"]}}])
+    possible = json.dumps([{"area": {"base": [10], "unit": ["cm", ""]}}])
+
+    def call(**arguments):
+        return json.dumps([{"name": "area", "arguments": arguments}])
+
+    rows = [  # id, category, answers, raw_output, the leaderboard's verdict, the schema rules' verdict
+        ("optional_left_out", "simple_python", possible, call(base=10), True, True),
+        ("float_for_integer", "simple_python", possible, call(base=10.0), False, True),
+        ("enum_the_schema_lacks", "simple_python", json.dumps([{"area": {"base": [10], "unit": ["mm"]}}]),
+         call(base=10, unit="mm"), True, None),  # the schema rules: bad_gold (the gold breaks its tools)
+        ("prose_is_no_call", "irrelevance", "[]", "I cannot compute that.", True, False),
+        ("any_call_is_relevant", "live_relevance", None, call(base=3), True, None),
+        ("not_bfcl", None, json.dumps([{"name": "area", "arguments": {"base": 10}}]), call(base=10, unit="cm"), None, True),
+    ]
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"id": [r[0] for r in rows], "query": ["Area of base 10?"] * len(rows),
+                             "tools": [area] * len(rows), "answers": [r[2] for r in rows],
+                             "category": [r[1] for r in rows], "raw_output": [r[3] for r in rows]}),
+                   tmp_path / "in" / "part.parquet")
+    common = ["conf=local", f"input.path={tmp_path / 'in'}", f"ray.address={cluster[0].address}"]
+    _, summary, table, _, _ = run_job([*common, f"output.path={tmp_path / 'auto'}"], revalidate=True)
+    written = {r["id"]: r for r in table.to_pylist()}
+    for row_id, category, _, _, verdict, _ in rows:
+        expected_rules = "schema" if category is None else "bfcl"
+        if category is None:
+            assert written[row_id]["correct"] is True and written[row_id]["scoring_rules"] == "schema"
+        else:
+            assert (written[row_id]["correct"], written[row_id]["scoring_rules"]) == (verdict, expected_rules), row_id
+    assert written["enum_the_schema_lacks"]["status"] == "invalid_call"  # the status stays the schema's
+    assert written["float_for_integer"]["mismatch"].startswith("wrong_type: area.base")
+    cells = summary["bfcl"]["categories"]
+    assert (cells["simple_python"]["total"], round(cells["simple_python"]["accuracy"], 4)) == (3, 0.6667)
+    assert cells["irrelevance"]["accuracy"] == 1.0 and summary["bfcl"]["relevance"]["accuracy"] == 1.0
+    markdown = (tmp_path / "auto" / "_bfcl.md").read_text()
+    assert "| Non-live AST summary | Live AST summary | Irrelevance | Relevance |" in markdown
+    assert "| simple_python | 66.67 | 3 |" in markdown and "| live_simple | missing |  |" in markdown
+
+    # the same table from the finished output, without a model
+    capsys.readouterr()
+    args = [f"input.path={tmp_path / 'auto'}", f"output.path={tmp_path / 'table.md'}", "model=oracle"]
+    assert data_job_main(args, profile_loader(LeaderboardConfig, "leaderboard"), leaderboard.run) == 0
+    assert "bfcl      simple_python             66.67  of 3 rows" in capsys.readouterr().out
+    assert (tmp_path / "table.md").read_text() == markdown.replace(f"| {tmp_path / 'auto'} |", "| oracle |")
+    assert "| oracle | missing | missing | missing | 100.00 |" in (tmp_path / "table.md").read_text()
+
+    # scoring.rules=schema: every verdict by the tools' schemas, and no leaderboard table from them
+    _, summary, table, _, _ = run_job([*common, f"output.path={tmp_path / 'schema'}", "scoring.rules=schema"],
+                                      revalidate=True)
+    written = {r["id"]: r for r in table.to_pylist()}
+    assert {row_id: written[row_id]["correct"] for row_id, *_ in rows} == {r[0]: r[5] for r in rows}
+    assert summary["bfcl"]["unscored_rows"] == {"simple_python": 3, "irrelevance": 1, "live_relevance": 1}
+    assert all(cell["missing"] for cell in summary["bfcl"]["categories"].values())

@@ -21,7 +21,7 @@ ANSWER = [{"name": "f", "arguments": {"a": 1}}]
 def test_xlam_rows_keep_their_id_and_json_strings():
     row = {"id": 7, "query": "f with a=1", "tools": json.dumps([TOOL]), "answers": json.dumps(ANSWER)}
     assert to_shard_row(row, 0) == {"id": "7", "query": "f with a=1", "tools": json.dumps([TOOL]),
-                                    "answers": json.dumps(ANSWER)}
+                                    "answers": json.dumps(ANSWER), "category": None}
 
 
 def test_lists_become_json_and_a_missing_id_is_the_position():
@@ -31,7 +31,7 @@ def test_lists_become_json_and_a_missing_id_is_the_position():
 
 def test_bfcl_rows_become_a_query_or_a_conversation():
     single = to_shard_row({"id": "simple_0", "question": [[{"role": "user", "content": "hi"}]], "function": [TOOL]}, 0)
-    assert single == {"id": "simple_0", "query": "hi", "tools": json.dumps([TOOL]), "answers": None}
+    assert single == {"id": "simple_0", "query": "hi", "tools": json.dumps([TOOL]), "answers": None, "category": None}
     turns = [[{"role": "user", "content": "a"}], [{"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]]
     multi = to_shard_row({"id": "m", "question": turns, "function": [TOOL]}, 0)
     assert json.loads(multi["query"]) == [m for turn in turns for m in turn]
@@ -55,7 +55,7 @@ def test_bad_rows_name_their_reason(row, code):
 
 def test_duplicate_ids_are_bad_rows_with_their_position():
     rows, bad = shard_rows([{"id": 1, "query": "q", "tools": [TOOL]}, {"id": 1, "query": "r", "tools": [TOOL]}])
-    assert len(rows) == 1 and bad == ["row 1: duplicate_id: id '1' appears earlier in the source"]
+    assert len(rows) == 1 and bad == ["row 1 (id 1): duplicate_id: id '1' appears earlier in the source"]
 
 
 @pytest.mark.parametrize("name, write", [
@@ -95,7 +95,7 @@ def test_run_writes_shards_of_the_configured_size(tmp_path):
                           "output.rows_per_shard=25"))
     assert summary["rows"] == 58 and summary["shards"] == 3 and summary["bad_rows"] == 0
     table = pq.read_table(tmp_path / "out")
-    assert table.num_rows == 58 and table.schema.names == ["id", "query", "tools", "answers"]
+    assert table.num_rows == 58 and table.schema.names == ["id", "query", "tools", "answers", "category"]
     assert sorted(pq.read_metadata(p).num_rows for p in (tmp_path / "out").glob("*.parquet")) == [8, 25, 25]
     with pytest.raises(OutputError, match="is not empty"):
         run(_config(f"input.path={REPO / 'data' / 'sources' / 'xlam.json'}", f"output.path={tmp_path / 'out'}"))
@@ -109,3 +109,63 @@ def test_bad_rows_stop_the_job_before_it_writes_unless_dropped(tmp_path):
     assert not (tmp_path / "out").exists()
     summary = run(_config(f"input.path={source}", f"output.path={tmp_path / 'out'}", "prepare.drop_bad=true"))
     assert summary["rows"] == 1 and summary["bad_reasons"] == {"empty_query": 1}
+
+
+def _bfcl_file(folder, name, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+BFCL_TOOL = {"name": "area", "description": "Area.", "parameters": {"type": "dict", "properties": {
+    "base": {"type": "integer", "description": "b"}, "unit": {"type": "string", "description": "u", "default": "cm"}},
+    "required": ["base"]}}
+
+
+def test_bfcl_files_are_joined_with_their_possible_answers_and_keep_their_category(tmp_path):
+    data = tmp_path / "data"
+    question = [[{"role": "user", "content": "Area with base 10?"}]]
+    _bfcl_file(data, "BFCL_v4_simple_python.json", [{"id": "simple_python_1", "question": question, "function": [BFCL_TOOL]},
+                                                   {"id": "simple_python_0", "question": question, "function": [BFCL_TOOL]}])
+    _bfcl_file(data / "possible_answer", "BFCL_v4_simple_python.json", [
+        {"id": "simple_python_0", "ground_truth": [{"area": {"base": [10], "unit": ["cm", ""]}}]},
+        {"id": "simple_python_1", "ground_truth": [{"area": {"base": [12]}}]}])
+    _bfcl_file(data, "BFCL_v4_irrelevance.json", [{"id": "irrelevance_0", "question": question, "function": [BFCL_TOOL]}])
+    _bfcl_file(data, "BFCL_v4_live_relevance.json", [{"id": "live_relevance_0", "question": question, "function": [BFCL_TOOL]}])
+    summary = run(_config("input.format=bfcl", f"input.path={data}", f"output.path={tmp_path / 'out'}",
+                          "prepare.categories=[simple_python,irrelevance,live_relevance]"))
+    assert summary["rows"] == 4 and summary["null_answers"] == 1
+    rows = {r["id"]: r for r in pq.read_table(tmp_path / "out").to_pylist()}
+    assert json.loads(rows["simple_python_0"]["answers"]) == [{"area": {"base": [10], "unit": ["cm", ""]}}]
+    assert json.loads(rows["simple_python_1"]["answers"]) == [{"area": {"base": [12]}}]
+    assert rows["irrelevance_0"]["answers"] == "[]" and rows["live_relevance_0"]["answers"] is None
+    assert {r["category"] for r in rows.values()} == {"simple_python", "irrelevance", "live_relevance"}
+    assert rows["simple_python_0"]["query"] == "Area with base 10?"
+
+
+def test_bfcl_import_refuses_what_it_cannot_score_like_the_leaderboard(tmp_path):
+    data = tmp_path / "data"
+    _bfcl_file(data, "BFCL_v4_simple_python.json", [{"id": "simple_python_0", "question": [[{"role": "user", "content": "q"}]],
+                                                   "function": [BFCL_TOOL]}])
+    out = f"output.path={tmp_path / 'out'}"
+    with pytest.raises(ConfigError, match="simple_java are not scored like the leaderboard"):
+        run(_config("input.format=bfcl", f"input.path={data}", out, "prepare.categories=[simple_java]"))
+    with pytest.raises(ConfigError, match="names multi_turn_base"):
+        run(_config("input.format=bfcl", f"input.path={data}", out, "prepare.categories=[multi_turn_base]"))
+    with pytest.raises(InputError, match="has no BFCL_v4_simple_python.json"):  # the possible answers are missing
+        run(_config("input.format=bfcl", f"input.path={data}", out, "prepare.categories=[simple_python]"))
+    with pytest.raises(InputError, match="is not a folder"):
+        run(_config("input.format=bfcl", f"input.path={tmp_path / 'nowhere'}", out))
+    assert not (tmp_path / "out").exists()
+
+
+def test_bfcl_import_from_the_installed_package_reads_every_category(tmp_path):
+    summary = run(_config("input.format=bfcl", "input.path=bfcl-eval", f"output.path={tmp_path / 'out'}",
+                          "prepare.drop_bad=true"))
+    # the leaderboard's 3,491 single-turn Python and relevance rows; 4 live_irrelevance rows have no tools
+    assert (summary["source_rows"], summary["rows"], summary["bad_reasons"]) == (3491, 3487, {"tools_empty": 4})
+    table = pq.read_table(tmp_path / "out", columns=["category", "answers"])
+    counts = dict(zip(*[c.to_pylist() for c in table.group_by("category").aggregate([("category", "count")])
+                        .select(["category", "category_count"]).columns]))
+    assert counts == {"simple_python": 400, "multiple": 200, "parallel": 200, "parallel_multiple": 200, "live_simple": 258,
+                      "live_multiple": 1053, "live_parallel": 16, "live_parallel_multiple": 24, "irrelevance": 240,
+                      "live_irrelevance": 880, "live_relevance": 16}
