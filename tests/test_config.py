@@ -35,6 +35,9 @@ def test_overrides_win_and_are_typed():
     (["input.path=s3://b/dt=${run.date}/"], ["input.path use ${run.date}", "run.date is not set"]),
     (["run.date=../up"], ["run.date", "one path segment"]),
     (["run.date=2026/11/24"], ["run.date", "one path segment"]),
+    (["scoring.rules=leaderboard"], ["scoring.rules", "auto, schema, bfcl"]),
+    (["generation.json_whitespace=false", "engine.structured_outputs_backend=outlines"],
+     ["engine.structured_outputs_backend=outlines", "generation.json_whitespace=true"]),
 ])
 def test_bad_config_names_the_key(args, words):
     with pytest.raises(ConfigError) as e:
@@ -104,3 +107,11 @@ def test_name_masking_and_its_seed_change_the_labels_hash_and_a_rerun_refuses(tm
         open_output(fs, root, fingerprint(reseeded, [("s.parquet", 1)], "generate"), "auto")
     with pytest.raises(OutputError, match=r"mask.names: true -> false"):
         open_output(fs, root, fingerprint(plain, [("s.parquet", 1)], "generate"), "auto")
+
+
+def test_the_judges_compact_json_is_checked_as_the_labels_is():
+    from pipelines.judge.config import load_judge_config
+
+    with pytest.raises(ConfigError, match=r"judge.engine.structured_outputs_backend=outlines .* judge.generation.json_whitespace=true"):
+        load_judge_config(["conf=local", "judge.generation.constrained=true", "judge.generation.json_whitespace=false",
+                           "judge.engine.structured_outputs_backend=outlines"])

@@ -182,13 +182,19 @@ def _check(config: LabelConfig) -> None:
         raise ConfigError("config key 'generation.sample_temperature' must be above 0: samples at 0 would all be the label")
     if not 0 < generation.sample_top_p <= 1:
         raise ConfigError("config key 'generation.sample_top_p' must be in (0, 1]")
-    backend = config.engine.structured_outputs_backend
-    if generation.constrained and not generation.json_whitespace and backend not in (None, *COMPACT_BACKENDS):
-        raise ConfigError(f"engine.structured_outputs_backend={backend} cannot forbid free whitespace in JSON (vLLM: "
-                          f"only {' and '.join(COMPACT_BACKENDS)} can): choose one of those, or set "
-                          "generation.json_whitespace=true")
+    check_compact_json(generation, config.engine)
     if not 0 < config.engine.gpu_memory_utilization <= 1:
         raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
+
+
+def check_compact_json(generation: GenerationConfig, engine: EngineConfig, prefix: str = "") -> None:
+    """Compact JSON (json_whitespace=false) needs a structured-output backend that can forbid free
+    whitespace; `prefix` names the pool's keys (`judge.` for the judge's)."""
+    backend = engine.structured_outputs_backend
+    if generation.constrained and not generation.json_whitespace and backend not in (None, *COMPACT_BACKENDS):
+        raise ConfigError(f"{prefix}engine.structured_outputs_backend={backend} cannot forbid free whitespace in JSON "
+                          f"(vLLM: only {' and '.join(COMPACT_BACKENDS)} can): choose one of those, or set "
+                          f"{prefix}generation.json_whitespace=true")
 
 
 def label_settings(config: LabelConfig, model: str | None) -> dict:
