@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, help="an earlier labeling output of the same rows (skips step 2)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench" / "leaderboard.json")
     parser.add_argument("--table", type=Path, default=REPO / "docs" / "bench" / "leaderboard.md")
-    parser.add_argument("--name", default="SmolLM2-135M-Instruct (conf=local: constrained, greedy)",
+    parser.add_argument("--name", default="SmolLM2-135M-Instruct (conf=local, constrained, greedy)",
                         help="the table's Model column")
     args = parser.parse_args()
 

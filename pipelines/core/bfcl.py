@@ -130,8 +130,8 @@ def _function(tool, call: dict, expected: tuple[str, dict]) -> Reason | None:
         if expected_type is not None:  # a type this module does not know is not checked (see PYTHON_TYPES)
             valid, is_variable = _type_check(value, accepted, expected_type, nested_type)
             if not valid:
-                return Reason("wrong_type", f"{name}.{param}: expected {type_name}, got {type(value).__name__} "
-                                            f"{_short(value)}")
+                items = f" of {spec['items'].get('type')}" if nested_type is not None else ""
+                return Reason("wrong_type", f"{name}.{param}: expected {type_name}{items}, got {_short(value)}")
         else:
             is_variable = False
         if not is_variable:
