@@ -2,7 +2,7 @@
 # make test  : set up, then run the tests
 # make setup : create or update .venv (does nothing when it is current)
 # make lock  : regenerate deploy/requirements-gpu.lock, the image's packages (PyPI, Linux x86_64, Python 3.11)
-# make bench : every benchmark, results to docs/bench/ and the plots (about two hours; docs/performance.md, docs/quality.md)
+# make bench : every benchmark, results to docs/bench/ and the plots (about three hours; docs/performance.md, docs/quality.md)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -50,6 +50,10 @@ bench: setup
 	$(PY) bench/samples.py --rows 500,1500 --repeats 1 --out docs/bench/samples.json
 	# the real model's quality signals on BFCL (docs/quality.md; about 40 minutes)
 	$(PY) bench/quality.py --per-category 20 --seed 0 --out docs/bench/quality.json --plot docs/quality.png
+	# BFCL's table on every non-live and live single-turn Python row (docs/quality.md; about 25 and 60 minutes)
+	$(PY) bench/leaderboard.py --out docs/bench/leaderboard.json --table docs/bench/leaderboard.md
+	$(PY) bench/leaderboard.py --categories live_simple,live_multiple,live_parallel,live_parallel_multiple,live_irrelevance,live_relevance \
+		--out docs/bench/leaderboard-live.json --table docs/bench/leaderboard-live.md
 	$(PY) bench/contenders.py --rows 20000,200000 --repeats 1 --contenders job_dry_run --job-set output.rows_per_file=1000 --out docs/bench/dry-run.json
 	$(PY) bench/plot.py
 

@@ -5,14 +5,14 @@
 
 Gold: the Berkeley Function-Calling Leaderboard's non-live single-turn categories (simple_python,
 multiple, parallel, parallel_multiple, irrelevance) from its own package `bfcl-eval` (Apache-2.0),
-downloaded as a wheel with pip (`--no-deps`: its declared dependencies pin numpy 1.26.4 and every model
-vendor's SDK) into .cache/bench/bfcl/. `--per-category` rows of each, drawn with `--seed`, go through
-jobs/prepare.py; the live_* categories are never read.
+installed by `make setup` without its dependencies. `--per-category` rows of each, drawn with
+`--seed`, go through jobs/prepare.py; the live_* categories are never read.
 
-BFCL's gold lists every accepted value per parameter (`""`: may be left out). Until the job scores
-possible answers itself, each row's `answers` is one concrete call list: a parameter whose accepted
-values include `""` is left out, any other takes its first accepted value. A correct call with
-another accepted value is then scored wrong, so accuracies here are lower bounds.
+BFCL's gold lists every accepted value per parameter (`""`: may be left out). These runs keep the
+form they were first recorded with (docs/quality.md): each row's `answers` is one concrete call list,
+a parameter whose accepted values include `""` left out, any other at its first accepted value,
+scored by the schema rules. A correct call with another accepted value is then scored wrong, so
+accuracies here are lower bounds. bench/leaderboard.py scores BFCL's own possible answers by its rules.
 
 Runs (each jobs/label.py on the same rows, conf=local, outputs under .cache/bench/quality/; a run whose
 output is complete is not run again):
@@ -31,14 +31,12 @@ import json
 import random
 import subprocess
 import sys
-import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-BFCL = "bfcl-eval==2026.3.23"
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 WORK = REPO / ".cache" / "bench" / "quality"
 SAMPLES = 8
@@ -46,16 +44,10 @@ THRESHOLDS = (None, 0.25, 0.5, 0.75, 1.0)  # export.min_agreement
 
 
 def bfcl_data() -> Path:
-    """bfcl_eval/data of the pinned wheel, downloaded and unpacked once."""
-    root = REPO / ".cache" / "bench" / "bfcl"
-    data = root / "bfcl_eval" / "data"
-    if not data.is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", BFCL, "-d", str(root)],
-                       check=True)
-        with zipfile.ZipFile(next(root.glob("bfcl_eval-*.whl"))) as wheel:
-            wheel.extractall(root, [m for m in wheel.namelist() if m.startswith("bfcl_eval/data/")])
-    return data
+    """The installed bfcl-eval package's data folder."""
+    from pipelines.recipe.prepare import INSTALLED_BFCL, bfcl_folder
+
+    return bfcl_folder(INSTALLED_BFCL)
 
 
 def concrete_call(possible: dict) -> dict:
@@ -277,7 +269,7 @@ def main() -> None:
             outputs["judge"] = judge(outputs.get("greedy") or label("greedy", shards, args.model), args.model)
         else:
             outputs[name] = label(name, shards, args.model)
-    report = {"gold": f"{BFCL}, {args.per_category} rows per category of {', '.join(CATEGORIES)}, seed {args.seed}",
+    report = {"gold": f"bfcl-eval, {args.per_category} rows per category of {', '.join(CATEGORIES)}, seed {args.seed}",
               "model": args.model, "runs": {}}
     for name, out in outputs.items():
         rows = rows_of(out)
