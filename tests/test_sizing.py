@@ -67,3 +67,38 @@ def test_driver_against_the_wheels_cuda(torch_cuda, driver, too_old):
     assert (problem is not None) == too_old
     if too_old:
         assert driver in problem and "older than CUDA" in problem
+
+
+def test_the_preflights_prompt_sample_reads_the_first_rows_not_the_shard(tmp_path):
+    import io
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.label.preflight import PROMPT_SAMPLE_ROWS, first_rows
+
+    rows = 20 * PROMPT_SAMPLE_ROWS
+    table = pa.table({"id": [str(i) for i in range(rows)], "query": [f"q{i}" for i in range(rows)],
+                      "tools": ["[]"] * rows, "blob": [os.urandom(2000) for _ in range(rows)]})  # wide, and not needed
+    pq.write_table(table, tmp_path / "shard.parquet", row_group_size=PROMPT_SAMPLE_ROWS, compression="none")
+
+    class Counting(io.FileIO):
+        read_bytes = 0
+
+        def read(self, size=-1):
+            data = super().read(size)
+            Counting.read_bytes += len(data)
+            return data
+
+        def readinto(self, buffer):
+            n = super().readinto(buffer)
+            Counting.read_bytes += n or 0
+            return n
+
+    with Counting(tmp_path / "shard.parquet", "rb") as f:
+        sample = first_rows(pq.ParquetFile(f), PROMPT_SAMPLE_ROWS, ["query", "tools", "id"])
+    assert sample.num_rows == PROMPT_SAMPLE_ROWS and sample.column("query").to_pylist()[-1] == f"q{PROMPT_SAMPLE_ROWS - 1}"
+    assert sample.column_names == ["query", "tools", "id"]
+    size = (tmp_path / "shard.parquet").stat().st_size
+    assert Counting.read_bytes < size / 20, (Counting.read_bytes, size)

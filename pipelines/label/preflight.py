@@ -402,12 +402,20 @@ def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: storage.S
 
     fs, _ = storage.filesystem(config.input.path, config.s3)
     with fs.open(shards.paths[0], "rb") as f:
-        table = pq.read_table(f).slice(0, PROMPT_SAMPLE_ROWS)
+        table = first_rows(pq.ParquetFile(f), PROMPT_SAMPLE_ROWS, [*PromptStage.READS, "id"])
     if "id" not in table.column_names:
         table = table.append_column("id", pa.array([str(i) for i in range(table.num_rows)]))
     stage = PromptStage(model, config.prompt.format, config.generation.max_model_len, config.model.trust_remote_code,
                         mask_names=config.mask.names, seed=config.seed)
     return [n for n in stage(table).column(PROMPT_TOKEN_COUNT_COL).to_pylist() if n]
+
+
+def first_rows(parquet: pq.ParquetFile, rows: int, columns: list[str]) -> pa.Table:
+    """The first `rows` rows of the `columns` the file has: only the row groups (and, within them,
+    the column chunks) that hold them are read, not the whole shard."""
+    names = [c for c in columns if c in parquet.schema_arrow.names]
+    batch = next(parquet.iter_batches(batch_size=rows, columns=names), None)
+    return pa.Table.from_batches([batch]) if batch is not None else parquet.schema_arrow.empty_table().select(names)
 
 
 def check_batching(section, checks: Checklist, engine: bool, prefix: str = "") -> None:
