@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Creates one labeling RayJob (deploy/rayjob.yaml) for a partition date; prints the created name.
-#   deploy/rayjob.sh [DATE]            # DATE defaults to yesterday, UTC
+#   deploy/rayjob.sh [DATE [key=value ...]]   # DATE defaults to yesterday, UTC; overrides go to the entrypoint
 #   RAYJOB_DRY_RUN=1 deploy/rayjob.sh 2026-11-24   # print the manifest instead of creating it
 # The date is fixed here, at creation: KubeRay's retries of this RayJob label the same partition.
+# The entrypoint's config is loaded first (deploy/check_entrypoint.py, with the project's Python:
+# RAYJOB_PYTHON, else .venv/bin/python, else python3): a config error exits 2 before anything is
+# created, instead of failing on a fresh GPU cluster once per retry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 date="${1:-$(date -u -d yesterday +%F)}"
@@ -11,7 +14,19 @@ if ! [[ "$date" =~ ^[0-9a-z][0-9a-z.-]{0,39}$ ]]; then
     echo "rayjob.sh: '$date' cannot name a Kubernetes object (lowercase letters, digits, . and -; e.g. 2026-11-24)" >&2
     exit 2
 fi
-manifest="$(sed "s/\${RUN_DATE}/${date}/g" deploy/rayjob.yaml)"
+overrides=""
+if [ "$#" -gt 1 ]; then
+    overrides="$(printf '%q ' "${@:2}")"
+fi
+template="$(sed "s/\${RUN_DATE}/${date}/g" deploy/rayjob.yaml)"
+manifest="${template//'${OVERRIDES}'/$overrides}"
+if [ -z "${RAYJOB_SKIP_CONFIG_CHECK:-}" ]; then
+    python="${RAYJOB_PYTHON:-}"
+    if [ -z "$python" ]; then
+        if [ -x .venv/bin/python ]; then python=.venv/bin/python; else python=python3; fi
+    fi
+    printf '%s\n' "$manifest" | "$python" deploy/check_entrypoint.py
+fi
 if [ -n "${RAYJOB_DRY_RUN:-}" ]; then
     printf '%s\n' "$manifest"
 else

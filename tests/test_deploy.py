@@ -115,13 +115,36 @@ def test_rayjob_manifest_is_a_rayjob_whose_entrypoint_loads():
     gpus = sum(int(g["replicas"]) * int(c["resources"]["limits"].get("nvidia.com/gpu", 0))
                for g in workers for c in g["template"]["spec"]["containers"])
     assert gpus == config.engine.replicas * config.engine.tensor_parallel_size
-    pods = [spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"], *(g["template"]["spec"] for g in workers)]
+    # One pod per engine replica, each with tensor_parallel_size GPUs: a replica's shards share a node.
+    assert [int(g["replicas"]) for g in workers] == [config.engine.replicas]
+    assert [int(c["resources"]["limits"]["nvidia.com/gpu"]) for g in workers for c in g["template"]["spec"]["containers"]] \
+        == [config.engine.tensor_parallel_size]
+    head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    submitter = spec["submitterPodTemplate"]["spec"]
+    pods = [head, *(g["template"]["spec"] for g in workers), submitter]
     assert len({c["image"] for pod in pods for c in pod["containers"]}) == 1
-    for pod in pods:
+    # KubeRay writes the submit command into a submitter container without one; it must pull like the head
+    assert "command" not in submitter["containers"][0] and submitter["restartPolicy"] == "Never"
+    assert submitter["imagePullSecrets"] == head["imagePullSecrets"]
+    for pod in pods[:-1]:
         assert pod["imagePullSecrets"] and pod["serviceAccountName"]
         token = {e["name"]: e for c in pod["containers"] for e in c.get("env", [])}["HF_TOKEN"]
         assert set(token) == {"name", "valueFrom"}  # from a Kubernetes secret, never a value in the manifest
     assert all(g["template"]["spec"]["tolerations"] and g["template"]["spec"]["nodeSelector"] for g in workers)
+
+
+def test_rayjob_script_refuses_a_config_error_before_creating_anything():
+    env = {"RAYJOB_DRY_RUN": "1", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(["deploy/rayjob.sh", RUN_DATE, "engine.replicaz=2"], cwd=REPO, capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 2 and proc.stdout == ""  # no manifest: nothing would have been created
+    assert "the entrypoint's config error, nothing created: unknown config key 'engine.replicaz'" in proc.stderr
+    proc = subprocess.run(["deploy/rayjob.sh", RUN_DATE, "engine.replicas=2", "run.id=nightly run"], cwd=REPO,
+                          capture_output=True, text=True, env=env, check=True)
+    words = shlex.split(yaml.safe_load(proc.stdout)["spec"]["entrypoint"])
+    assert words[-2:] == ["engine.replicas=2", "run.id=nightly run"]
+    config = load_config(words[2:])
+    assert (config.engine.replicas, config.run.id, config.run.date) == (2, "nightly run", RUN_DATE)
 
 
 def test_rayjob_script_refuses_a_date_that_cannot_name_a_kubernetes_object():
