@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
-from pyarrow.fs import FSSpecHandler, PyFileSystem
+import pyarrow.fs as pafs
 
 REQUIRED_COLUMNS = ("query", "tools")
 SUMMARY_FILE = "_summary.json"
@@ -50,9 +50,29 @@ def filesystem(path: str, s3: S3Config) -> tuple[fsspec.AbstractFileSystem, str]
     return fs, root.rstrip("/")
 
 
-def arrow_filesystem(fs: fsspec.AbstractFileSystem) -> PyFileSystem:
-    """The same filesystem for Ray Data's readers and writers, which take pyarrow's."""
-    return PyFileSystem(FSSpecHandler(fs))
+def arrow_filesystem(fs: fsspec.AbstractFileSystem, path: str) -> pafs.FileSystem:
+    """The same filesystem as Arrow's own (for Ray Data's readers and writers and the driver's
+    dataset scans): local files and S3 natively, with the fsspec filesystem's settings. Not a
+    Python-backed PyFileSystem: a scan's file sources would then hold Python objects that Arrow's
+    I/O threads release, and one released while the interpreter exits aborts the process (exit 134).
+    path: one path it will read or write (without scheme): on AWS without s3.region, its bucket's
+    region is asked for, as s3fs does by itself (Arrow would take us-east-1)."""
+    if "file" in _protocols(fs):
+        return pafs.LocalFileSystem()
+    if "s3" in _protocols(fs):
+        options = fs.storage_options
+        client = options.get("client_kwargs") or {}
+        region, endpoint = client.get("region_name"), client.get("endpoint_url")
+        if region is None and endpoint is None:
+            region = pafs.resolve_s3_region(path.split("/")[0])
+        return pafs.S3FileSystem(access_key=options.get("key"), secret_key=options.get("secret"),
+                                 session_token=options.get("token"), anonymous=bool(options.get("anon")),
+                                 region=region, endpoint_override=endpoint)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs))  # another fsspec protocol: Arrow has no native one
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
 
 @dataclass
@@ -176,6 +196,6 @@ def read_columns(fs: fsspec.AbstractFileSystem, root: str, columns: list[str], o
     `optional` ones only where the files have them."""
     pieces = parquet_files(fs, root)
     if pieces:  # an empty input commits no file, and a dataset of no files has no columns
-        dataset = pads.dataset(pieces, filesystem=arrow_filesystem(fs), format="parquet")
+        dataset = pads.dataset(pieces, filesystem=arrow_filesystem(fs, root), format="parquet")
         present = [c for c in optional if c in dataset.schema.names and c not in columns]
         yield from dataset.to_batches(columns=list(columns) + present)

@@ -32,7 +32,7 @@ def run_job(args: list[str], revalidate: bool = False):
     config = load_config(args)
     fs, root = filesystem(config.output.path, config.s3)
     summary = json.loads(fs.cat(f"{root}/_summary.json"))
-    table = pads.dataset(root, filesystem=arrow_filesystem(fs), format="parquet").to_table()
+    table = pads.dataset(root, filesystem=arrow_filesystem(fs, root), format="parquet").to_table()
     return config, summary, table, fs, root
 
 
@@ -393,7 +393,7 @@ def _label_subprocess(common_args, output, *extra, record_dir=None):
 
 def _rows_written(fs, root):
     pieces = list(_pieces(fs, root))
-    return pads.dataset(pieces, filesystem=arrow_filesystem(fs), format="parquet").count_rows() if pieces else 0
+    return pads.dataset(pieces, filesystem=arrow_filesystem(fs, root), format="parquet").count_rows() if pieces else 0
 
 
 def _engines_built(record_dir):
@@ -427,7 +427,7 @@ def _wait_for(predicate, proc, timeout=300, what="condition"):
 
 
 def _check_complete(fs, root):
-    table = pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
+    table = pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs, root), format="parquet").to_table()
     ids = table.column("id").to_pylist()
     assert len(ids) == SAMPLE_ROWS == len(set(ids))
     assert sorted(table.column("source_row").to_pylist()) == list(range(SAMPLE_ROWS))
@@ -447,7 +447,7 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
         proc.kill()
         proc.wait()
     before = _pieces(fs, root)
-    written_before = pads.dataset(list(before), filesystem=arrow_filesystem(fs), format="parquet").count_rows()
+    written_before = pads.dataset(list(before), filesystem=arrow_filesystem(fs, root), format="parquet").count_rows()
     assert 0 < written_before < SAMPLE_ROWS, "the kill should land mid-run"
 
     _, summary, table, _, _ = run_job([*FAULT_ARGS, "output.path=s3://labels/killed", *common_args, samples])
@@ -478,7 +478,7 @@ def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written
         first.kill()
         first.wait()
     _check_complete(fs, root)
-    table = pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
+    table = pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs, root), format="parquet").to_table()
     assert set(table.column("run_id").to_pylist()) == {"first-run"}
     assert not fs.exists(f"{root}/_lease.json")  # released at the end
 

@@ -63,7 +63,7 @@ def _read(s3_endpoint, path):
 
 
 def _table(fs, root):
-    return pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs), format="parquet").to_table()
+    return pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs, root), format="parquet").to_table()
 
 
 def test_judge_judges_ok_and_no_call_rows_and_passes_the_rest_untouched(tmp_path, s3_endpoint, judge_args):
@@ -133,7 +133,7 @@ def test_judge_killed_mid_run_then_rerun_finishes_without_redoing_work(tmp_path,
         proc.kill()
         proc.wait()
     before = _read(s3_endpoint, "s3://labels/judged/killed")[2]
-    written = pads.dataset(list(before), filesystem=arrow_filesystem(fs), format="parquet").count_rows()
+    written = pads.dataset(list(before), filesystem=arrow_filesystem(fs, root), format="parquet").count_rows()
     assert 0 < written < 96, "the kill should land mid-run"
 
     _job("judge.py", *args)

@@ -414,7 +414,9 @@ def first_rows(parquet: pq.ParquetFile, rows: int, columns: list[str]) -> pa.Tab
     """The first `rows` rows of the `columns` the file has: only the row groups (and, within them,
     the column chunks) that hold them are read, not the whole shard."""
     names = [c for c in columns if c in parquet.schema_arrow.names]
-    batch = next(parquet.iter_batches(batch_size=rows, columns=names), None)
+    batches = parquet.iter_batches(batch_size=rows, columns=names, use_threads=False)  # no reads left in flight
+    batch = next(batches, None)
+    batches.close()
     return pa.Table.from_batches([batch]) if batch is not None else parquet.schema_arrow.empty_table().select(names)
 
 

@@ -110,10 +110,10 @@ def run(config: AugmentConfig) -> dict:
 
     start_ray(config.ray)
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # same files, same order
-    ds = ray.data.read_parquet(shards.paths, filesystem=storage.arrow_filesystem(in_fs))
+    ds = ray.data.read_parquet(shards.paths, filesystem=storage.arrow_filesystem(in_fs, shards.paths[0]))
     ds = ds.map_batches(augment_batch, batch_format="pyarrow",
                         fn_kwargs={"settings": config.augment, "seed": config.seed, "schema": schema})
-    ds.write_parquet(out_root, filesystem=storage.arrow_filesystem(out_fs))
+    ds.write_parquet(out_root, filesystem=storage.arrow_filesystem(out_fs, out_root))
 
     origins: Counter = Counter()
     not_augmented: Counter = Counter()

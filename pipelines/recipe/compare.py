@@ -71,14 +71,14 @@ def run(config: CompareConfig) -> dict:
     joined = None
     for i, (fs, _, pieces) in enumerate(runs):
         columns = ["id", *PER_RUN, *(shared if i == 0 else [])]
-        ds = ray.data.read_parquet(pieces, filesystem=storage.arrow_filesystem(fs), columns=columns)
+        ds = ray.data.read_parquet(pieces, filesystem=storage.arrow_filesystem(fs, pieces[0]), columns=columns)
         ds = ds.rename_columns({c: f"{c}_{i}" for c in PER_RUN})
         joined = ds if joined is None else joined.join(ds, join_type="inner", num_partitions=config.compare.num_partitions,
                                                        on=("id",))
     schema = output_schema(shared)
     joined = joined.map_batches(compare_batch, batch_format="pyarrow",
                                 fn_kwargs={"runs": len(runs), "shared": shared, "schema": schema})
-    joined.write_parquet(out_root, filesystem=storage.arrow_filesystem(out_fs))
+    joined.write_parquet(out_root, filesystem=storage.arrow_filesystem(out_fs, out_root))
 
     counter = PairCounter(names)
     for batch in storage.read_columns(out_fs, out_root, ["run_statuses", "run_call_types", "runs_agree", "consensus_calls",
