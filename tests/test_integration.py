@@ -502,11 +502,15 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path
         return engines[0] if engines and _pieces(fs, root) else None
 
     engine = _wait_for(running_engine, proc, what="a running engine with a committed piece")
-    # The actor and the engine processes it started, as a crash would take them: a SIGKILL of the
-    # actor alone can leave vLLM's engine core running, holding its KV cache (GBs) to the end.
+    # The actor alone, as the OOM killer takes it: its vLLM processes (EngineCore and any workers)
+    # get no signal and run no cleanup of the actor's; they must end by themselves
+    # (pipelines/label/engine_plugin.py, die_with_parent), not hold their KV cache (GBs) to the end.
     actor = psutil.Process(engine.pid)
-    for process in [*actor.children(recursive=True), actor]:
-        process.send_signal(signal.SIGKILL)
+    engine_processes = [p for p in actor.children(recursive=True) if p.cmdline()[:1] and p.cmdline()[0].startswith("VLLM::")]
+    assert engine_processes, "the actor started no vLLM process of its own"
+    actor.send_signal(signal.SIGKILL)
+    _, alive = psutil.wait_procs(engine_processes, timeout=60)
+    assert not alive, f"vLLM processes outlived their killed actor: {[p.cmdline() for p in alive]}"
     # The fault landed mid-run: rows were still to be written once the engine was gone.
     assert _rows_written(fs, root) < SAMPLE_ROWS
     output, _ = proc.communicate(timeout=600)

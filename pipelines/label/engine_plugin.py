@@ -1,7 +1,11 @@
-"""What each vLLM engine was really built with.
+"""What every vLLM process of the job does when vLLM loads its plugins: record the settings each
+engine was really built with, and end with the process that started it.
 
-`record_engine_config` is a vLLM general plugin (entry point `vllm.general_plugins` in
-pyproject.toml; vLLM loads it in every process that builds engine arguments). It wraps vLLM's
+`setup_engine_process` is a vLLM general plugin (entry point `vllm.general_plugins` in
+pyproject.toml; vLLM loads it in every process that builds engine arguments, in each EngineCore
+process (vllm/v1/engine/core.py) and in each worker (vllm/v1/worker/worker_base.py)).
+
+Recording: `record_engine_config` wraps vLLM's
 AsyncLLM constructor so that each engine prints the settings it was really built with (the
 `VllmConfig`, after vLLM filled in its defaults) and, when HAMMER_ENGINE_RECORD_DIR is set, writes
 them there as JSON. ray.data.llm gives no handle on its engine, and Ray honours a
@@ -13,7 +17,10 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
 import os
+import signal
+import threading
 from typing import Any
 
 RECORD_DIR_ENV = "HAMMER_ENGINE_RECORD_DIR"
@@ -22,8 +29,43 @@ RECORDED_CONFIGS = ("model_config", "cache_config", "scheduler_config", "paralle
                     "structured_outputs_config", "load_config")
 
 
+def setup_engine_process() -> None:
+    """The vLLM plugin: both duties below."""
+    record_engine_config()
+    die_with_parent()
+
+
+# Dying with the parent: an engine actor killed by the OOM killer or SIGKILL runs no cleanup, and
+# vLLM 0.29's EngineCore process does not watch the process that started it (its busy loop ends on
+# SIGTERM/SIGINT or a shutdown request only; its workers do watch it, through a death pipe). Left
+# alone it keeps its GPU memory, and the actor's replacement then fails vLLM's free-memory check.
+# A watcher thread here, in every process that multiprocessing started (EngineCore, workers), kills
+# the process once its parent is gone. Polling the parent pid rather than PR_SET_PDEATHSIG: the
+# death signal fires when the parent *thread* that started the child exits, and Ray runs an actor's
+# calls on threads of its own.
+PARENT_POLL_S = 0.5
+_watching = False
+
+
+def die_with_parent() -> None:
+    """In a process that multiprocessing started: end it (SIGKILL) when its parent is gone."""
+    global _watching
+    if _watching or multiprocessing.parent_process() is None:
+        return
+    _watching = True
+    parent = os.getppid()
+
+    def watch() -> None:
+        stop = threading.Event()
+        while not stop.wait(PARENT_POLL_S):
+            if os.getppid() != parent:  # re-parented: the process that started this one has died
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="hammer-die-with-parent", daemon=True).start()
+
+
 def record_engine_config() -> None:
-    """The vLLM plugin (see the module's docstring); idempotent."""
+    """Each engine prints (and records) its settings (see the module's docstring); idempotent."""
     from vllm.v1.engine.async_llm import AsyncLLM
 
     if getattr(AsyncLLM.__init__, "_records_config", False):
