@@ -157,6 +157,7 @@ def test_the_gpu_sizing_table_is_the_one_bench_gpu_sizing_prints():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.markdown() in (REPO / "docs" / "gpu.md").read_text()
+    assert module.side_by_side() in (REPO / "docs" / "gpu.md").read_text()
 
 
 def test_every_link_between_the_docs_resolves():

@@ -102,3 +102,27 @@ def test_the_preflights_prompt_sample_reads_the_first_rows_not_the_shard(tmp_pat
     assert sample.column_names == ["query", "tools", "id"]
     size = (tmp_path / "shard.parquet").stat().st_size
     assert Counting.read_bytes < size / 20, (Counting.read_bytes, size)
+
+
+def test_rows_in_flight_weigh_stragglers_against_the_mean_label():
+    from pipelines.core.sizing import rows_in_flight
+
+    assert rows_in_flight(512, 1, 64, 512) == 4096  # one 512-token row holds a batch 8 labels long
+    assert rows_in_flight(1024, 8, 64, 512) == 1024  # a row of 8 samples is 8 sequences
+    assert rows_in_flight(512, 1, 64, 32) == 512  # no straggler longer than the mean: max_num_seqs rows
+
+
+@pytest.mark.parametrize("batches, warned", [(8, True), (32, False)])
+def test_the_preflight_warns_when_stragglers_would_starve_the_engine(batches, warned, capsys):
+    from pipelines.label.config import load_config
+    from pipelines.label.preflight import Checklist, check_batching
+
+    config = load_config(["conf=prod", "input.path=s3://b/in", "output.path=s3://b/out",
+                          f"engine.max_concurrent_batches={batches}"])
+    checks = Checklist()
+    check_batching(config, checks, engine=True)
+    marks = [mark for mark, what, _ in checks.lines if what == "batching"]
+    assert (marks == ["WARN"]) is warned
+    if warned:
+        assert "1024 rows in flight, below 4096 = engine.max_num_seqs 512 / samples 1 x generation.max_tokens 512" \
+            in capsys.readouterr().out

@@ -9,9 +9,15 @@ Computed, not measured. The formulas (vLLM 0.29's memory accounting, simplified)
   activation peak     = max_num_batched_tokens x (2 x intermediate + 4 x hidden) x dtype bytes
                         + max_num_seqs x vocab x 4 (fp32 logits) + 1 GiB (CUDA context, graphs, NCCL)
   KV budget (bytes)   = GPU memory x gpu_memory_utilization - weights - activation peak
-  rows at once        = KV budget tokens // (prompt + output tokens, rounded up to 16-token blocks)
+  rows at once        = KV budget tokens // (prompt + samples x output tokens, each rounded up to
+                        16-token blocks: a row's sampled outputs share its prompt's blocks)
+  rows in flight      = max_num_seqs / samples x straggler tokens / mean output tokens
 Rows sharing a tool set share their prompt's prefix blocks under prefix caching, so more fit than
-this; the figure is the floor.
+this; the figure is the floor. Rows in flight: ray.data.llm hands back a batch only when every row of
+it is done, and admits at most 1.1 x max_num_seqs requests to vLLM; a batch whose rows finished but
+one keeps its slot (max_concurrent_batches) for as long as that straggler decodes, so only a share
+of the rows in flight (mean over straggler length) is decoding at any time. To keep max_num_seqs
+sequences busy, batch_size x max_concurrent_batches must be that many times larger.
 """
 
 from __future__ import annotations
@@ -88,8 +94,14 @@ class KvBudget:
     kv_bytes: int  # per GPU
     kv_tokens: int  # per engine replica (all its GPUs together hold each token's K/V once)
 
-    def rows_at_once(self, prompt_tokens: int, output_tokens: int) -> int:
-        return self.kv_tokens // (math.ceil((prompt_tokens + output_tokens) / BLOCK_TOKENS) * BLOCK_TOKENS)
+    def rows_at_once(self, prompt_tokens: int, output_tokens: int, samples: int = 1) -> int:
+        """samples: outputs per row (generation.samples): they share the prompt's blocks."""
+        return self.kv_tokens // (_blocks(prompt_tokens) + samples * _blocks(output_tokens))
+
+
+def _blocks(tokens: int) -> int:
+    """Tokens rounded up to whole KV blocks."""
+    return math.ceil(tokens / BLOCK_TOKENS) * BLOCK_TOKENS
 
 
 def kv_budget(shape: ModelShape, gpu_memory: int, gpu_memory_utilization: float, *, tensor_parallel_size: int = 1,
@@ -103,10 +115,19 @@ def kv_budget(shape: ModelShape, gpu_memory: int, gpu_memory_utilization: float,
     return KvBudget(gpu_memory, weights, activations, kv_bytes, blocks * BLOCK_TOKENS)
 
 
-def suggested_scheduler(budget: KvBudget, prompt_tokens: int, output_tokens: int, *, a100: bool = False) -> dict:
-    """max_num_seqs: the largest power of two the KV cache holds at once, at most 1,024; tokens per step:
-    vLLM's own offline defaults (16,384 on 70 GiB+ cards other than the A100, 8,192 elsewhere)."""
-    rows = budget.rows_at_once(prompt_tokens, output_tokens)
-    seqs = 2 ** int(math.log2(min(rows, 1024))) if rows >= 1 else 0
+def suggested_scheduler(budget: KvBudget, prompt_tokens: int, output_tokens: int, *, a100: bool = False,
+                        samples: int = 1) -> dict:
+    """max_num_seqs: the largest power of two of sequences (rows x samples) the KV cache holds at
+    once, at most 1,024; tokens per step: vLLM's own offline defaults (16,384 on 70 GiB+ cards other
+    than the A100, 8,192 elsewhere)."""
+    sequences = budget.rows_at_once(prompt_tokens, output_tokens, samples) * samples
+    seqs = 2 ** int(math.log2(min(sequences, 1024))) if sequences >= 1 else 0
     big = budget.gpu_memory >= 70 * GiB and not a100
     return {"max_num_seqs": seqs, "max_num_batched_tokens": 16384 if big else 8192}
+
+
+def rows_in_flight(max_num_seqs: int, samples: int, mean_output_tokens: int, straggler_tokens: int) -> int:
+    """Rows an engine actor must hold (batch_size x max_concurrent_batches) to keep max_num_seqs
+    sequences decoding while batches wait on their longest row (see the module's docstring)."""
+    rows = max_num_seqs / samples
+    return math.ceil(rows * max(straggler_tokens, mean_output_tokens) / mean_output_tokens)

@@ -420,9 +420,17 @@ def first_rows(parquet: pq.ParquetFile, rows: int, columns: list[str]) -> pa.Tab
     return pa.Table.from_batches([batch]) if batch is not None else parquet.schema_arrow.empty_table().select(names)
 
 
+TYPICAL_LABEL_TOKENS = 64  # a label's mean output (docs/gpu.md), against which a straggler is weighed
+
+
 def check_batching(section, checks: Checklist, engine: bool, prefix: str = "") -> None:
     seqs, _ = scheduler(section)
     in_flight = section.engine.batch_size * section.engine.max_concurrent_batches
-    if engine and section.engine.device == "gpu" and in_flight < seqs:
+    samples = getattr(section.generation, "samples", 1)
+    needed = sizing.rows_in_flight(seqs, samples, TYPICAL_LABEL_TOKENS, section.generation.max_tokens)
+    if engine and section.engine.device == "gpu" and in_flight < needed:
         checks.warn("batching", f"{prefix}engine.batch_size x {prefix}engine.max_concurrent_batches = {in_flight} rows "
-                                f"in flight, below {prefix}engine.max_num_seqs {seqs}: the engine is starved; raise either")
+                                f"in flight, below {needed} = {prefix}engine.max_num_seqs {seqs} / samples {samples} x "
+                                f"{prefix}generation.max_tokens {section.generation.max_tokens} / {TYPICAL_LABEL_TOKENS} "
+                                "(a typical label's tokens): batches held open by one long row starve the engine; "
+                                f"raise {prefix}engine.max_concurrent_batches (docs/gpu.md, \"rows in flight\")")
