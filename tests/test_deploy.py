@@ -131,6 +131,13 @@ def test_rayjob_manifest_is_a_rayjob_whose_entrypoint_loads():
         token = {e["name"]: e for c in pod["containers"] for e in c.get("env", [])}["HF_TOKEN"]
         assert set(token) == {"name", "valueFrom"}  # from a Kubernetes secret, never a value in the manifest
     assert all(g["template"]["spec"]["tolerations"] and g["template"]["spec"]["nodeSelector"] for g in workers)
+    # The model's copy and vLLM's compile cache go to a volume of their own, with the disk they need requested.
+    for group in workers:
+        pod = group["template"]["spec"]
+        (container,) = pod["containers"]
+        assert {"name": "cache", "mountPath": "/home/ray/.cache"} in container["volumeMounts"]
+        assert {v["name"] for v in pod["volumes"]} >= {"cache"}
+        assert container["resources"]["requests"]["ephemeral-storage"]
 
 
 def test_rayjob_script_refuses_a_config_error_before_creating_anything():
