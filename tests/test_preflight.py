@@ -24,6 +24,8 @@ def test_a_healthy_setup_passes_on_the_mini_cluster(common_args, capsys):
                              capsys)
     assert code == 0, out
     assert "[  ok] engine node:" in out and "vllm 0.29.0" in out and "preflight passed" in out
+    # each of the two nodes that offer engine.resources probed on itself
+    assert out.count("(CPU engine; 2 engine node(s) probed)") == 2
 
 
 def test_a_missing_bucket(common_args, capsys):

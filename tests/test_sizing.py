@@ -126,3 +126,16 @@ def test_the_preflight_warns_when_stragglers_would_starve_the_engine(batches, wa
     if warned:
         assert "1024 rows in flight, below 4096 = engine.max_num_seqs 512 / samples 1 x generation.max_tokens 512" \
             in capsys.readouterr().out
+
+
+def test_an_old_driver_is_named_even_when_torch_sees_no_gpu():
+    from pipelines.label.preflight import gpu_node_verdict
+
+    found = {"node": "gpu-1", "torch": "2.13.0", "torch_cuda": "13.0", "cuda_available": False, "driver": "550.54.15"}
+    problem, line = gpu_node_verdict(found)
+    assert problem and "CUDA is not usable on gpu-1" in line and "the driver 550.54.15 is older than CUDA 13's" in line
+    problem, line = gpu_node_verdict({**found, "driver": "580.65.06"})  # a recent driver: something else hides the GPU
+    assert problem and "CUDA is not visible on gpu-1" in line and "device plugin" in line
+    problem, line = gpu_node_verdict({**found, "driver": "580.65.06", "cuda_available": True, "gpu_name": "NVIDIA H200",
+                                      "vllm": "0.29.0"})
+    assert not problem and "NVIDIA H200" in line

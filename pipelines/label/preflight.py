@@ -268,6 +268,13 @@ def probe_engine_node(architectures: list[str]) -> dict:
     import platform
 
     found: dict = {"node": platform.node()}
+    try:  # the driver first, through NVML: a driver too old for the wheels' CUDA makes torch see no GPU at all
+        import pynvml
+
+        pynvml.nvmlInit()
+        found["driver"] = pynvml.nvmlSystemGetDriverVersion()
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        found["driver_error"] = str(e)
     import torch
 
     found["torch"] = torch.__version__
@@ -277,13 +284,6 @@ def probe_engine_node(architectures: list[str]) -> dict:
         free, total = torch.cuda.mem_get_info()
         found["gpu_name"] = torch.cuda.get_device_name()
         found["gpu_memory"] = total
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            found["driver"] = pynvml.nvmlSystemGetDriverVersion()
-        except Exception as e:  # noqa: BLE001 - reported, not fatal
-            found["driver_error"] = str(e)
     else:
         import psutil
 
@@ -320,6 +320,8 @@ def probe_engine(section, model_config: dict, checks: Checklist, local: bool = F
                                  "Ray: packages read, not imported)")
         return found
 
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     engine = section.engine
     options: dict = {"resources": dict(engine.resources)}
     if engine.device == "cpu":
@@ -328,13 +330,47 @@ def probe_engine(section, model_config: dict, checks: Checklist, local: bool = F
         options["num_gpus"] = 1
         if engine.accelerator_type:
             options["accelerator_type"] = engine.accelerator_type
-    task = ray.remote(probe_engine_node).options(**options).remote(model_config.get("architectures") or [])
+    # Every node an engine can land on, each probed on itself: one node with an old driver or
+    # another image fails a replica mid-run, not at the start, if only one is asked.
+    nodes = engine_nodes(engine)
+    probe = ray.remote(probe_engine_node)
+    tasks = [probe.options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+             .remote(model_config.get("architectures") or []) for node in nodes] or \
+        [probe.options(**options).remote(model_config.get("architectures") or [])]
     try:
-        found = ray.get(task, timeout=PROBE_TIMEOUT_S)
+        probes = ray.get(tasks, timeout=PROBE_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError:
-        ray.cancel(task, force=True)
-        checks.fail("engine node", f"no engine node took the probe task within {PROBE_TIMEOUT_S} s ({options})")
+        for task in tasks:
+            ray.cancel(task, force=True)
+        checks.fail("engine node", f"not every engine node took its probe task within {PROBE_TIMEOUT_S} s ({options}, "
+                                   f"{len(tasks)} node(s))")
         return None
+    first = None
+    for found in probes:
+        checked = _check_engine_probe(found, engine, checks, len(probes))
+        if checked is None:
+            return None
+        first = first or checked
+    return first
+
+
+def engine_nodes(engine) -> list[str]:
+    """The ids of the alive nodes that offer what one engine worker asks for."""
+    import ray
+
+    asked = dict(engine.resources)
+    if engine.device == "cpu":
+        asked["CPU"] = engine.cpus_per_replica
+    else:
+        asked["GPU"] = 1
+        if engine.accelerator_type:
+            asked[f"accelerator_type:{engine.accelerator_type}"] = 0.001
+    return [n["NodeID"] for n in ray.nodes()
+            if n.get("Alive") and all(n["Resources"].get(k, 0) >= v for k, v in asked.items())]
+
+
+def _check_engine_probe(found: dict, engine, checks: Checklist, nodes: int) -> dict | None:
+    """One engine node's probe, checked: its line, and the probe when it passed."""
     where = f"on {found['node']}"
     if "vllm_error" in found:
         checks.fail("engine node", f"vllm does not import {where}: {found['vllm_error']}; the image must hold vLLM")
@@ -344,20 +380,32 @@ def probe_engine(section, model_config: dict, checks: Checklist, local: bool = F
                              f"{found['vllm']} knows; choose a supported model")
         return None
     if engine.device == "cpu":
-        checks.ok("engine node", f"{where}: vllm {found['vllm']}, torch {found['torch']} (CPU engine)")
+        checks.ok("engine node", f"{where}: vllm {found['vllm']}, torch {found['torch']} (CPU engine; {nodes} engine "
+                                 "node(s) probed)")
         return found
-    if not found["cuda_available"]:
-        checks.fail("engine node", f"CUDA is not visible {where} (torch {found['torch']}, built for CUDA "
-                                   f"{found['torch_cuda']}); check the GPU driver and the device plugin")
+    problem, detail = gpu_node_verdict(found)
+    if problem:
+        checks.fail("engine node", detail)
         return None
+    checks.ok("engine node", f"{detail} ({nodes} engine node(s) probed)")
+    return found
+
+
+def gpu_node_verdict(found: dict) -> tuple[bool, str]:
+    """(a problem, the line) for a GPU engine node's probe: the driver minimum is named before
+    "CUDA is not visible", since an old driver is one reason torch sees no GPU."""
+    where = f"on {found['node']}"
     driver_note = driver_problem(found["torch_cuda"], found.get("driver"))
+    if not found["cuda_available"]:
+        if driver_note:
+            return True, (f"CUDA is not usable {where} (torch {found['torch']}, built for CUDA {found['torch_cuda']}): "
+                          f"{driver_note}")
+        return True, (f"CUDA is not visible {where} (torch {found['torch']}, built for CUDA {found['torch_cuda']}, "
+                      f"driver {found.get('driver', found.get('driver_error', '?'))}); check the GPU driver and the "
+                      "device plugin")
     detail = (f"{where}: {found['gpu_name']}, vllm {found['vllm']}, torch {found['torch']} (CUDA "
               f"{found['torch_cuda']}), driver {found.get('driver', '?')}")
-    if driver_note:
-        checks.fail("engine node", f"{detail}; {driver_note}")
-        return None
-    checks.ok("engine node", detail)
-    return found
+    return (True, f"{detail}; {driver_note}") if driver_note else (False, detail)
 
 
 def driver_problem(torch_cuda: str | None, driver: str | None) -> str | None:
