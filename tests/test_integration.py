@@ -149,6 +149,9 @@ def test_every_engine_setting_reaches_the_running_engine(constrained_job):
         assert records[0][field] == value, f"{key}={value} did not reach vLLM: {field} is {records[0][field]!r}"
     # generation.json_whitespace=false: compact JSON (vLLM's default allows any whitespace)
     assert records[0]["structured_outputs_config.disable_any_whitespace"] is True
+    # conf=local's eager engine: no torch.compile and no CUDA graphs, as the first GPU log must show too
+    assert records[0]["model_config.enforce_eager"] is True
+    assert (records[0]["compilation_config.mode"], records[0]["compilation_config.cudagraph_mode"]) == ("NONE", "NONE")
 
 
 def test_stages_spread_across_the_two_nodes(job, cluster):

@@ -15,6 +15,7 @@ them there as JSON. ray.data.llm gives no handle on its engine, and Ray honours 
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import multiprocessing
@@ -26,7 +27,9 @@ from typing import Any
 RECORD_DIR_ENV = "HAMMER_ENGINE_RECORD_DIR"
 # The parts of vLLM's VllmConfig that hold what engine_kwargs set.
 RECORDED_CONFIGS = ("model_config", "cache_config", "scheduler_config", "parallel_config",
-                    "structured_outputs_config", "load_config")
+                    "structured_outputs_config", "load_config",
+                    # torch.compile and CUDA graphs (mode, cudagraph_mode, capture sizes): what a GPU log must confirm
+                    "compilation_config")
 
 
 def setup_engine_process() -> None:
@@ -91,7 +94,8 @@ def record_engine_config() -> None:
 SUMMARY_KEYS = ("scheduler_config.max_num_seqs", "scheduler_config.max_num_batched_tokens",
                 "model_config.max_model_len", "cache_config.enable_prefix_caching",
                 "cache_config.gpu_memory_utilization", "parallel_config.tensor_parallel_size",
-                "structured_outputs_config.backend")
+                "structured_outputs_config.backend", "model_config.enforce_eager", "compilation_config.mode",
+                "compilation_config.cudagraph_mode")
 
 
 def flatten_vllm_config(vllm_config) -> dict[str, Any]:
@@ -100,7 +104,13 @@ def flatten_vllm_config(vllm_config) -> dict[str, Any]:
     record = {}
     for part in RECORDED_CONFIGS:
         section = getattr(vllm_config, part, None)
-        for name, value in vars(section or object()).items():
-            if not name.startswith("_") and (value is None or isinstance(value, (bool, int, float, str))):
+        for name, value in (vars(section) if hasattr(section, "__dict__") else {}).items():
+            if name.startswith("_"):
+                continue
+            if isinstance(value, enum.Enum):  # e.g. compilation_config.cudagraph_mode, mode
+                value = value.name
+            if value is None or isinstance(value, (bool, int, float, str)):
                 record[f"{part}.{name}"] = value
+            elif isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
+                record[f"{part}.{name}"] = list(value)  # e.g. cudagraph_capture_sizes
     return record
