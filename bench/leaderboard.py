@@ -43,7 +43,7 @@ def revalidation_input(labels: Path, shards: Path, out: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    gold = {r["id"]: r for r in rows_of(shards, ["id", "answers", "category"])}
+    gold = {r["id"]: r for r in rows_of(shards, ["id", "answers", "bfcl_category"])}
     rows = rows_of(labels)
     missing = [r["id"] for r in rows if r["id"] not in gold]
     if missing or len(rows) != len(gold):
@@ -51,7 +51,7 @@ def revalidation_input(labels: Path, shards: Path, out: Path) -> Path:
                          f"{missing[:5]}")
     keep = ["id", "query", "tools", "raw_output", "num_output_tokens", "finish_reason", "num_prompt_tokens", "model"]
     table = pa.Table.from_pylist([{**{k: r[k] for k in keep}, "answers": gold[r["id"]]["answers"],
-                                   "category": gold[r["id"]]["category"]} for r in rows])
+                                   "bfcl_category": gold[r["id"]]["bfcl_category"]} for r in rows])
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out / "part-00000.parquet")
     return out
@@ -60,7 +60,7 @@ def revalidation_input(labels: Path, shards: Path, out: Path) -> Path:
 def per_category(rows: list[dict]) -> dict:
     groups = defaultdict(lambda: {"rows": 0, "scored": 0, "correct": 0})
     for r in rows:
-        g = groups[r["category"]]
+        g = groups[r["bfcl_category"]]
         g["rows"] += 1
         if r["correct"] is not None:
             g["scored"] += 1
@@ -98,8 +98,8 @@ def main() -> None:
              "resume=overwrite"])
         runs[rules] = out
     summary = json.loads((runs["auto"] / "_summary.json").read_text())
-    auto_rows = {r["id"]: r for r in rows_of(runs["auto"], ["id", "category", "correct", "status", "scoring_rules"])}
-    schema_rows = rows_of(runs["schema"], ["id", "category", "correct"])
+    auto_rows = {r["id"]: r for r in rows_of(runs["auto"], ["id", "bfcl_category", "correct", "status", "scoring_rules"])}
+    schema_rows = rows_of(runs["schema"], ["id", "bfcl_category", "correct"])
     differ = [r["id"] for r in schema_rows if bool(r["correct"]) != bool(auto_rows[r["id"]]["correct"])]
     report = {
         "gold": f"bfcl-eval 2026.3.23 (possible answers), every row of {args.categories}",
@@ -109,7 +109,7 @@ def main() -> None:
         "schema_rules": per_category(schema_rows),
         "bfcl_rules": per_category(list(auto_rows.values())),
         "verdicts_that_differ": len(differ),
-        "status": {c: {s: n for s, n in _count(auto_rows.values(), c).items()} for c in sorted({r["category"] for r in auto_rows.values()})},
+        "status": {c: {s: n for s, n in _count(auto_rows.values(), c).items()} for c in sorted({r["bfcl_category"] for r in auto_rows.values()})},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -120,7 +120,7 @@ def main() -> None:
 def _count(rows, category) -> dict:
     counts = defaultdict(int)
     for r in rows:
-        if r["category"] == category:
+        if r["bfcl_category"] == category:
             counts[r["status"]] += 1
     return dict(sorted(counts.items()))
 

@@ -583,7 +583,7 @@ def test_bfcl_rules_are_what_the_written_correct_column_says(tmp_path, cluster, 
     (tmp_path / "in").mkdir()
     pq.write_table(pa.table({"id": [r[0] for r in rows], "query": ["Area of base 10?"] * len(rows),
                              "tools": [area] * len(rows), "answers": [r[2] for r in rows],
-                             "category": [r[1] for r in rows], "raw_output": [r[3] for r in rows]}),
+                             "bfcl_category": [r[1] for r in rows], "raw_output": [r[3] for r in rows]}),
                    tmp_path / "in" / "part.parquet")
     common = ["conf=local", f"input.path={tmp_path / 'in'}", f"ray.address={cluster[0].address}"]
     _, summary, table, _, _ = run_job([*common, f"output.path={tmp_path / 'auto'}"], revalidate=True)

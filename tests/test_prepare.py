@@ -21,7 +21,7 @@ ANSWER = [{"name": "f", "arguments": {"a": 1}}]
 def test_xlam_rows_keep_their_id_and_json_strings():
     row = {"id": 7, "query": "f with a=1", "tools": json.dumps([TOOL]), "answers": json.dumps(ANSWER)}
     assert to_shard_row(row, 0) == {"id": "7", "query": "f with a=1", "tools": json.dumps([TOOL]),
-                                    "answers": json.dumps(ANSWER), "category": None}
+                                    "answers": json.dumps(ANSWER), "bfcl_category": None}
 
 
 def test_lists_become_json_and_a_missing_id_is_the_position():
@@ -31,7 +31,7 @@ def test_lists_become_json_and_a_missing_id_is_the_position():
 
 def test_bfcl_rows_become_a_query_or_a_conversation():
     single = to_shard_row({"id": "simple_0", "question": [[{"role": "user", "content": "hi"}]], "function": [TOOL]}, 0)
-    assert single == {"id": "simple_0", "query": "hi", "tools": json.dumps([TOOL]), "answers": None, "category": None}
+    assert single == {"id": "simple_0", "query": "hi", "tools": json.dumps([TOOL]), "answers": None, "bfcl_category": None}
     turns = [[{"role": "user", "content": "a"}], [{"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]]
     multi = to_shard_row({"id": "m", "question": turns, "function": [TOOL]}, 0)
     assert json.loads(multi["query"]) == [m for turn in turns for m in turn]
@@ -95,7 +95,7 @@ def test_run_writes_shards_of_the_configured_size(tmp_path):
                           "output.rows_per_shard=25"))
     assert summary["rows"] == 58 and summary["shards"] == 3 and summary["bad_rows"] == 0
     table = pq.read_table(tmp_path / "out")
-    assert table.num_rows == 58 and table.schema.names == ["id", "query", "tools", "answers", "category"]
+    assert table.num_rows == 58 and table.schema.names == ["id", "query", "tools", "answers", "bfcl_category"]
     assert sorted(pq.read_metadata(p).num_rows for p in (tmp_path / "out").glob("*.parquet")) == [8, 25, 25]
     with pytest.raises(OutputError, match="is not empty"):
         run(_config(f"input.path={REPO / 'data' / 'sources' / 'xlam.json'}", f"output.path={tmp_path / 'out'}"))
@@ -138,7 +138,7 @@ def test_bfcl_files_are_joined_with_their_possible_answers_and_keep_their_catego
     assert json.loads(rows["simple_python_0"]["answers"]) == [{"area": {"base": [10], "unit": ["cm", ""]}}]
     assert json.loads(rows["simple_python_1"]["answers"]) == [{"area": {"base": [12]}}]
     assert rows["irrelevance_0"]["answers"] == "[]" and rows["live_relevance_0"]["answers"] is None
-    assert {r["category"] for r in rows.values()} == {"simple_python", "irrelevance", "live_relevance"}
+    assert {r["bfcl_category"] for r in rows.values()} == {"simple_python", "irrelevance", "live_relevance"}
     assert rows["simple_python_0"]["query"] == "Area with base 10?"
 
 
@@ -163,9 +163,9 @@ def test_bfcl_import_from_the_installed_package_reads_every_category(tmp_path):
                           "prepare.drop_bad=true"))
     # the leaderboard's 3,491 single-turn Python and relevance rows; 4 live_irrelevance rows have no tools
     assert (summary["source_rows"], summary["rows"], summary["bad_reasons"]) == (3491, 3487, {"tools_empty": 4})
-    table = pq.read_table(tmp_path / "out", columns=["category", "answers"])
-    counts = dict(zip(*[c.to_pylist() for c in table.group_by("category").aggregate([("category", "count")])
-                        .select(["category", "category_count"]).columns]))
+    table = pq.read_table(tmp_path / "out", columns=["bfcl_category", "answers"])
+    counts = dict(zip(*[c.to_pylist() for c in table.group_by("bfcl_category").aggregate([("bfcl_category", "count")])
+                        .select(["bfcl_category", "bfcl_category_count"]).columns]))
     assert counts == {"simple_python": 400, "multiple": 200, "parallel": 200, "parallel_multiple": 200, "live_simple": 258,
                       "live_multiple": 1053, "live_parallel": 16, "live_parallel_multiple": 24, "irrelevance": 240,
                       "live_irrelevance": 880, "live_relevance": 16}

@@ -74,7 +74,7 @@ def _bfcl_rows(verdicts: dict[str, list]) -> dict[str, list]:
     return {"status": ["ok"] * n, "call_type": ["single"] * n, "num_prompt_tokens": [1] * n, "num_output_tokens": [1] * n,
             "correct": correct, "gold_call_type": ["single"] * n, "gold_errors": [[]] * n, "agreement": [None] * n,
             "mean_logprob": [None] * n, "finish_reason": ["stop"] * n, "sample_finish_reasons": [None] * n,
-            "scoring_rules": ["bfcl" if v is not None else None for v in correct], "category": categories}
+            "scoring_rules": ["bfcl" if v is not None else None for v in correct], "bfcl_category": categories}
 
 
 def test_the_bfcl_table_aggregates_like_the_leaderboard_and_shows_missing_categories_as_missing():

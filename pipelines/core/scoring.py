@@ -33,7 +33,7 @@ SCHEMA_RULES, BFCL_RULES = "schema", "bfcl"
 # one of the leaderboard's, schema for the others
 RULES = ("auto", SCHEMA_RULES, BFCL_RULES)
 OMITTED = ""  # among a possible answer's accepted values: the parameter may be left out
-CATEGORY_COLUMN = "category"  # an input column naming the row's BFCL category (jobs/prepare.py writes it)
+CATEGORY_COLUMN = "bfcl_category"  # an input column naming the row's BFCL category (jobs/prepare.py writes it)
 
 
 @dataclass

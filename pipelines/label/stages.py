@@ -229,7 +229,7 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, scoring
                  samples: int = 0) -> dict:
     """Pure: one row after generation -> its judged columns: parsed and validated calls, status,
     reasons, call type, the confidence (samples, agreement, consensus, log-probabilities), and the
-    score against gold `answers` when the row has them (by `scoring.rules`, with the row's BFCL `category`).
+    score against gold `answers` when the row has them (by `scoring.rules`, with the row's `bfcl_category`).
 
     mode: where the text is: the engine's (generate), the input's `raw_output` and `sample_outputs`
     columns (revalidate), or nowhere (dry_run: nothing to judge).

@@ -2,7 +2,7 @@
 
     jobs/leaderboard.py [conf=NAME] input.path=LABELS [output.path=TABLE.md] [model=NAME]
 
-Reads three columns of the output's pieces (`category`, `correct`, `scoring_rules`) and aggregates
+Reads three columns of the output's pieces (`bfcl_category`, `correct`, `scoring_rules`) and aggregates
 them as the labeling job's summary does (pipelines/label/summary.py): the rows scored by the
 leaderboard's rules, per BFCL category. Rows scored by the schema rules are counted apart, so a
 table is never made of other rules' verdicts: relabel, or re-validate with scoring.rules=bfcl

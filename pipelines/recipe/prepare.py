@@ -9,7 +9,7 @@ Reads with the `datasets` library: local JSON, JSON Lines, parquet or CSV files,
 by `id` with its possible-answer file (`possible_answer/`), from a BFCL data folder or, with
 `input.path=bfcl-eval`, the installed `bfcl-eval` package's.
 Writes parquet shards with `id`, `query`, `tools`, `answers` (strings; tools and answers as JSON, the
-answers in the form given) and `category` (the BFCL category, or the source's `category` column).
+answers in the form given) and `bfcl_category` (the BFCL category, or the source's column of that name).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import pyarrow.parquet as pq
 from pipelines import storage
 from pipelines.config import ConfigError
 from pipelines.core import bfcl
-from pipelines.core.scoring import load_answers
+from pipelines.core.scoring import CATEGORY_COLUMN, load_answers
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.recipe.config import PrepareConfig
 
 SCHEMA = pa.schema([("id", pa.string()), ("query", pa.string()), ("tools", pa.string()), ("answers", pa.string()),
-                    ("category", pa.string())])
+                    (CATEGORY_COLUMN, pa.string())])
 BFCL_FORMAT = "bfcl"  # input.format: the leaderboard's question and possible-answer files
 INSTALLED_BFCL = "bfcl-eval"  # input.path with input.format=bfcl: the installed package's data folder
 FORMAT_OF_SUFFIX = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -64,10 +64,10 @@ def to_shard_row(row: dict, position: int) -> dict:
         if unknown:
             raise BadInput("answer_unknown_function", f"answers call {unknown}, which are not among the tools")
         answers = gold.to_json()
-    row_id, category = row.get("id"), row.get("category")
+    row_id, category = row.get("id"), row.get(CATEGORY_COLUMN)
     return {"id": str(row_id) if row_id is not None else str(position), "query": query,
             "tools": tools_cell if isinstance(tools_cell, str) else json.dumps(tools_cell, ensure_ascii=False),
-            "answers": answers, "category": category if isinstance(category, str) else None}
+            "answers": answers, CATEGORY_COLUMN: category if isinstance(category, str) else None}
 
 
 def _bfcl_query(question: Any) -> str:
@@ -148,7 +148,7 @@ def bfcl_source(path: str, categories: list[str]) -> list[dict]:
             answers = possible[q["id"]] if category in bfcl.AST_CATEGORIES else (
                 [] if category in bfcl.IRRELEVANCE_CATEGORIES else None)
             rows.append({"id": q["id"], "question": q["question"], "function": q["function"], "answers": answers,
-                         "category": category})
+                         CATEGORY_COLUMN: category})
     return rows
 
 
