@@ -41,9 +41,11 @@ def main() -> None:
         print(f"run {i + 1}: exit {proc.returncode}, {seconds[-1]} s, summary printed: {finished}", flush=True)
         if proc.returncode != 0:
             (out.parent / f"run-{i + 1}.log").write_text(proc.stdout)
-    report = {"runs": args.runs, "model": args.model, "exit_codes": dict(Counter(codes)), "seconds": seconds}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+        # written after every run: an interrupted loop still says what it saw
+        report = {"runs": args.runs, "done": i + 1, "model": args.model, "exit_codes": dict(Counter(codes)),
+                  "seconds": seconds}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

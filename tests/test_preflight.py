@@ -19,13 +19,15 @@ def preflight(args: list[str], capsys) -> tuple[int, str, float]:
     return code, capsys.readouterr().out, time.monotonic() - started
 
 
-def test_a_healthy_setup_passes_on_the_mini_cluster(common_args, capsys):
+def test_a_healthy_setup_passes_on_the_mini_cluster(common_args, cluster, capsys):
     code, out, _ = preflight(["input.path=s3://shards/sample", "output.path=s3://labels/preflight", *common_args],
                              capsys)
     assert code == 0, out
     assert "[  ok] engine node:" in out and "vllm 0.29.0" in out and "preflight passed" in out
-    # each of the two nodes that offer engine.resources probed on itself
-    assert out.count("(CPU engine; 2 engine node(s) probed)") == 2
+    # each node that offers engine.resources probed on itself (a fault test may have removed one)
+    engine_nodes = len([node for node in cluster[1] if node in cluster[0].worker_nodes])
+    assert engine_nodes >= 1
+    assert out.count(f"(CPU engine; {engine_nodes} engine node(s) probed)") == engine_nodes
 
 
 def test_a_missing_bucket(common_args, capsys):
