@@ -65,8 +65,7 @@ class Gold:
     def concrete_calls(self) -> list[list[dict]]:
         """Every concrete call list the gold names, one accepted value changed at a time from the
         first accepted ones: what the gold audit validates against the tools."""
-        first = [(name, {p: _first(v) for p, v in params.items() if _first(v) is not _LEFT_OUT})
-                 for name, params in self.calls]
+        first = [(name, _first_values(params)) for name, params in self.calls]
         out = [[{"name": n, "arguments": a} for n, a in first]]
         for i, (name, params) in enumerate(self.calls):
             for param, accepted in params.items():
@@ -87,10 +86,16 @@ def _first(accepted: list):
     return chosen if chosen is _LEFT_OUT else _concrete(chosen)
 
 
+def _first_values(accepted: dict) -> dict:
+    """Each key's first accepted value; keys that may only be left out are left out."""
+    chosen = {k: _first(v) for k, v in accepted.items()}
+    return {k: v for k, v in chosen.items() if v is not _LEFT_OUT}
+
+
 def _concrete(value):
     """An accepted value with its nested objects' first accepted values (possible answers nest)."""
     if _is_pattern(value):
-        return {k: _first(v) for k, v in value.items() if _first(v) is not _LEFT_OUT}
+        return _first_values(value)
     if isinstance(value, list):
         return [_concrete(v) if _is_pattern(v) else v for v in value]
     return value
