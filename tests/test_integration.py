@@ -26,9 +26,18 @@ BAD_ROWS = {  # category in the sample data -> the reason code the row must carr
 
 def run_job(args: list[str], revalidate: bool = False):
     """Runs a job through the jobs' command line; returns (config, summary, output table, fs, root)."""
+    import contextlib
+    import io
+
     from pipelines.cli import main
 
-    assert main(args, revalidate=revalidate) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(args, revalidate=revalidate)
+    print(printed.getvalue())
+    # the job's own error line first: CI shows a failure's first line only
+    errors = [line for line in printed.getvalue().splitlines() if line.startswith("error:")]
+    assert code == 0, f"exit {code}: {errors[-1:] or 'no error line'}\n{printed.getvalue()[-3000:]}"
     config = load_config(args)
     fs, root = filesystem(config.output.path, config.s3)
     summary = json.loads(fs.cat(f"{root}/_summary.json"))
@@ -414,8 +423,16 @@ def _pieces(fs, root):
         return {}
 
 
+def _alive_actors(address):
+    """The actors of the labeling stages alive on the shared cluster (none between runs)."""
+    from ray.util.state import list_actors
+
+    return [a for a in list_actors(address=address, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
+            if "MapWorker" in a.class_name]
+
+
 def _wait_for(predicate, proc, timeout=300, what="condition"):
-    """Polls `predicate` while the job `proc` runs; fails with its output if it ends first."""
+    """Polls `predicate` while the job `proc` runs (if any); fails with its output if it ends first."""
     import time
 
     deadline = time.time() + timeout
@@ -423,7 +440,7 @@ def _wait_for(predicate, proc, timeout=300, what="condition"):
         value = predicate()
         if value:
             return value
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise AssertionError(f"the job ended (exit {proc.returncode}) before {what}:\n{proc.stdout.read()[-3000:]}")
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
@@ -436,7 +453,7 @@ def _check_complete(fs, root):
     assert sorted(table.column("source_row").to_pylist()) == list(range(SAMPLE_ROWS))
 
 
-def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_args):
+def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_args, cluster):
     import signal
 
     config = load_config(["conf=local", "output.path=s3://labels/killed", *common_args])
@@ -449,6 +466,9 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
     finally:
         proc.kill()
         proc.wait()
+    # Its workers outlive it until Ray reaps the dead driver's job; one that was committing a piece
+    # could still commit it while the rerun starts. A scheduler's retry finds them gone.
+    _wait_for(lambda: not _alive_actors(cluster[0].address), None, what="Ray reaping the killed driver's actors")
     before = _pieces(fs, root)
     written_before = pads.dataset(list(before), filesystem=arrow_filesystem(fs, root), format="parquet").count_rows()
     assert 0 < written_before < SAMPLE_ROWS, "the kill should land mid-run"
@@ -498,13 +518,15 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path
     proc = _label_subprocess(common_args, "s3://labels/engine-killed", "generation.max_tokens=1024",
                              record_dir=tmp_path)
 
+    # This run's engines only (their pids recorded an engine here): the shared cluster can still hold
+    # an earlier test's engine actor, e.g. a killed driver's until Ray reaps it (seen on CI).
     def running_engine():
         engines = [a for a in list_actors(address=cluster[0].address, detail=True, filters=[("state", "=", "ALIVE")],
                                           raise_on_missing_output=False)
-                   if ENGINE_ACTOR in a.class_name]
+                   if ENGINE_ACTOR in a.class_name and a.pid in _engines_built(tmp_path)]
         return engines[0] if engines and _pieces(fs, root) else None
 
-    engine = _wait_for(running_engine, proc, what="a running engine with a committed piece")
+    engine = _wait_for(running_engine, proc, what="a running engine of this run with a committed piece")
     # The actor alone, as the OOM killer takes it: its vLLM processes (EngineCore and any workers)
     # get no signal and run no cleanup of the actor's; they must end by themselves
     # (pipelines/label/engine_plugin.py, die_with_parent), not hold their KV cache (GBs) to the end.
@@ -538,7 +560,8 @@ def test_node_removed_mid_run_the_job_completes(common_args, cluster, tmp_path):
     def engine_in_use():
         engines = [a for a in list_actors(address=mini.address, detail=True, filters=[("state", "=", "ALIVE")],
                                           raise_on_missing_output=False)
-                   if ENGINE_ACTOR in a.class_name and a.node_id in {n.node_id for n in engine_nodes}]
+                   if ENGINE_ACTOR in a.class_name and a.node_id in {n.node_id for n in engine_nodes}
+                   and a.pid in _engines_built(tmp_path)]
         return engines[0] if engines and _pieces(fs, root) else None
 
     engine = _wait_for(engine_in_use, proc, what="an engine node with a committed piece")
