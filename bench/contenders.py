@@ -17,7 +17,8 @@ Contenders:
             the Hammer message built in `preprocess`.
 Measured per run: wall time from process start to exit (Ray and engine start-up included), GPU
 utilization and memory sampled through NVML every 0.2 s (null without an NVIDIA GPU), and the peak RSS of the driver process and of every other process started during the run together (Ray's
-processes and workers, the engine's processes), sampled every 0.2 s. Throughput without start-up: each contender runs at two sizes,
+processes and workers, the engine's processes), sampled every 0.2 s; for the job contenders, what each engine did
+step by step (KV-cache use, preemptions, batch fill, idle time: pipelines/label/engine_stats.py). Throughput without start-up: each contender runs at two sizes,
 and its marginal rate is (rows B - rows A) / (wall B - wall A): start-up costs the same at both
 sizes and cancels. (Timestamps per row would not do: both Ray contenders hand rows on block by
 block, so on a few thousand rows every row of a block appears at once.)
@@ -37,6 +38,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from pipelines.label.engine_plugin import RECORD_DIR_ENV  # noqa: E402
+from pipelines.label.engine_stats import STATS_FILE_PREFIX  # noqa: E402
 
 TINY_MODEL = "built:tiny-qwen2"
 CONTENDERS = ("job", "job_constrained", "job_dry_run", "vllm", "ray_llm")
@@ -182,10 +186,12 @@ def measure(name: str, data: str, args: list[str], job_repo: Path = REPO) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         out = os.path.join(tmp, "out")
+        record_dir = Path(tmp) / "engine-record"
         if name in JOB_OVERRIDES:
             command = job_command(job_repo, data, out, args, *JOB_OVERRIDES[name])
             # Ray's workers import the job's modules by name: from that checkout, not the installed one.
-            env = {**os.environ, "PYTHONPATH": str(job_repo)}
+            # Each engine records what it did step by step (pipelines/label/engine_stats.py).
+            env = {**os.environ, "PYTHONPATH": str(job_repo), RECORD_DIR_ENV: str(record_dir)}
         else:
             command = [sys.executable, __file__, "--child", name, "--data", data, "--result", str(result_file), "--", *args]
             env = None
@@ -226,9 +232,11 @@ def measure(name: str, data: str, args: list[str], job_repo: Path = REPO) -> dic
         if proc.returncode != 0:
             raise RuntimeError(f"{name} exited with {proc.returncode}; run it alone to see why: {' '.join(command)}")
         result = job_result(out) if name in JOB_OVERRIDES else json.loads(result_file.read_text())
+        engines = [json.loads(p.read_text()) for p in sorted(record_dir.glob(f"{STATS_FILE_PREFIX}*.json"))]
     outside = sum(v for k, v in cpu.items() if k != "vllm")
     return {"wall_s": wall, **result, "driver_peak_mib": peak_driver / 2**20, "workers_peak_mib": peak_workers / 2**20,
-            "cpu_s": {k: round(v, 2) for k, v in sorted(cpu.items())}, "cpu_outside_vllm_s": outside, **gpus.result()}
+            "cpu_s": {k: round(v, 2) for k, v in sorted(cpu.items())}, "cpu_outside_vllm_s": outside, **gpus.result(),
+            **({"engines": engines} if engines else {})}
 
 
 def summarize(values: list[float]) -> dict:
@@ -307,6 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
                for who in ("driver", "workers") for size in sizes},
             **gpu_figures([*runs[name, small], *runs[name, large]]),
         }
+        if "engines" in runs[name, large][0]:  # what each engine did, on every run of the larger size
+            results[name][f"engines_{large}"] = [r["engines"] for r in runs[name, large]]
     report = {"rows": sizes, "max_tokens": args.max_tokens, "repeats": args.repeats, "conf": args.conf,
               "job_repo": str(args.job_repo),
               "model": args.model, "engine_kwargs": engine_settings(job_config(child_args)).engine_kwargs,

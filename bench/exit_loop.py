@@ -1,7 +1,7 @@
 """A finished run exits 0, every time: the labeling job on the sample, run again and again (each
 run a process of its own, as a scheduler starts it), with the exit code of each.
 
-    .venv/bin/python bench/exit_loop.py [--runs 30] [--model built:tiny-qwen2] [--out docs/bench/exit-loop.json]
+    .venv/bin/python bench/exit_loop.py [--runs 30] [--model built:tiny-qwen2] [--out docs/bench/exit-loop.json] [--continue]
 
 A run that printed its summary and wrote a complete output can still abort at interpreter exit
 (exit 134) when an Arrow I/O thread releases a Python-backed file source while the interpreter
@@ -26,10 +26,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--model", default="built:tiny-qwen2")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench" / "exit-loop.json")
+    parser.add_argument("--continue", dest="resume", action="store_true",
+                        help="go on from the runs --out already records (same model), up to --runs in all")
     args = parser.parse_args()
     out = REPO / ".cache" / "bench" / "exit-loop"
-    codes, seconds = [], []
-    for i in range(args.runs):
+    codes, seconds, report = [], [], {}
+    if args.resume and args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        if earlier["model"] != args.model:
+            sys.exit(f"--continue: {args.out} records runs of {earlier['model']}, not {args.model}")
+        codes = [int(code) for code, n in earlier["exit_codes"].items() for _ in range(n)]
+        seconds, report = earlier["seconds"], earlier
+    for i in range(len(codes), args.runs):
         started = time.time()
         proc = subprocess.run([sys.executable, "jobs/label.py", "conf=local", f"model.source={args.model}",
                                "generation.constrained=false", "generation.max_tokens=16", f"output.path={out}",

@@ -18,6 +18,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.core.prompts import PROMPT_FORMATS
+from pipelines.core.parsing import PARSERS
 from pipelines.core.scoring import RULES as SCORING_RULES
 
 
@@ -40,7 +41,8 @@ _ENGINE_POSITIVE = (
 )
 _CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "judge.engine.device": ("gpu", "cpu"),
             "resume": ("auto", "overwrite"), "input.format": (None, *SOURCE_FORMATS), "export.format": ("xlam", "openai"),
-            "export.file_format": ("jsonl", "parquet"), "scoring.rules": SCORING_RULES}
+            "export.file_format": ("jsonl", "parquet"), "scoring.rules": SCORING_RULES,
+            "validation.parser": tuple(PARSERS)}
 _SHARES = ("max_error_rate", "augment.irrelevance.fraction", "augment.mask.probability", "export.min_agreement")  # in [0, 1] or null
 _POSITIVE = (
     *_ENGINE_POSITIVE, *(f"judge.{key}" for key in _ENGINE_POSITIVE),

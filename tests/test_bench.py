@@ -29,3 +29,9 @@ def test_gpu_benchmark_compares_the_job_with_bare_vllm_on_the_cpu_path(tiny_mode
     # Both contenders ran with the job's own engine settings.
     assert report["engine_kwargs"]["gpu_memory_utilization"] == 0.2 and report["engine_kwargs"]["max_model_len"] == 4096
     assert "ratio_to_bare_vllm" in report
+    # the job's one engine at 12 rows, step by step, and what that says of the settings
+    (engine,) = report["results"]["job"]["engines_12"][-1]
+    assert engine["steps"] >= 4 and engine["running_max"] >= 1 and engine["max_num_seqs"] >= engine["running_max"]
+    assert set(report["settings_check"]) == {"job"}  # bare vLLM's LLM class records no steps
+    (lines,) = report["settings_check"]["job"]
+    assert lines and all(isinstance(line, str) for line in lines)

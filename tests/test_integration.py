@@ -134,11 +134,12 @@ def constrained_job(common_args, tmp_path_factory):
     finally:
         del os.environ[RECORD_DIR_ENV]
     records = [json.loads(p.read_text()) for p in sorted(record_dir.glob("engine-*.json"))]
-    return result, records
+    steps = [json.loads(p.read_text()) for p in sorted(record_dir.glob("stats-*.json"))]
+    return result, records, steps
 
 
 def test_constrained_decoding_yields_only_calls_to_the_rows_tools(constrained_job):
-    (_, summary, table, _, _), _ = constrained_job
+    (_, summary, table, _, _), _, _ = constrained_job
     generated = [r for r in table.to_pylist() if r["status"] != "bad_input"]
     # Random weights, but the grammar holds: every output that ended on its own is a valid list of calls.
     finished = [r for r in generated if r["finish_reason"] == "stop"]
@@ -152,7 +153,7 @@ def test_constrained_decoding_yields_only_calls_to_the_rows_tools(constrained_jo
 
 
 def test_every_engine_setting_reaches_the_running_engine(constrained_job):
-    _, records = constrained_job
+    _, records, _ = constrained_job
     assert len(records) == 1  # conf=local: one engine replica
     for key, (value, field) in ENGINE_SETTINGS.items():
         assert records[0][field] == value, f"{key}={value} did not reach vLLM: {field} is {records[0][field]!r}"
@@ -161,6 +162,16 @@ def test_every_engine_setting_reaches_the_running_engine(constrained_job):
     # conf=local's eager engine: no torch.compile and no CUDA graphs, as the first GPU log must show too
     assert records[0]["model_config.enforce_eager"] is True
     assert (records[0]["compilation_config.mode"], records[0]["compilation_config.cudagraph_mode"]) == ("NONE", "NONE")
+
+
+def test_the_running_engine_recorded_its_steps(constrained_job):
+    """What bench/gpu.py reads to say whether the settings fit (pipelines/label/engine_stats.py)."""
+    _, _, (steps,) = constrained_job
+    assert steps["max_num_seqs"] == ENGINE_SETTINGS["engine.max_num_seqs"][0]
+    # every generated row's tokens took at least one step; the batch never passed max_num_seqs
+    assert steps["steps"] >= CONSTRAINED_MAX_TOKENS and 1 <= steps["running_max"] <= steps["max_num_seqs"]
+    assert 0 < steps["kv_cache_usage_max"] <= 1 and steps["preemptions"] == 0  # 65 short rows in a GB of KV cache
+    assert steps["active_s"] > 0 and 0 <= steps["starved_step_share"] <= 1
 
 
 def test_stages_spread_across_the_two_nodes(job, cluster):

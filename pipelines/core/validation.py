@@ -10,7 +10,7 @@ from typing import Callable
 
 import jsonschema
 
-from pipelines.core.parsing import parse_output
+from pipelines.core.parsing import PARSERS
 from pipelines.core.prompts import parse_query
 from pipelines.core.reasons import INVALID_CALL, NO_CALL, OK, PARSE_ERROR, Reason
 from pipelines.core.tools import Tool, array_enum_parameters, parameters_schema
@@ -18,7 +18,7 @@ from pipelines.core.tools import Tool, array_enum_parameters, parameters_schema
 # Row statuses, in the order the pipeline can assign them.
 # Bump when validation, parsing or scoring change what a label means: a rerun then refuses to mix.
 # 3: out_of_range, enum on arrays checked on the items; 4: gold audited against its tools; 5: truncated labels;
-# 6: possible answers as gold, scoring.rules
+# 6: possible answers as gold, scoring.rules, validation.parser
 VALIDATION_VERSION = "6"
 
 
@@ -26,7 +26,8 @@ VALIDATION_VERSION = "6"
 class ValidationConfig:
     max_output_chars: int = 100_000  # longer raw output is rejected as output_too_large
     max_depth: int = 32  # deeper JSON nesting is rejected as output_too_large
-    lenient: bool = False  # also accept {"tool_calls": [...]} (flagged)
+    lenient: bool = False  # also accept {"tool_calls": [...]} (flagged; the json parser only)
+    parser: str = "json"  # the format the model answers in: a key of parsing.PARSERS (Hammer's is json)
 
 
 CALL_TYPES = ("single", "multiple", "parallel", "parallel_multiple", "none")
@@ -62,7 +63,7 @@ def label_output(text: str, tools: list[Tool], query: str = "", settings: Valida
                  unmask: Callable[[list[dict]], list[dict]] | None = None) -> Label:
     """unmask: maps calls made against masked names back to `tools` (labeling with mask.names)."""
     settings = settings or ValidationConfig()
-    parsed = parse_output(text, settings.max_output_chars, settings.max_depth, settings.lenient)
+    parsed = PARSERS[settings.parser](text, settings.max_output_chars, settings.max_depth, settings.lenient)
     if parsed.calls is None:
         status = INVALID_CALL if parsed.errors[0].code == "not_a_call" else PARSE_ERROR
         return Label(status, None, parsed.errors, parsed.flags)

@@ -8,7 +8,8 @@ process (vllm/v1/engine/core.py) and in each worker (vllm/v1/worker/worker_base.
 Recording: `record_engine_config` wraps vLLM's
 AsyncLLM constructor so that each engine prints the settings it was really built with (the
 `VllmConfig`, after vLLM filled in its defaults) and, when HAMMER_ENGINE_RECORD_DIR is set, writes
-them there as JSON. ray.data.llm gives no handle on its engine, and Ray honours a
+them there as JSON and adds a stat logger that records what the engine did step by step
+(engine_stats.py: KV-cache use, preemptions, idle time; what bench/gpu.py reports). ray.data.llm gives no handle on its engine, and Ray honours a
 `worker_process_setup_hook` only for a whole job, not for one stage's actors; this is how a run
 (and the tests) see that every setting arrived.
 """
@@ -81,9 +82,12 @@ def record_engine_config() -> None:
         print("engine settings: " + " ".join(f"{k}={record.get(k)}" for k in SUMMARY_KEYS), flush=True)
         directory = os.environ.get(RECORD_DIR_ENV)
         if directory:
+            from pipelines.label.engine_stats import stats_logger_class
+
             os.makedirs(directory, exist_ok=True)
             with open(os.path.join(directory, f"engine-{os.getpid()}.json"), "w") as f:
                 json.dump(record, f, indent=1, sort_keys=True, default=str)
+            kwargs["stat_loggers"] = [*(kwargs.get("stat_loggers") or []), stats_logger_class()]
         build(self, vllm_config, *args, **kwargs)
 
     init._records_config = True
