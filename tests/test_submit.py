@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("submit")]  # its module fixtures, once
 DATE = "2026-11-24"
 SAMPLE_ROWS = 65
 

@@ -7,6 +7,7 @@ renamed into place, so an interrupted build leaves nothing that looks finished.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -56,16 +57,26 @@ def ensure_built(name: str) -> str:
         raise BuildError(f"no built model named {name!r}: the job builds {', '.join(PREFIX + n for n in BUILT_MODELS)}")
     spec, path = BUILT_MODELS[name], cache / name
     stamp = {"name": name, "recipe": spec.recipe}
-    if (path / STAMP).is_file() and json.loads((path / STAMP).read_text()) == stamp:
+
+    def current() -> bool:
+        return (path / STAMP).is_file() and json.loads((path / STAMP).read_text()) == stamp
+
+    if current():
         return str(path)
     cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache))
-    try:
-        spec.build(staging)
-        (staging / STAMP).write_text(json.dumps(stamp))
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # One builder at a time (two jobs started together on this machine): the second waits, then
+    # finds the model built, rather than replacing the folder the first may already be reading.
+    with open(cache / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if current():
+            return str(path)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache))
+        try:
+            spec.build(staging)
+            (staging / STAMP).write_text(json.dumps(stamp))
+            if path.exists():
+                shutil.rmtree(path)
+            staging.rename(path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return str(path)
