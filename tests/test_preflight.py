@@ -1,6 +1,7 @@
 """The preflight provokes, on this machine, every failure it is there to catch: each run stops with
 exit code 2 in seconds, before any model loads, naming the number or the path and what to change."""
 
+import json
 import os
 import subprocess
 import time
@@ -24,10 +25,25 @@ def test_a_healthy_setup_passes_on_the_mini_cluster(common_args, cluster, capsys
                              capsys)
     assert code == 0, out
     assert "[  ok] engine node:" in out and "vllm 0.29.0" in out and "preflight passed" in out
-    # each node that offers engine.resources probed on itself (a fault test may have removed one)
-    engine_nodes = len([node for node in cluster[1] if node in cluster[0].worker_nodes])
-    assert engine_nodes >= 1
-    assert out.count(f"(CPU engine; {engine_nodes} engine node(s) probed)") == engine_nodes
+    # each node that offers engine.resources checked (an earlier run on this cluster may have probed it)
+    assert out.count("(CPU engine; 2 engine node(s) probed") == 2
+
+
+def test_each_engine_node_is_probed_once_per_cluster(common_args, cluster, capsys):
+    from ray._raylet import GcsClient
+
+    from pipelines.label.preflight import PROBE_NAMESPACE, _probe_key
+
+    args = ["input.path=s3://shards/sample", "output.path=s3://labels/preflight", *common_args]
+    assert preflight(args, capsys)[0] == 0  # probes what no run on this cluster probed yet
+    # kept in the cluster's own store, one record per engine node (the tiny model is a Qwen2)
+    gcs = GcsClient(address=cluster[0].address)
+    kept = [gcs.internal_kv_get(_probe_key(node.node_id, "cpu", ["Qwen2ForCausalLM"]), PROBE_NAMESPACE)
+            for node in cluster[1]]
+    assert all(kept) and {json.loads(k)["vllm"] for k in kept} == {"0.29.0"}
+    code, out, _ = preflight(args, capsys)
+    assert code == 0
+    assert out.count("(CPU engine; 2 engine node(s) probed, 2 of them by an earlier run on this cluster)") == 2
 
 
 def test_a_missing_bucket(common_args, capsys):

@@ -12,6 +12,7 @@ Each failure names the number or the path and what to change:
 
 from __future__ import annotations
 
+import json
 import posixpath
 import statistics
 import time
@@ -332,11 +333,15 @@ def probe_engine(section, model_config: dict, checks: Checklist, local: bool = F
             options["accelerator_type"] = engine.accelerator_type
     # Every node an engine can land on, each probed on itself: one node with an old driver or
     # another image fails a replica mid-run, not at the start, if only one is asked.
+    architectures = model_config.get("architectures") or []
     nodes = engine_nodes(engine)
+    known = {node: _probed_before(node, engine.device, architectures) for node in nodes}
     probe = ray.remote(probe_engine_node)
+    to_probe = [node for node in nodes if known[node] is None]
     tasks = [probe.options(**options, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-             .remote(model_config.get("architectures") or []) for node in nodes] or \
-        [probe.options(**options).remote(model_config.get("architectures") or [])]
+             .remote(architectures) for node in to_probe]
+    if not nodes:  # none offers it yet (an autoscaling cluster): one task, wherever Ray puts it
+        tasks = [probe.options(**options).remote(architectures)]
     try:
         probes = ray.get(tasks, timeout=PROBE_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError:
@@ -346,12 +351,41 @@ def probe_engine(section, model_config: dict, checks: Checklist, local: bool = F
                                    f"{len(tasks)} node(s))")
         return None
     first = None
-    for found in probes:
-        checked = _check_engine_probe(found, engine, checks, len(probes))
+    fresh = list(zip(to_probe, probes)) if nodes else [(None, found) for found in probes]
+    for node, found in [*fresh, *((n, f) for n, f in known.items() if f is not None)]:
+        checked = _check_engine_probe(found, engine, checks, len(nodes) or 1, len(nodes) - len(to_probe))
         if checked is None:
             return None
+        if node is not None and known[node] is None:
+            _remember_probe(node, engine.device, architectures, found)
         first = first or checked
     return first
+
+
+# A node's probe, kept in the cluster's own key-value store for the node's lifetime (its id): what
+# vLLM, torch, CUDA and the driver are on a node does not change while it runs, and probing imports
+# vLLM on each engine node (seconds of CPU each), every run. A restarted node has a new id and is
+# probed again; so is every node after a change to what the probe records (PROBE_VERSION).
+PROBE_NAMESPACE = "hammer-preflight"
+PROBE_VERSION = "1"
+
+
+def _probe_key(node: str, device: str, architectures: list[str]) -> bytes:
+    return f"engine-node:{PROBE_VERSION}:{node}:{device}:{','.join(sorted(architectures))}".encode()
+
+
+def _probed_before(node: str, device: str, architectures: list[str]) -> dict | None:
+    from ray.experimental import internal_kv
+
+    value = internal_kv._internal_kv_get(_probe_key(node, device, architectures), namespace=PROBE_NAMESPACE)
+    return json.loads(value) if value else None
+
+
+def _remember_probe(node: str, device: str, architectures: list[str], found: dict) -> None:
+    from ray.experimental import internal_kv
+
+    internal_kv._internal_kv_put(_probe_key(node, device, architectures), json.dumps(found), overwrite=True,
+                                 namespace=PROBE_NAMESPACE)
 
 
 def engine_nodes(engine) -> list[str]:
@@ -369,8 +403,9 @@ def engine_nodes(engine) -> list[str]:
             if n.get("Alive") and all(n["Resources"].get(k, 0) >= v for k, v in asked.items())]
 
 
-def _check_engine_probe(found: dict, engine, checks: Checklist, nodes: int) -> dict | None:
-    """One engine node's probe, checked: its line, and the probe when it passed."""
+def _check_engine_probe(found: dict, engine, checks: Checklist, nodes: int, earlier: int = 0) -> dict | None:
+    """One engine node's probe, checked: its line, and the probe when it passed. earlier: how many of
+    the `nodes` were probed by an earlier run on this cluster."""
     where = f"on {found['node']}"
     if "vllm_error" in found:
         checks.fail("engine node", f"vllm does not import {where}: {found['vllm_error']}; the image must hold vLLM")
@@ -380,14 +415,15 @@ def _check_engine_probe(found: dict, engine, checks: Checklist, nodes: int) -> d
                              f"{found['vllm']} knows; choose a supported model")
         return None
     if engine.device == "cpu":
-        checks.ok("engine node", f"{where}: vllm {found['vllm']}, torch {found['torch']} (CPU engine; {nodes} engine "
-                                 "node(s) probed)")
+    probed = f"{nodes} engine node(s) probed" + (f", {earlier} of them by an earlier run on this cluster" if earlier else "")
+    if engine.device == "cpu":
+        checks.ok("engine node", f"{where}: vllm {found['vllm']}, torch {found['torch']} (CPU engine; {probed})")
         return found
     problem, detail = gpu_node_verdict(found)
     if problem:
         checks.fail("engine node", detail)
         return None
-    checks.ok("engine node", f"{detail} ({nodes} engine node(s) probed)")
+    checks.ok("engine node", f"{detail} ({probed})")
     return found
 
 
