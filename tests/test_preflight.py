@@ -35,7 +35,7 @@ def test_each_engine_node_is_probed_once_per_cluster(common_args, cluster, capsy
     from pipelines.label.preflight import PROBE_NAMESPACE, _probe_key
 
     args = ["input.path=s3://shards/sample", "output.path=s3://labels/preflight", *common_args]
-    assert preflight(args, capsys)[0] == 0  # probes what no run on this cluster probed yet
+    assert preflight(args, capsys)[0] == 0  # probes the nodes no earlier run on this cluster probed
     # kept in the cluster's own store, one record per engine node (the tiny model is a Qwen2)
     gcs = GcsClient(address=cluster[0].address)
     kept = [gcs.internal_kv_get(_probe_key(node.node_id, "cpu", ["Qwen2ForCausalLM"]), PROBE_NAMESPACE)

@@ -414,7 +414,6 @@ def _check_engine_probe(found: dict, engine, checks: Checklist, nodes: int, earl
         checks.fail("model", f"architecture {', '.join(found['unknown_architectures'])} is not one vLLM "
                              f"{found['vllm']} knows; choose a supported model")
         return None
-    if engine.device == "cpu":
     probed = f"{nodes} engine node(s) probed" + (f", {earlier} of them by an earlier run on this cluster" if earlier else "")
     if engine.device == "cpu":
         checks.ok("engine node", f"{where}: vllm {found['vllm']}, torch {found['torch']} (CPU engine; {probed})")
