@@ -1,6 +1,6 @@
 """The whole job for real: a two-node Ray mini-cluster, vLLM on the CPU with the tiny model, and input
 and output through a real S3 endpoint (moto's server on 127.0.0.1). One job run, shared by the tests.
-Tests that share a module's job run are one xdist group (`make test` runs two workers)."""
+Tests that share a module's job run are one xdist group (for `make test PYTEST_ARGS="-n 2 --dist loadgroup"`)."""
 
 import json
 import os
