@@ -417,7 +417,7 @@ FAULT_ARGS = ["conf=local", "input.path=s3://shards/split", "output.rows_per_fil
               "engine.batch_size=8", "engine.max_concurrent_batches=1", "generation.max_tokens=96"]
 
 
-BUSY_TOKENS = 256  # the engine fault tests' outputs: long enough to keep the engine busy past the first pieces
+BUSY_TOKENS = 1024  # the engine fault tests' outputs: long enough to keep the engine busy past the first pieces
 
 
 def _label_subprocess(common_args, output, *extra, record_dir=None):
@@ -543,7 +543,7 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path
     config = load_config(["conf=local", "output.path=s3://labels/engine-killed", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
     # Long outputs keep the engine busy after the first pieces commit: a window to kill it in
-    # (9 batches of 8 rows, 256 steps each).
+    # (9 batches of 8 rows, BUSY_TOKENS steps each).
     proc = _label_subprocess(common_args, "s3://labels/engine-killed", f"generation.max_tokens={BUSY_TOKENS}",
                              record_dir=tmp_path)
 
@@ -576,26 +576,15 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path
     assert engine.pid in built and built - {engine.pid}
 
 
-@pytest.fixture
-def own_cluster():
-    """A mini-cluster of its own (head and two engine nodes), for a test that takes a node away."""
-    from ray.cluster_utils import Cluster
-
-    from tests.conftest import start_cluster
-
-    cluster, engine_nodes = start_cluster(Cluster)
-    yield cluster, engine_nodes
-    cluster.shutdown()
-
-
-def test_node_removed_mid_run_the_job_completes(common_args, own_cluster, tmp_path):
+def test_node_removed_mid_run_the_job_completes(common_args, cluster, tmp_path):
+    """Last in this file: it takes a node away from the shared cluster."""
     from ray.util.state import list_actors
 
-    mini, engine_nodes = own_cluster
+    mini, engine_nodes = cluster
     config = load_config(["conf=local", "output.path=s3://labels/node-removed", *common_args])
     fs, root = filesystem(config.output.path, config.s3)
-    proc = _label_subprocess([*common_args, f"ray.address={mini.address}"], "s3://labels/node-removed",
-                             f"generation.max_tokens={BUSY_TOKENS}", record_dir=tmp_path)
+    proc = _label_subprocess(common_args, "s3://labels/node-removed", f"generation.max_tokens={BUSY_TOKENS}",
+                             record_dir=tmp_path)
 
     def engine_in_use():
         engines = [a for a in list_actors(address=mini.address, detail=True, filters=[("state", "=", "ALIVE")],
