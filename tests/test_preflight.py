@@ -26,7 +26,12 @@ def test_a_healthy_setup_passes_on_the_mini_cluster(common_args, cluster, capsys
     assert code == 0, out
     assert "[  ok] engine node:" in out and "vllm 0.29.0" in out and "preflight passed" in out
     # each node that offers engine.resources checked (an earlier run on this cluster may have probed it)
-    assert out.count("(CPU engine; 2 engine node(s) probed") == 2
+    assert out.count(f"(CPU engine; {alive_engine_nodes(cluster)} engine node(s) probed") == alive_engine_nodes(cluster)
+
+
+def alive_engine_nodes(cluster) -> int:
+    """The engine nodes the shared cluster still has (a fault test removes one)."""
+    return len([node for node in cluster[1] if node in cluster[0].worker_nodes])
 
 
 def test_each_engine_node_is_probed_once_per_cluster(common_args, cluster, capsys):
@@ -39,11 +44,11 @@ def test_each_engine_node_is_probed_once_per_cluster(common_args, cluster, capsy
     # kept in the cluster's own store, one record per engine node (the tiny model is a Qwen2)
     gcs = GcsClient(address=cluster[0].address)
     kept = [gcs.internal_kv_get(_probe_key(node.node_id, "cpu", ["Qwen2ForCausalLM"]), PROBE_NAMESPACE)
-            for node in cluster[1]]
-    assert all(kept) and {json.loads(k)["vllm"] for k in kept} == {"0.29.0"}
+            for node in cluster[1] if node in cluster[0].worker_nodes]
+    assert kept and all(kept) and {json.loads(k)["vllm"] for k in kept} == {"0.29.0"}
     code, out, _ = preflight(args, capsys)
-    assert code == 0
-    assert out.count("(CPU engine; 2 engine node(s) probed, 2 of them by an earlier run on this cluster)") == 2
+    n = alive_engine_nodes(cluster)
+    assert code == 0 and out.count(f"(CPU engine; {n} engine node(s) probed, {n} of them by an earlier run on this cluster)") == n
 
 
 def test_a_missing_bucket(common_args, capsys):
