@@ -77,17 +77,7 @@ def parse_output(text: str, max_chars: int = 100_000, max_depth: int = 32, lenie
         value, flags = value["tool_calls"], [Reason("tool_calls_wrapper", "calls given under a 'tool_calls' key")]
     if not isinstance(value, list):
         return Parsed(None, [Reason("not_a_list", f"the output is a JSON {_json_type(value)}, expected a list of calls")])
-    calls, errors = [], []
-    for i, item in enumerate(value):
-        call, problem, item_flags = _as_call(item, i)
-        if problem:
-            errors.append(Reason("not_a_call", f"item {i} {problem}"))
-        else:
-            calls.append(call)
-            flags += item_flags
-    if errors:
-        return Parsed(None, errors, flags)
-    return Parsed(calls, [], flags)
+    return _items_to_calls(value, flags)
 
 
 def _json_type(value) -> str:
