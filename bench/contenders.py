@@ -4,7 +4,7 @@ settings, each contender in a process of its own, repeated and interleaved; medi
     .venv/bin/python bench/contenders.py --rows 500,2000 --repeats 2 [--max-tokens 32] [--contenders job,vllm]
                                          [--conf local|prod] [--model PATH] [--job-set KEY=VALUE ...] [--out FILE.json]
 
-Every contender's engine gets the settings the job would give its own (pipelines.label.engine.engine_settings
+Every contender's engine gets the settings the job would give its own (pipelines.engines.vllm.stage.engine_settings
 of the profile, --model and --job-set): on a GPU node, `bench/gpu.py` runs this with conf=prod and a
 real Hammer checkpoint.
 
@@ -18,7 +18,7 @@ Contenders:
 Measured per run: wall time from process start to exit (Ray and engine start-up included), GPU
 utilization and memory sampled through NVML every 0.2 s (null without an NVIDIA GPU), and the peak RSS of the driver process and of every other process started during the run together (Ray's
 processes and workers, the engine's processes), sampled every 0.2 s; for the job contenders, what each engine did
-step by step (KV-cache use, preemptions, batch fill, idle time: pipelines/label/engine_stats.py). Throughput without start-up: each contender runs at two sizes,
+step by step (KV-cache use, preemptions, batch fill, idle time: pipelines/engines/vllm/stats.py). Throughput without start-up: each contender runs at two sizes,
 and its marginal rate is (rows B - rows A) / (wall B - wall A): start-up costs the same at both
 sizes and cancels. (Timestamps per row would not do: both Ray contenders hand rows on block by
 block, so on a few thousand rows every row of a block appears at once.)
@@ -39,8 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.label.engine_plugin import RECORD_DIR_ENV  # noqa: E402
-from pipelines.label.engine_stats import STATS_FILE_PREFIX  # noqa: E402
+from pipelines.engines.vllm.plugin import RECORD_DIR_ENV  # noqa: E402
+from pipelines.engines.vllm.stats import STATS_FILE_PREFIX  # noqa: E402
 
 TINY_MODEL = "built:tiny-qwen2"
 CONTENDERS = ("job", "job_constrained", "job_dry_run", "vllm", "ray_llm")
@@ -82,7 +82,7 @@ def run_vllm(data: str, args: list[str]) -> dict:
     from vllm.inputs import TokensPrompt
 
     from bench.data import prompted
-    from pipelines.label.engine import engine_settings
+    from pipelines.engines.vllm.stage import engine_settings
     from pipelines.label.stages import PROMPT_TOKENS_COL
 
     config = job_config(args)
@@ -102,7 +102,7 @@ def run_ray_llm(data: str, args: list[str]) -> dict:
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
-    from pipelines.label.engine import engine_settings
+    from pipelines.engines.vllm.stage import engine_settings
     from pipelines.core.prompts import build_prompt
     from pipelines.core.tools import load_tools
 
@@ -190,7 +190,7 @@ def measure(name: str, data: str, args: list[str], job_repo: Path = REPO) -> dic
         if name in JOB_OVERRIDES:
             command = job_command(job_repo, data, out, args, *JOB_OVERRIDES[name])
             # Ray's workers import the job's modules by name: from that checkout, not the installed one.
-            # Each engine records what it did step by step (pipelines/label/engine_stats.py).
+            # Each engine records what it did step by step (pipelines/engines/vllm/stats.py).
             env = {**os.environ, "PYTHONPATH": str(job_repo), RECORD_DIR_ENV: str(record_dir)}
         else:
             command = [sys.executable, __file__, "--child", name, "--data", data, "--result", str(result_file), "--", *args]
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     from bench.data import make_rows, write_shards
-    from pipelines.label.engine import engine_settings
+    from pipelines.engines.vllm.stage import engine_settings
     from pipelines.label.config import ModelConfig
     from pipelines.label.models import resolve_model
 

@@ -106,7 +106,7 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
 
     from pipelines.core.validation import ValidationConfig
     from pipelines.label.config import Mode
-    from pipelines.label.engine import LOGPROB_STATS_TYPE
+    from pipelines.engines.vllm.stage import LOGPROB_STATS_TYPE
     from pipelines.label.stages import (ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL,
                                         ENGINE_TEXT_COL, ENGINE_TOKENS_COL, ROW_COL, SHARD_COL, PromptStage,
                                         annotate_batch)

@@ -35,7 +35,7 @@ IDLE_SHARE = 0.1  # of the engine's active time
 
 
 def settings_check(engine: dict) -> list[str]:
-    """What one engine's step figures (pipelines/label/engine_stats.py) say of the settings that size it."""
+    """What one engine's step figures (pipelines/engines/vllm/stats.py) say of the settings that size it."""
     found = []
     seqs = engine["max_num_seqs"]
     if engine["preemptions"]:

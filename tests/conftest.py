@@ -77,7 +77,7 @@ def cluster():
 
     ray.shutdown()
     cluster.shutdown()
-    # An engine process whose actor is gone ends by itself (pipelines/label/engine_plugin.py); one
+    # An engine process whose actor is gone ends by itself (pipelines/engines/vllm/plugin.py); one
     # left orphaned all the same would hold its KV cache for the tests after. Orphans only: the
     # other test worker's engines are alive, under their actors.
     import psutil

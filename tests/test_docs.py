@@ -170,7 +170,7 @@ def test_every_link_between_the_docs_resolves():
 
 
 def test_the_stage_contracts_in_the_design_notes_are_the_stages_declarations():
-    from pipelines.label import engine
+    from pipelines import engines
     from pipelines.label.stages import PromptStage
 
     rows = {cells[0]: cells for cells in _table_rows((REPO / "docs" / "design.md").read_text(),
@@ -181,8 +181,8 @@ def test_the_stage_contracts_in_the_design_notes_are_the_stages_declarations():
 
     assert names(rows["`PromptStage`"][1])[:len(PromptStage.READS)] == list(PromptStage.READS)
     assert names(rows["`PromptStage`"][2]) == list(PromptStage.WRITES)
-    assert names(rows["`engine.generate`"][1]) == list(engine.READS)
-    assert names(rows["`engine.generate`"][2])[:len(engine.WRITES)] == list(engine.WRITES)
+    assert names(rows["`engines.generate`"][1]) == [*engines.READS, engines.PROMPT_TOKENS_COL, engines.MESSAGES_COL]
+    assert names(rows["`engines.generate`"][2])[:len(engines.WRITES)] == list(engines.WRITES)
 
 
 JUDGE_PAGE = (REPO / "docs" / "judge-and-compare.md").read_text()

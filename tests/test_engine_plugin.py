@@ -1,4 +1,4 @@
-"""An engine's processes end with the process that started them (pipelines/label/engine_plugin.py)."""
+"""An engine's processes end with the process that started them (pipelines/engines/vllm/plugin.py)."""
 
 import os
 import signal
@@ -16,7 +16,7 @@ PARENT = textwrap.dedent("""
 
     def child(watch, ready):
         if watch:
-            from pipelines.label.engine_plugin import die_with_parent
+            from pipelines.engines.vllm.plugin import die_with_parent
             die_with_parent()
         ready.set()
         time.sleep(600)
@@ -63,7 +63,7 @@ def test_without_the_watch_the_child_outlives_its_parent(tmp_path):  # what the 
 
 @pytest.mark.parametrize("parent_process", [None])
 def test_a_process_not_started_by_multiprocessing_is_not_watched(parent_process, monkeypatch):
-    import pipelines.label.engine_plugin as plugin
+    import pipelines.engines.vllm.plugin as plugin
 
     monkeypatch.setattr(plugin, "_watching", False)
     monkeypatch.setattr(plugin.multiprocessing, "parent_process", lambda: parent_process)

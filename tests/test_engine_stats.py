@@ -1,7 +1,7 @@
-"""An engine's step figures (pipelines/label/engine_stats.py) and what bench/gpu.py reads in them."""
+"""An engine's step figures (pipelines/engines/vllm/stats.py) and what bench/gpu.py reads in them."""
 
 from bench.gpu import settings_check
-from pipelines.label.engine_stats import EngineSteps
+from pipelines.engines.vllm.stats import EngineSteps
 
 
 def test_step_figures_by_hand():

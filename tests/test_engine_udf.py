@@ -1,4 +1,4 @@
-"""The ray.data.llm internals that pipelines/label/engine_udf.py builds on are where it expects them.
+"""The ray.data.llm internals that pipelines/engines/vllm/udf.py builds on are where it expects them.
 
 The subclass replaces one method of ray.data.llm 2.60's engine wrapper and swaps the UDF of its
 engine stage. These checks fail, naming the piece, if an upgrade of Ray moves any of it; the
@@ -44,7 +44,7 @@ def test_the_wrapper_has_the_pieces_generate_row_uses():
 def test_every_name_the_engine_stage_reads_or_writes_in_a_row_is_sheltered():
     import re
 
-    from pipelines.label.engine import ENGINE_NAMES
+    from pipelines.engines.vllm.stage import ENGINE_NAMES
 
     prepare = inspect.getsource(stage.vLLMEngineWrapper._prepare_llm_request)
     read = set(re.findall(r'row\.pop\("(\w+)"', prepare)) | set(re.findall(r'row\["(\w+)"\]', prepare))
@@ -73,8 +73,8 @@ def test_the_job_swaps_in_its_udf_and_leaves_the_stages_resources_as_ray_data_ll
     # which the later jobs of the session would then find instead of the test cluster.
     ray.init(address=cluster[0].address, ignore_reinit_error=True)
     from pipelines.label.config import load_config
-    from pipelines.label.engine import engine_processor
-    from pipelines.label.engine_udf import SamplingEngineUDF
+    from pipelines.engines.vllm.stage import engine_processor
+    from pipelines.engines.vllm.udf import SamplingEngineUDF
 
     config = load_config(["conf=local", "engine.resources={engine_node: 0.1}"])
     engine_stage = engine_processor(config, "/models/m").stages["vLLMEngineStage"]

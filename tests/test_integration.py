@@ -16,7 +16,7 @@ from pipelines.storage import arrow_filesystem, filesystem, parquet_files
 from tests.conftest import REPO, SECRET
 
 pytestmark = pytest.mark.integration
-ENGINE_ACTOR = "SamplingEngineUDF"  # the engine stage's UDF (pipelines/label/engine_udf.py), in Ray's actor names
+ENGINE_ACTOR = "SamplingEngineUDF"  # the engine stage's UDF (pipelines/engines/vllm/udf.py), in Ray's actor names
 SAMPLE_ROWS = 65
 BAD_ROWS = {  # category in the sample data -> the reason code the row must carry
     "bad_tools_not_json": "tools_not_json", "bad_null_query": "missing_query", "bad_empty_query": "empty_query",
@@ -128,7 +128,7 @@ CONSTRAINED_MAX_TOKENS = 48
 @pytest.fixture(scope="module")
 def constrained_job(common_args, tmp_path_factory):
     """A constrained run with every engine setting off its default; the engines record what they were built with."""
-    from pipelines.label.engine import RECORD_DIR_ENV
+    from pipelines.engines.vllm.stage import RECORD_DIR_ENV
 
     record_dir = tmp_path_factory.mktemp("engine-record")
     os.environ[RECORD_DIR_ENV] = str(record_dir)
@@ -174,7 +174,7 @@ def test_every_engine_setting_reaches_the_running_engine(constrained_job):
 
 @pytest.mark.xdist_group("constrained")
 def test_the_running_engine_recorded_its_steps(constrained_job):
-    """What bench/gpu.py reads to say whether the settings fit (pipelines/label/engine_stats.py)."""
+    """What bench/gpu.py reads to say whether the settings fit (pipelines/engines/vllm/stats.py)."""
     _, _, (steps,) = constrained_job
     assert steps["max_num_seqs"] == ENGINE_SETTINGS["engine.max_num_seqs"][0]
     # every generated row's tokens took at least one step; the batch never passed max_num_seqs
@@ -423,7 +423,7 @@ BUSY_TOKENS = 1024  # the engine fault tests' outputs: long enough to keep the e
 def _label_subprocess(common_args, output, *extra, record_dir=None):
     """The labeling job as a process of its own; with record_dir, each engine it builds leaves its
     record there (engine-<pid>.json, by the project's vLLM plugin)."""
-    from pipelines.label.engine_plugin import RECORD_DIR_ENV
+    from pipelines.engines.vllm.plugin import RECORD_DIR_ENV
 
     env = {**os.environ, RECORD_DIR_ENV: str(record_dir)} if record_dir else None
     return subprocess.Popen([sys.executable, "jobs/label.py", *FAULT_ARGS, f"output.path={output}", *common_args, *extra],
@@ -558,7 +558,7 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path
     engine = _wait_for(running_engine, proc, what="a running engine of this run with a committed piece")
     # The actor alone, as the OOM killer takes it: its vLLM processes (EngineCore and any workers)
     # get no signal and run no cleanup of the actor's; they must end by themselves
-    # (pipelines/label/engine_plugin.py, die_with_parent), not hold their KV cache (GBs) to the end.
+    # (pipelines/engines/vllm/plugin.py, die_with_parent), not hold their KV cache (GBs) to the end.
     actor = psutil.Process(engine.pid)
     engine_processes = [p for p in actor.children(recursive=True) if p.cmdline()[:1] and p.cmdline()[0].startswith("VLLM::")]
     assert engine_processes, "the actor started no vLLM process of its own"

@@ -79,7 +79,7 @@ def sampled(rows, cluster, tmp_path_factory):
 
 def test_labels_equal_plain_vllm_chat_token_for_token(rows, constrained, real_model, cluster, tmp_path):
     from pipelines.label.config import load_config
-    from pipelines.label.engine import engine_settings
+    from pipelines.engines.vllm.stage import engine_settings
 
     folder, picked = rows
     config = load_config(job_args(folder, tmp_path / "unused", cluster, *ONE_AT_A_TIME))

@@ -11,9 +11,10 @@ import pytest
 from pipelines.core.masking import MaskMap
 from pipelines.core.validation import ValidationConfig
 from pipelines.label.config import Mode
-from pipelines.label.engine import engine_request, engine_response
+from pipelines.engines.vllm.stage import engine_request, engine_response
 from pipelines.label.lease import Lease
 from pipelines.label.schema import ADDED_COLUMNS, output_schema
+from pipelines.engines.columns import ENGINE_PROMPT_TOKENS_COL
 from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
                                     ENGINE_LOGPROBS_COL, ENGINE_SAMPLE_FINISH_COL,
                                     ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL,
@@ -92,7 +93,8 @@ def test_engine_response_maps_ray_data_llm_back_to_our_columns_and_drops_the_res
     out = engine_response(batch, keep=["id", EARLY_STATUS_COL])
     assert out.column_names == ["id", EARLY_STATUS_COL, ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL,
                                 ENGINE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLE_ERROR_COL,
-                                ENGINE_LOGPROBS_COL]
+                                ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL]
+    assert out.column(ENGINE_PROMPT_TOKENS_COL).to_pylist() == [None, None, None]  # the prompt stage counted them
     assert out.column(ENGINE_TEXT_COL).to_pylist() == ["[]", None, None]
     assert out.column(ENGINE_ERROR_COL).to_pylist() == [None, "ValueError: too long", None]
     assert out.column(ENGINE_TOKENS_COL).to_pylist() == [3, None, None]
@@ -113,7 +115,8 @@ def test_a_carried_column_with_an_engine_name_crosses_the_engine_renamed_and_com
 def _generated(text, **extra):
     return {TOOLS_COL: CANONICAL_TOOLS, EARLY_STATUS_COL: None, EARLY_ERRORS_COL: [], ENGINE_TEXT_COL: text,
             ENGINE_TOKENS_COL: 7, ENGINE_ERROR_COL: None, ENGINE_SAMPLES_COL: None, ENGINE_SAMPLE_ERROR_COL: None,
-            ENGINE_LOGPROBS_COL: None, ENGINE_FINISH_COL: "stop", ENGINE_SAMPLE_FINISH_COL: None, **extra}
+            ENGINE_LOGPROBS_COL: None, ENGINE_FINISH_COL: "stop", ENGINE_SAMPLE_FINISH_COL: None,
+            ENGINE_PROMPT_TOKENS_COL: None, **extra}
 
 
 def test_an_output_cut_at_max_tokens_says_so_first_and_keeps_the_status_its_text_gives():

@@ -15,8 +15,9 @@ from typing import Optional
 from pipelines.cluster import RayConfig
 from pipelines.config import CONF_DIR, ConfigError, InputConfig, load_profile, to_plain
 from pipelines.core.judging import TemplateError, check_template
-from pipelines.label.config import (EngineConfig, GenerationConfig, LeaseConfig, ModelConfig, OutputConfig, RunConfig,
-                                    check_compact_json, new_run_id)
+from pipelines.engines.config import EngineConfig, check_engine
+from pipelines.label.config import (GenerationConfig, LeaseConfig, ModelConfig, OutputConfig, RunConfig,
+                                    new_run_id)
 from pipelines.storage import S3Config
 
 JUDGE_CONF_DIR = CONF_DIR / "judge"
@@ -60,7 +61,7 @@ def load_judge_config(args: list[str], conf_dir: Path = JUDGE_CONF_DIR) -> Judge
     if generation.samples != 1 or generation.logprobs:
         raise ConfigError("judge.generation.samples must be 1 and judge.generation.logprobs false: a verdict is "
                           "one greedy answer")
-    check_compact_json(generation, config.judge.engine, prefix="judge.")
+    check_engine(config.judge.engine, generation, prefix="judge.")
     if generation.max_tokens >= generation.max_model_len:
         raise ConfigError(f"judge.generation.max_tokens ({generation.max_tokens}) must be below "
                           f"judge.generation.max_model_len ({generation.max_model_len})")

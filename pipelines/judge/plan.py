@@ -13,18 +13,18 @@ from collections import Counter
 
 import pyarrow as pa
 
-from pipelines import storage
+from pipelines import engines, storage
 from pipelines.cluster import start_ray
 from pipelines.core.judging import VERDICTS
 from pipelines.judge import config as jcfg
 from pipelines.judge import stages
-from pipelines.label import engine, output
+from pipelines.label import output
 from pipelines.label.config import settings_hash
 from pipelines.label.lease import Lease
-from pipelines.label.models import resolve_model
+from pipelines.label.models import resolve_engine_model
 from pipelines.label.plan import Todo, continue_output, prompt_actors, read_todo, write_and_report
-from pipelines.label.preflight import (Checklist, PreflightFailed, check_batching, check_engines, check_model,
-                                       check_output)
+from pipelines.label.preflight import (Checklist, PreflightFailed, check_batching, check_endpoint, check_engines,
+                                       check_model, check_output)
 from pipelines.label.progress import ErrorRateExceeded, Progress
 
 MODE = "judge"  # in the manifest's fingerprint: an output is finished by the job that started it
@@ -40,8 +40,8 @@ def run(config: jcfg.JudgeConfig) -> dict:
     lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
                   stale_after_s=config.lease.stale_after_s)
     try:
-        engine.preload()
-        model = resolve_model(config.judge.model, key="judge.model.source")
+        engines.preload(config.judge.engine)
+        model = resolve_engine_model(config.judge, key="judge.model.source")
         checks = preflight(config, model, lease)
         shards = checks.shards
         template = jcfg.load_template(config.judge.prompt.template)
@@ -84,8 +84,11 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
     except (storage.InputError, OSError) as e:
         checks.fail("input", str(e))
     check_output(config, checks, lease)
-    model_config = check_model(config.judge, model, checks, prefix="judge.")
-    check_engines(config.judge, config.ray, model_config, checks, prefix="judge.")
+    if config.judge.engine.kind == "endpoint":
+        check_endpoint(config.judge, config.ray, checks, prefix="judge.")
+    else:
+        model_config = check_model(config.judge, model, checks, prefix="judge.")
+        check_engines(config.judge, config.ray, model_config, checks, prefix="judge.")
     check_batching(config.judge, checks, engine=True, prefix="judge.")
     if checks.failed:
         raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
@@ -101,14 +104,14 @@ def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, mo
     start_ray(config.ray, metrics=judge.engine.log_metrics)
     ds = read_todo(todo, in_fs, add_id=False)
     ds = prompt_actors(ds, stages.JudgePromptStage, judge.prompt, {
-        "tokenizer_source": model,
+        "tokenizer_source": model if engines.needs_tokenizer(judge.engine) else None,
         "template": template,
         "max_prompt_tokens": judge.generation.max_model_len - judge.generation.max_tokens,
         "trust_remote_code": judge.model.trust_remote_code,
         "constrained": judge.generation.constrained,
     })
     carried = [*input_schema.names, *stages.ANNOTATE_READS]
-    ds = engine.generate(ds, judge, model, keep=[c for c in dict.fromkeys(carried) if c not in engine.WRITES])
+    ds = engines.generate(ds, judge, model, keep=[c for c in dict.fromkeys(carried) if c not in engines.WRITES])
     ds = ds.map_batches(stages.annotate_verdicts, batch_format="pyarrow",
                         fn_kwargs={"input_schema": input_schema, "lineage": lineage})
     write_and_report(ds, config, out_fs, out_root, lease_token, progress, status_column="judge_verdict")

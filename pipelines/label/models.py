@@ -32,6 +32,15 @@ def resolve_model(model: ModelConfig, key: str = "model.source") -> str:
     return source  # a model id, fetched from the hub by vLLM and transformers
 
 
+def resolve_engine_model(section, key: str = "model.source") -> str:
+    """The model a pool's rows are labeled with, as written in their `model` column and fingerprint:
+    an endpoint's served model name (engine.kind=endpoint: model.source is not loaded), else the
+    resolved model.source. section: the config part with `model` and `engine` (the judge's `judge`)."""
+    if section.engine.kind == "endpoint":
+        return section.engine.endpoint.model
+    return resolve_model(section.model, key)
+
+
 def load_model_config(source: str, trust_remote_code: bool = False) -> dict:
     """The `config.json` of a resolved model source (remote sources fetch the small files only)."""
     source = _small_files(source)

@@ -9,14 +9,14 @@ from typing import Callable
 
 import pyarrow as pa
 
-from pipelines import storage
+from pipelines import engines, storage
 from pipelines.cluster import start_ray, stop_ray
 from pipelines.config import to_yaml
 from pipelines.core import bfcl
 from pipelines.label import config as cfg
-from pipelines.label import engine, output, stages
+from pipelines.label import output, stages
 from pipelines.label.lease import Lease
-from pipelines.label.models import resolve_model
+from pipelines.label.models import resolve_engine_model
 from pipelines.label.preflight import preflight
 from pipelines.label.progress import ErrorRateExceeded, Progress
 from pipelines.label.summary import COLUMNS as SUMMARY_COLUMNS
@@ -40,7 +40,7 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
     try:
         mode = cfg.Mode.of(config, revalidate)
         if mode == cfg.Mode.GENERATE:
-            engine.preload()
+            engines.preload(config.engine)
         checks, model = check(config, mode, lease=lease)
         return _run(config, mode, started, checks.shards, model, lease, out_fs, out_root)
     finally:
@@ -50,7 +50,7 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
 def check(config: cfg.LabelConfig, mode: cfg.Mode, lease: Lease | None = None):
     """The preflight for this run's mode (`preflight=true` alone, or the start of a run, which takes
     the lease): returns the checklist and the resolved model (None when re-validating)."""
-    model = None if mode == cfg.Mode.REVALIDATE else resolve_model(config.model)
+    model = None if mode == cfg.Mode.REVALIDATE else resolve_engine_model(config)
     checks = preflight(config, model, mode, lease=lease)
     return checks, model
 
@@ -155,18 +155,19 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
     ds = read_todo(todo, in_fs, add_id)
     ds = prompt_actors(
         ds, stages.PromptStage, config.prompt, {
-            "tokenizer_source": model,
+            "tokenizer_source": model if engines.needs_tokenizer(config.engine) else None,
             "prompt_format": config.prompt.format,
             "max_prompt_tokens": config.generation.max_model_len - config.generation.max_tokens,
             "trust_remote_code": config.model.trust_remote_code,
             "constrained": config.generation.constrained and mode == cfg.Mode.GENERATE,
             "mask_names": config.mask.names and mode != cfg.Mode.REVALIDATE,
             "seed": config.seed,
+            "messages": mode == cfg.Mode.GENERATE and engines.prompt_column(config.engine) == engines.MESSAGES_COL,
         })
     if mode == cfg.Mode.GENERATE:
         # The engine carries what the next stage reads.
-        carried = [c for c in [*input_schema.names, *stages.annotate_reads(mode)] if c not in engine.WRITES]
-        ds = engine.generate(ds, config, model, keep=list(dict.fromkeys(carried)), seed=config.seed)
+        carried = [c for c in [*input_schema.names, *stages.annotate_reads(mode)] if c not in engines.WRITES]
+        ds = engines.generate(ds, config, model, keep=list(dict.fromkeys(carried)), seed=config.seed)
     ds = ds.map_batches(
         stages.annotate_batch,
         batch_format="pyarrow",

@@ -77,11 +77,15 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
     engine = mode == cfg.Mode.GENERATE
     shards = checks.shards = _check_input(config, checks, mode)
     check_output(config, checks, lease)
-    model_config = check_model(config, model, checks) if model else None
-    if engine:
+    if engine and config.engine.kind == "endpoint":
+        check_endpoint(config, config.ray, checks)
+    elif engine:
+        model_config = check_model(config, model, checks)
         probe = check_engines(config, config.ray, model_config, checks)
         if probe is not None:
             _report_kv_budget(config, model_config, probe, shards, model, checks)
+    elif model and config.engine.kind != "endpoint":
+        check_model(config, model, checks)
     check_batching(config, checks, engine)
     if checks.failed:
         raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
@@ -249,6 +253,33 @@ def _check_tensor_parallel(engine, node_gpus: list[float], checks: Checklist, pr
                            f"(at most {largest:g} on one), room for {fit} replica(s): give each node (worker pod) {tp} "
                            f"GPUs, or lower {prefix}engine.tensor_parallel_size or {prefix}engine.replicas")
     return False
+
+
+def check_endpoint(section, ray_config, checks: Checklist, prefix: str = "") -> None:
+    """engine.kind=endpoint: the server answers, takes the key, and serves the model; then Ray
+    (the client actors' cluster). section: the config part with `engine` (`judge` with prefix `judge.`)."""
+    from pipelines.engines.config import api_key
+    from pipelines.engines.endpoint.stage import EndpointUnavailable, probe
+
+    endpoint = section.engine.endpoint
+    key = f"{prefix}engine.endpoint"
+    try:
+        served = probe(endpoint, api_key(endpoint))
+    except PermissionError as e:
+        held = (f"the key in ${endpoint.api_key_env} ({key}.api_key_env)" if endpoint.api_key_env
+                else f"no key ({key}.api_key_env is unset)")
+        checks.fail("endpoint", f"{endpoint.base_url} refused {held}: {e}; set the right key there")
+        return
+    except EndpointUnavailable as e:
+        checks.fail("endpoint", f"{key}.base_url {endpoint.base_url} does not answer ({e}); start the server or fix the URL")
+        return
+    if endpoint.model not in served:
+        checks.fail("endpoint", f"{key}.model={endpoint.model!r} is not served at {endpoint.base_url} (it serves: "
+                                f"{', '.join(map(str, served)) or 'nothing'}); set {key}.model to one of those")
+        return
+    checks.ok("endpoint", f"{endpoint.base_url} answers{' and takes the key' if endpoint.api_key_env else ''}; "
+                          f"serves {endpoint.model}")
+    checks.ok("ray", start_ray(ray_config, metrics=False))
 
 
 def check_engines(section, ray_config, model_config: dict | None, checks: Checklist, prefix: str = "") -> dict | None:
@@ -511,7 +542,7 @@ def check_batching(section, checks: Checklist, engine: bool, prefix: str = "") -
     in_flight = section.engine.batch_size * section.engine.max_concurrent_batches
     samples = getattr(section.generation, "samples", 1)
     needed = sizing.rows_in_flight(seqs, samples, TYPICAL_LABEL_TOKENS, section.generation.max_tokens)
-    if engine and section.engine.device == "gpu" and in_flight < needed:
+    if engine and section.engine.kind == "vllm" and section.engine.device == "gpu" and in_flight < needed:
         checks.warn("batching", f"{prefix}engine.batch_size x {prefix}engine.max_concurrent_batches = {in_flight} rows "
                                 f"in flight, below {needed} = {prefix}engine.max_num_seqs {seqs} / samples {samples} x "
                                 f"{prefix}generation.max_tokens {section.generation.max_tokens} / {TYPICAL_LABEL_TOKENS} "

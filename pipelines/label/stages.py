@@ -3,8 +3,8 @@
     read_shard -> PromptStage (CPU actors) -> engine.generate (vLLM actors) -> annotate_batch -> write_pieces
 
 Each stage declares the columns it reads and writes; a batch without them is a wiring error, named
-with the stage. The engine's own columns (ray.data.llm's) never reach this module: engine.py maps
-them at the engine stage's edge to ENGINE_TEXT_COL, ENGINE_ERROR_COL and ENGINE_TOKENS_COL.
+with the stage. The engine's own columns (ray.data.llm's, a server's response) never reach this module: each engine
+kind writes pipelines/engines/columns.py's WRITES at its stage's edge.
 
 Rows that stop early (bad_input, prompt_too_long) carry their status through the engine stage
 untouched and are never dropped.
@@ -30,6 +30,10 @@ from pipelines.core.reasons import (BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, 
 from pipelines.core.scoring import CATEGORY_COLUMN, ScoringConfig, score_row
 from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
 from pipelines.core.validation import ValidationConfig, label_output
+from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
+                                       ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
+                                       ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
+                                       MESSAGES_COL, PROMPT_TOKENS_COL, require_columns)
 from pipelines.label.config import Mode
 from pipelines.label.output import skip_mask, to_ranges, write_piece
 from pipelines.label.prompt_tokens import PromptTokenizer
@@ -40,28 +44,10 @@ SHARD_COL = "_shard"  # the input shard a row came from, relative to input.path
 ROW_COL = "_row"  # its position in that shard
 USER_MESSAGE_COL = "_user_message"  # becomes `prompt`
 TOOLS_COL = "_canonical_tools"  # canonical tools as JSON, so validation need not re-normalize
-EARLY_STATUS_COL = "_early_status"  # set when a row stops before generation
 EARLY_ERRORS_COL = "_early_errors"
-PROMPT_TOKENS_COL = "_prompt_token_ids"  # the chat-templated prompt's token ids: the engine's input
 PROMPT_TOKEN_COUNT_COL = "_num_prompt_tokens"  # becomes `num_prompt_tokens` (re-validation keeps the input's)
-CALL_SCHEMA_COL = "_call_schema"  # JSON schema of this row's possible outputs, for constrained decoding
-ENGINE_TEXT_COL = "_generated_text"  # written at the engine stage's edge (engine.py)
-ENGINE_ERROR_COL = "_engine_error"  # the engine's message for a row it failed; null otherwise
-ENGINE_TOKENS_COL = "_generated_tokens"  # how many tokens the engine generated
-ENGINE_FINISH_COL = "_finish_reason"  # why the engine stopped the label's output: stop (end of turn) or length
-ENGINE_SAMPLES_COL = "_sample_texts"  # the sampled outputs (generation.samples > 1)
-ENGINE_SAMPLE_FINISH_COL = "_sample_finish_reasons"  # why each sampled output stopped
-ENGINE_SAMPLE_ERROR_COL = "_sample_error"  # the engine's message when the row's sampled request failed
-ENGINE_LOGPROBS_COL = "_logprob_stats"  # the label's log-probabilities, reduced (generation.logprobs)
 NAME_MAP_COL = "_name_map"  # becomes `name_map` (mask.names); re-validation reads the input's back to unmask calls
 NAME_MASK = "label-name-mask"  # the purpose of the per-row generator for mask.names
-
-
-def require_columns(batch: pa.Table, columns, stage: str) -> None:
-    """A stage's declared inputs are there, or the plan is wired wrong: say which stage lacks what."""
-    missing = [c for c in columns if c not in batch.column_names]
-    if missing:
-        raise ValueError(f"{stage} needs the columns {missing}; the batch has {batch.column_names}")
 
 
 # ------------------------------------------------------------------------------------- read
@@ -139,10 +125,11 @@ class PromptStage:
 
     READS = ("query", "tools")  # and `id` with mask_names: the row's draws
     WRITES = (USER_MESSAGE_COL, TOOLS_COL, EARLY_STATUS_COL, EARLY_ERRORS_COL, PROMPT_TOKENS_COL,
-              PROMPT_TOKEN_COUNT_COL, CALL_SCHEMA_COL, NAME_MAP_COL)
+              PROMPT_TOKEN_COUNT_COL, CALL_SCHEMA_COL, NAME_MAP_COL, MESSAGES_COL)
 
     def __init__(self, tokenizer_source: str | None, prompt_format: str, max_prompt_tokens: int,
-                 trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0):
+                 trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0,
+                 messages: bool = False):
         from pipelines.label.models import load_tokenizer
 
         self.tokenizer = (PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code)) if tokenizer_source
@@ -152,6 +139,7 @@ class PromptStage:
         self.constrained = constrained
         self.mask_names = mask_names
         self.seed = seed
+        self.messages = messages  # the chat messages too, for an engine that applies the template itself
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         require_columns(batch, self.READS + (("id",) if self.mask_names else ()), "PromptStage")
@@ -188,6 +176,8 @@ class PromptStage:
             CALL_SCHEMA_COL: pa.array([json.dumps(calls_schema(p.prompt_tools)) if self.constrained and p.tools else None
                                        for p in prompts], pa.string()),
             NAME_MAP_COL: pa.array([p.name_map for p in prompts], pa.string()),
+            MESSAGES_COL: pa.array([json.dumps(p.prompt.messages) if self.messages and s is None else None
+                                    for p, s in zip(prompts, status)], pa.string()),
         }
         for name, column in new.items():
             batch = set_column(batch, name, column)
@@ -218,7 +208,7 @@ def annotate_reads(mode: Mode) -> tuple[str, ...]:
               SHARD_COL, ROW_COL)
     return common + {Mode.GENERATE: (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_FINISH_COL,
                                      ENGINE_SAMPLES_COL, ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLE_ERROR_COL,
-                                     ENGINE_LOGPROBS_COL),
+                                     ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL),
                      Mode.REVALIDATE: ("raw_output",), Mode.DRY_RUN: ()}[mode]
 
 # The confidence columns a re-validation takes from its input when there (it has no engine to ask).
@@ -238,8 +228,10 @@ def annotate_row(row: dict, *, mode: Mode, validation: ValidationConfig, scoring
     early = row.get(EARLY_STATUS_COL)
     tools = [Tool.from_dict(d) for d in json.loads(row[TOOLS_COL])] if row.get(TOOLS_COL) else None
     out = {"raw_output": None, "calls": None, "errors": [], "flags": [], "call_type": "none", "num_output_tokens": None,
-           # without a tokenizer, re-validation keeps the count the labeling run wrote
-           "num_prompt_tokens": row.get("num_prompt_tokens" if mode == Mode.REVALIDATE else PROMPT_TOKEN_COUNT_COL),
+           # without a tokenizer, re-validation keeps the count the labeling run wrote, and an endpoint's
+           # rows take the count its server gave
+           "num_prompt_tokens": (row.get("num_prompt_tokens") if mode == Mode.REVALIDATE
+                                 else row.get(PROMPT_TOKEN_COUNT_COL) or row.get(ENGINE_PROMPT_TOKENS_COL)),
            # set by mask.names, or carried in by a re-validated output
            "name_map": row.get("name_map" if mode == Mode.REVALIDATE else NAME_MAP_COL),
            "finish_reason": None, "sample_outputs": None, "sample_statuses": None, "sample_finish_reasons": None,

@@ -27,7 +27,7 @@ from typing import Any
 from ray.llm._internal.batch.stages.vllm_engine_stage import _VLLM_FATAL_ERRORS, vLLMEngineStageUDF
 
 from pipelines.core.confidence import logprob_stats
-from pipelines.label.engine import (FINISH_REASON, LOGPROB_STATS, SAMPLE_ERROR, SAMPLE_FINISH_REASONS, SAMPLE_TEXTS,
+from pipelines.engines.vllm.stage import (FINISH_REASON, LOGPROB_STATS, SAMPLE_ERROR, SAMPLE_FINISH_REASONS, SAMPLE_TEXTS,
                                     SAMPLES_KEY)
 
 

@@ -9,7 +9,7 @@ Recording: `record_engine_config` wraps vLLM's
 AsyncLLM constructor so that each engine prints the settings it was really built with (the
 `VllmConfig`, after vLLM filled in its defaults) and, when HAMMER_ENGINE_RECORD_DIR is set, writes
 them there as JSON and adds a stat logger that records what the engine did step by step
-(engine_stats.py: KV-cache use, preemptions, idle time; what bench/gpu.py reports). ray.data.llm gives no handle on its engine, and Ray honours a
+(stats.py: KV-cache use, preemptions, idle time; what bench/gpu.py reports). ray.data.llm gives no handle on its engine, and Ray honours a
 `worker_process_setup_hook` only for a whole job, not for one stage's actors; this is how a run
 (and the tests) see that every setting arrived.
 """
@@ -82,7 +82,7 @@ def record_engine_config() -> None:
         print("engine settings: " + " ".join(f"{k}={record.get(k)}" for k in SUMMARY_KEYS), flush=True)
         directory = os.environ.get(RECORD_DIR_ENV)
         if directory:
-            from pipelines.label.engine_stats import stats_logger_class
+            from pipelines.engines.vllm.stats import stats_logger_class
 
             os.makedirs(directory, exist_ok=True)
             with open(os.path.join(directory, f"engine-{os.getpid()}.json"), "w") as f:

@@ -10,7 +10,7 @@ and the rows (docs/gpu.md, "Reading bench/gpu.py"):
   whole batches, docs/gpu.md "Rows in flight"): raise max_concurrent_batches or lower batch_size.
 
 vLLM hands every engine step's scheduler and iteration stats to its stat loggers
-(vllm/v1/metrics/loggers.py, StatLoggerBase); the job's vLLM plugin (engine_plugin.py) adds
+(vllm/v1/metrics/loggers.py, StatLoggerBase); the job's vLLM plugin (plugin.py) adds
 `EngineStatsLogger` to each engine when HAMMER_ENGINE_RECORD_DIR is set, and it writes
 `stats-<pid>.json` there about once a second and when the process exits.
 """
@@ -24,7 +24,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from pipelines.label.engine_plugin import RECORD_DIR_ENV
+from pipelines.engines.vllm.plugin import RECORD_DIR_ENV
 
 STATS_FILE_PREFIX = "stats-"
 WRITE_EVERY_S = 1.0

@@ -3,12 +3,12 @@
 ray.data.llm's row contract (`tokenized_prompt`, `sampling_params`, `__inference_error__`,
 `generated_text`, `num_generated_tokens` and the rest of its output) is known here and nowhere else:
 `engine_request` maps our columns onto it going in, `engine_response` maps it back to ours
-(stages.ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL) coming out.
+(columns.WRITES) coming out.
 
 Its settings are assembled in one place (`engine_settings`) and handed over whole: the pydantic
 processor config copies the dicts it is given, so anything added afterwards never reaches vLLM.
 
-The engines record the settings they were built with: see engine_plugin.py.
+The engines record the settings they were built with: see plugin.py.
 """
 
 from __future__ import annotations
@@ -17,33 +17,27 @@ import functools
 import importlib
 import os
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from pipelines.core.confidence import LogprobStats
-from pipelines.core.masking import row_rng
-from pipelines.label.config import COMPACT_BACKENDS
-from pipelines.label.engine_plugin import RECORD_DIR_ENV
-from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
-                                    ENGINE_LOGPROBS_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLE_FINISH_COL,
-                                    ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, PROMPT_TOKENS_COL,
-                                    require_columns)
+from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
+                                       ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
+                                       ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
+                                       LOGPROB_STATS_TYPE, PROMPT_TOKENS_COL, WRITES, require_columns,
+                                       sample_seed)
+from pipelines.engines.config import COMPACT_BACKENDS
+from pipelines.engines.vllm.plugin import RECORD_DIR_ENV
 
 SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows kept out of the engine (they stopped early)
-READS = ("id", PROMPT_TOKENS_COL, EARLY_STATUS_COL, CALL_SCHEMA_COL)
-WRITES = (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_FINISH_COL, ENGINE_SAMPLES_COL,
-          ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_LOGPROBS_COL)
-# Our keys in ray.data.llm's rows (engine_udf.py reads and writes them in the engine actor).
+# Our keys in ray.data.llm's rows (udf.py reads and writes them in the engine actor).
 SAMPLES_KEY = "hammer_sample_params"  # in: the sampled request's parameters, or None
 SAMPLE_TEXTS = "hammer_sample_texts"  # out: the sampled outputs' texts
 FINISH_REASON = "hammer_finish_reason"  # out: why the label's output ended, as vLLM says (stop, length)
 SAMPLE_FINISH_REASONS = "hammer_sample_finish_reasons"  # out: why each sampled output ended
 SAMPLE_ERROR = "hammer_sample_error"  # out: the engine's message when the sampled request failed
 LOGPROB_STATS = "hammer_logprob_stats"  # out: {mean, min, value_mean, value_min} of the label's tokens
-SAMPLE_SEED = "label-samples"  # the purpose of the per-row generator that seeds a row's samples
-LOGPROB_STATS_TYPE = pa.struct([(f.name, pa.float64()) for f in fields(LogprobStats)])
 
 
 @dataclass(frozen=True)
@@ -125,7 +119,7 @@ def preload() -> None:
     engine_processor's own import then finds it done. A failure is left for that import to raise."""
     def load():
         try:
-            importlib.import_module("pipelines.label.engine_udf")
+            importlib.import_module("pipelines.engines.vllm.udf")
         except Exception:  # noqa: BLE001 - raised again, where it can be reported, by engine_processor
             pass
 
@@ -168,7 +162,7 @@ def engine_request(row: dict, sampling_params: dict, sample_params: dict | None 
     structured = {"structured_outputs": {"json": row[CALL_SCHEMA_COL]}} if row.get(CALL_SCHEMA_COL) and not early else {}
     samples = None
     if sample_params and not early:
-        samples = {**sample_params, **structured, "seed": row_rng(seed, row["id"], SAMPLE_SEED).randrange(2**31)}
+        samples = {**sample_params, **structured, "seed": sample_seed(seed, row["id"])}
     return {
         "tokenized_prompt": row[PROMPT_TOKENS_COL],
         PROMPT_TOKENS_COL: None,  # the engine consumes its copy; not carried twice through the stage
@@ -203,7 +197,8 @@ def engine_response(batch: pa.Table, keep: list[str]) -> pa.Table:
             .append_column(ENGINE_SAMPLES_COL, ran_only(SAMPLE_TEXTS, pa.list_(pa.string())))
             .append_column(ENGINE_SAMPLE_FINISH_COL, ran_only(SAMPLE_FINISH_REASONS, pa.list_(pa.string())))
             .append_column(ENGINE_SAMPLE_ERROR_COL, ran_only(SAMPLE_ERROR, pa.string()))
-            .append_column(ENGINE_LOGPROBS_COL, ran_only(LOGPROB_STATS, LOGPROB_STATS_TYPE)))
+            .append_column(ENGINE_LOGPROBS_COL, ran_only(LOGPROB_STATS, LOGPROB_STATS_TYPE))
+            .append_column(ENGINE_PROMPT_TOKENS_COL, pa.nulls(n, pa.int32())))  # the prompt stage counted them
 
 
 def engine_processor(config, model: str, seed: int = 0):
@@ -230,7 +225,7 @@ def engine_processor(config, model: str, seed: int = 0):
     request = functools.partial(engine_request, sampling_params=settings.sampling_params,
                                 sample_params=settings.sample_params, seed=seed)
     processor = build_processor(processor_config, preprocess=request)
-    from pipelines.label.engine_udf import SamplingEngineUDF  # imports ray.data.llm's engine stage (and torch)
+    from pipelines.engines.vllm.udf import SamplingEngineUDF  # imports ray.data.llm's engine stage (and torch)
 
     # A copy, not an assignment: assigning re-runs the stage's validator, which has already consumed
     # the placement group config and would fall back to asking for a GPU.

@@ -1,0 +1,40 @@
+"""The engine stage, one kind per subpackage: `vllm/` (in-process vLLM actors through ray.data.llm)
+and `endpoint/` (an OpenAI-compatible server). Each kind takes the rows of the prompt stage
+(columns.READS and its prompt column) and writes columns.WRITES; the jobs call `generate` and
+`preload` here and never a kind's module.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from pipelines.engines.columns import MESSAGES_COL, PROMPT_TOKENS_COL, READS, WRITES  # noqa: F401 - the contract
+
+_KINDS = {"vllm": "pipelines.engines.vllm.stage", "endpoint": "pipelines.engines.endpoint.stage"}
+
+
+def _kind(engine):
+    return importlib.import_module(_KINDS[engine.kind])
+
+
+def prompt_column(engine) -> str:
+    """What the prompt stage must give this engine: token ids (in-process) or chat messages (a server
+    applies its own chat template)."""
+    return MESSAGES_COL if engine.kind == "endpoint" else PROMPT_TOKENS_COL
+
+
+def needs_tokenizer(engine) -> bool:
+    """An endpoint's server tokenizes; the in-process engine takes token ids from the prompt stage."""
+    return engine.kind != "endpoint"
+
+
+def preload(engine) -> None:
+    """Start importing the kind's heavy modules in the background (vLLM's: seconds), if it has any."""
+    _kind(engine).preload()
+
+
+def generate(ds, config, model: str, keep: list[str], seed: int = 0):
+    """The engine stage on a dataset: rows with READS in, the same rows with WRITES out; `keep`: the
+    columns carried through. config: a config with `model`, `engine` and `generation` (the labeling
+    job's, or the judge job's `judge` section); seed: with each row's id, seeds its samples."""
+    return _kind(config.engine).generate(ds, config, model, keep, seed)

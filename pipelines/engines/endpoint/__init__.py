@@ -1,0 +1,1 @@
+"""The endpoint engine: an OpenAI-compatible chat-completions server (stage.py)."""

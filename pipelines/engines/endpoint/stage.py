@@ -1,0 +1,224 @@
+"""The endpoint engine: rows' chat messages to an OpenAI-compatible chat-completions server
+(`vllm serve`, SGLang, a hosted API), the answers back as columns.WRITES.
+
+Client actors (engine.replicas) each keep up to endpoint.max_concurrency requests in flight, at
+most endpoint.qps a second, every request bounded by endpoint.timeout_s. A request that meets a
+408, 429 or 5xx answer, a timeout or a refused connection is retried after a backoff that doubles
+(with jitter; a server's Retry-After is honoured), endpoint.max_retries times. Then:
+- a row the server kept answering with an error status, or rejected (any other 4xx: a prompt over
+  its context, a schema it cannot take) becomes `engine_error` with the status and the server's
+  message; the run goes on;
+- a server that cannot be reached at all (connection refused, reset, timed out) ends the run with
+  EndpointUnavailable, as a dead in-process engine would: the rows written so far are kept, and a
+  rerun after the server is back labels the rest (exactly once, as any resume). Writing the rest as
+  engine_error would turn an outage into thousands of lost labels.
+
+Not ray.data.llm's HttpRequestProcessor: it raises for a row whose retries ran out (the whole job
+fails on one bad row), retries no 500, has no concurrency bound or timeout of its own, and returns
+the raw JSON; the row contract here is the in-process engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import asdict
+
+from pipelines.core.confidence import logprob_stats
+from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
+                                       ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
+                                       ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
+                                       MESSAGES_COL, READS, WRITE_TYPES, WRITES, require_columns, sample_seed)
+from pipelines.engines.config import api_key
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class EndpointUnavailable(RuntimeError):
+    """The server could not be reached within the retries: the run stops, keeping what it wrote."""
+
+
+class RowFailed(Exception):
+    """The server answered this request with an error (after retries where retrying could help)."""
+
+
+def preload(engine=None) -> None:
+    """Nothing heavy to import ahead (the in-process engine's hook)."""
+
+
+def generate(ds, config, model: str, keep: list[str], seed: int = 0):
+    """The engine stage on a dataset through the endpoint: rows with READS and MESSAGES_COL in, the
+    same rows with `keep` and WRITES out."""
+    import ray
+
+    engine, endpoint = config.engine, config.engine.endpoint
+    return ds.map_batches(
+        EndpointStage, batch_format="pyarrow", batch_size=engine.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=engine.replicas), num_cpus=0.25,
+        max_concurrency=engine.max_concurrent_batches,
+        # the key travels to the client actors in their constructor, read here on the driver from its
+        # variable: never in a runtime environment (the dashboard shows those), a config or a log
+        fn_constructor_kwargs={"endpoint": endpoint, "key": api_key(endpoint), "generation": config.generation,
+                               "keep": keep, "seed": seed})
+
+
+def request_bodies(row: dict, model: str, generation, seed: int) -> tuple[dict, dict | None]:
+    """Pure: a row's label request and, with generation.samples > 1, its samples' request (OpenAI's
+    chat-completions bodies). The label is greedy at generation.temperature; the samples are one
+    request with n = samples - 1, seeded from `seed` and the row's id as the in-process engine's."""
+    messages = json.loads(row[MESSAGES_COL])
+    schema = row.get(CALL_SCHEMA_COL)
+    structured = ({"response_format": {"type": "json_schema",
+                                       "json_schema": {"name": "calls", "schema": json.loads(schema), "strict": True}}}
+                  if schema else {})
+    label = {"model": model, "messages": messages, "max_tokens": generation.max_tokens,
+             "temperature": generation.temperature, **structured}
+    if generation.logprobs:
+        label["logprobs"] = True
+    samples = None
+    if generation.samples > 1:
+        samples = {"model": model, "messages": messages, "max_tokens": generation.max_tokens,
+                   "n": generation.samples - 1, "temperature": generation.sample_temperature,
+                   "top_p": generation.sample_top_p,
+                   "seed": sample_seed(seed, row["id"]), **structured}
+    return label, samples
+
+
+def label_columns(response: dict) -> dict:
+    """Pure: the label's response -> its WRITES values (the first choice)."""
+    choice = response["choices"][0]
+    usage = response.get("usage") or {}
+    content = (choice.get("logprobs") or {}).get("content")
+    stats = None
+    if content is not None:
+        stats = asdict(logprob_stats(choice["message"].get("content") or "", [t["token"] for t in content],
+                                     [t["logprob"] for t in content]))
+    return {ENGINE_TEXT_COL: choice["message"].get("content") or "", ENGINE_TOKENS_COL: usage.get("completion_tokens"),
+            ENGINE_FINISH_COL: choice.get("finish_reason"), ENGINE_LOGPROBS_COL: stats,
+            ENGINE_PROMPT_TOKENS_COL: usage.get("prompt_tokens")}
+
+
+class EndpointStage:
+    """A client actor: each batch's rows as concurrent requests, their answers as columns."""
+
+    def __init__(self, endpoint, key: str | None, generation, keep: list[str], seed: int):
+        self.endpoint, self.generation, self.keep, self.seed = endpoint, generation, keep, seed
+        self.url = endpoint.base_url.rstrip("/") + "/chat/completions"
+        self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+        self.session = None
+        self.in_flight = None
+        self.next_send = 0.0  # qps: the earliest time the next request may go
+
+    async def __call__(self, batch):
+        import aiohttp
+        import pyarrow as pa
+
+        require_columns(batch, (*READS, MESSAGES_COL, *self.keep), "endpoint engine")
+        if self.session is None:  # made on the actor's event loop, shared by its batches
+            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout_s))
+            self.in_flight = asyncio.Semaphore(self.endpoint.max_concurrency)
+        rows = batch.select([*READS, MESSAGES_COL]).to_pylist()
+        results = await asyncio.gather(*(self._row(row) for row in rows))
+        out = batch.select(self.keep)
+        for name in WRITES:
+            out = out.append_column(name, pa.array([r.get(name) for r in results], WRITE_TYPES[name]))
+        return out
+
+    async def _row(self, row: dict) -> dict:
+        if row.get(EARLY_STATUS_COL):  # stopped before generation: passes through
+            return {}
+        label, samples = request_bodies(row, self.endpoint.model, self.generation, self.seed)
+        jobs = [self._request(label)] + ([self._request(samples)] if samples else [])
+        answers = await asyncio.gather(*jobs, return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, RowFailed):
+                raise answer  # EndpointUnavailable, or a bug: the run stops
+        if isinstance(answers[0], RowFailed):
+            return {ENGINE_ERROR_COL: str(answers[0])}
+        out = label_columns(answers[0])
+        if samples:
+            if isinstance(answers[1], RowFailed):
+                out[ENGINE_SAMPLE_ERROR_COL] = str(answers[1])
+            else:
+                choices = sorted(answers[1]["choices"], key=lambda c: c.get("index", 0))
+                out[ENGINE_SAMPLES_COL] = [c["message"].get("content") or "" for c in choices]
+                out[ENGINE_SAMPLE_FINISH_COL] = [c.get("finish_reason") for c in choices]
+        return out
+
+    async def _request(self, body: dict) -> dict:
+        """One request with its retries: the response's JSON, or RowFailed / EndpointUnavailable."""
+        import aiohttp
+
+        endpoint = self.endpoint
+        last, unreachable = "", False
+        for attempt in range(endpoint.max_retries + 1):
+            wait = None
+            async with self.in_flight:
+                await self._pace()
+                try:
+                    async with self.session.post(self.url, json=body, headers=self.headers) as response:
+                        if response.status == 200:
+                            return await response.json()
+                        message = _error_message(await response.text())
+                        last = f"HTTP {response.status} from {endpoint.base_url}: {message}"
+                        if response.status not in RETRY_STATUSES:
+                            raise RowFailed(last)
+                        wait = _retry_after(response.headers.get("Retry-After"))
+                        unreachable = False
+                except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
+                    last = f"{type(e).__name__} from {endpoint.base_url}: {e}"
+                    unreachable = True
+            if attempt < endpoint.max_retries:
+                backoff = min(endpoint.backoff_s * 2 ** attempt, endpoint.backoff_max_s)
+                await asyncio.sleep(wait if wait is not None else backoff * random.uniform(0.5, 1.0))
+        tries = f"after {endpoint.max_retries + 1} attempts"
+        if unreachable:
+            raise EndpointUnavailable(f"the endpoint {endpoint.base_url} did not answer {tries} ({last}); the rows "
+                                      "written so far are kept: rerun when it is back to label the rest")
+        raise RowFailed(f"{last} ({tries})")
+
+    async def _pace(self) -> None:
+        if self.endpoint.qps:
+            now = time.monotonic()
+            self.next_send = max(self.next_send, now) + 1 / self.endpoint.qps
+            if self.next_send - 1 / self.endpoint.qps > now:
+                await asyncio.sleep(self.next_send - 1 / self.endpoint.qps - now)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return min(float(value), 300.0) if value else None
+    except ValueError:
+        return None
+
+
+def _error_message(text: str) -> str:
+    """The server's message from an OpenAI-style error body, else the body's start."""
+    try:
+        error = json.loads(text).get("error") or {}
+        message = error.get("message") if isinstance(error, dict) else str(error)
+    except (ValueError, AttributeError):
+        message = None
+    return (message or text or "(empty body)").strip()[:500]
+
+
+def probe(endpoint, key: str | None, timeout_s: float = 10.0) -> list[str]:
+    """The preflight's look at the server: the models it serves (GET /models). Raises
+    EndpointUnavailable when it does not answer, PermissionError when it refuses the key."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(endpoint.base_url.rstrip("/") + "/models",
+                                     headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            listing = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            raise PermissionError(f"HTTP {e.code}: {_error_message(e.read().decode(errors='replace'))}") from None
+        raise EndpointUnavailable(f"GET {request.full_url}: HTTP {e.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise EndpointUnavailable(f"GET {request.full_url}: {getattr(e, 'reason', e)}") from None
+    return [m.get("id") for m in listing.get("data", [])]
