@@ -11,6 +11,7 @@ import traceback
 from typing import Any, Callable
 
 from pipelines.config import ConfigError, to_yaml
+from pipelines.engines.endpoint.stage import EndpointUnavailable
 from pipelines.label.built_models import BUILT_MODELS, built_name
 from pipelines.label.config import Mode, load_config
 from pipelines.label.lease import LeaseLost
@@ -94,5 +95,23 @@ def _guarded(job: Callable[[], dict]) -> tuple[dict | None, int]:
         return None, 1
     except Exception as e:  # noqa: BLE001 - one line on stdout for schedulers
         traceback.print_exc()
-        print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        stopped = _cause(e, EndpointUnavailable)
+        if stopped is not None:  # raised in a client actor, reached here wrapped in Ray's errors
+            print(f"error: stopped: {str(stopped).splitlines()[0]}")  # Ray Data appends its retry advice
+        else:
+            print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         return None, 1
+
+
+def _cause(error: BaseException, kind: type) -> BaseException | None:
+    """The first `kind` in an exception's chain: Ray's task errors hold the actor's as `cause`."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "cause", None)  # a RayTaskError is also an instance of its cause's class
+        if isinstance(inner, kind):
+            return inner
+        if isinstance(error, kind):
+            return error
+        error = inner or error.__cause__ or error.__context__
+    return None

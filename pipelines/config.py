@@ -163,7 +163,9 @@ def check_keys(config) -> None:
             raise ConfigError(f"config key {key!r} must be positive, got {value}")
 
 
-_SECRET = re.compile(r"secret|password|passwd|credential|access_key|api_key|session_token|(^|_)token$", re.I)
+# ..._env keys name the environment variable that holds a secret (engine.endpoint.api_key_env): shown
+_SECRET = re.compile(r"^(?!.*_env$).*(secret|password|passwd|credential|access_key|api_key|session_token|(^|_)token$)",
+                     re.I)
 REDACTED = "***"
 
 

@@ -106,3 +106,46 @@ def common_args(s3_endpoint, cluster, tiny_model):
     return [f"s3.endpoint_url={s3_endpoint}", "s3.access_key_id=testing", f"s3.secret_access_key={SECRET}",
             f"model.source={tiny_model}", "generation.constrained=false", f"ray.address={cluster[0].address}",
             "prompt.resources={prompt_node: 0.1}", "engine.resources={engine_node: 0.1}"]
+
+
+class VllmServer:
+    """`vllm serve` (vLLM's OpenAI-compatible server, the CPU build) on 127.0.0.1, started and killed
+    by the tests that label through an endpoint. Greedy as the in-process engine: the model's
+    generation_config.json is not applied (`--generation-config vllm`), one sequence at a time."""
+
+    def __init__(self, model: str, name: str, api_key: str, log: Path):
+        self.model, self.name, self.api_key, self.log = model, name, api_key, log
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.process = None
+
+    def start(self, timeout_s: float = 300) -> None:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
+                "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
+                "--api-key", self.api_key, "--max-model-len", "4096", "--max-num-seqs", "1", "--enforce-eager",
+                "--generation-config", "vllm"]
+        self.process = subprocess.Popen(args, stdout=self.log.open("a"), stderr=subprocess.STDOUT,
+                                        start_new_session=True, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+        deadline = time.monotonic() + timeout_s
+        request = urllib.request.Request(f"{self.base_url}/models", headers={"Authorization": f"Bearer {self.api_key}"})
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"vllm serve exited {self.process.returncode}: see {self.log}"
+            try:
+                urllib.request.urlopen(request, timeout=2).read()
+                return
+            except OSError:
+                time.sleep(1)
+        raise AssertionError(f"vllm serve did not answer within {timeout_s} s: see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL to the server and every process of its session (its EngineCore): no shutdown."""
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

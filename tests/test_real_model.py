@@ -56,7 +56,7 @@ def label(rows_folder, out, cluster, *extra):
     args = job_args(rows_folder, out, cluster, *extra)
     assert main(args) == 0
     table = pq.read_table(out).to_pylist()
-    return json.loads((out / "_summary.json").read_text()), {r["id"]: r for r in table}
+    return json.loads((out / "_summary.json").read_text()), {r["id"]: r for r in table}, out
 
 
 # One sequence at a time: CPU kernels round differently with the batch's shape, and which rows share
@@ -92,13 +92,13 @@ def test_labels_equal_plain_vllm_chat_token_for_token(rows, constrained, real_mo
     subprocess.run([sys.executable, str(REPO / "tests" / "reference_chat.py"), str(tmp_path / "request.json"),
                     str(tmp_path / "result.json")], check=True, cwd=REPO)
     reference = json.loads((tmp_path / "result.json").read_text())
-    _, labeled = constrained
+    _, labeled, _ = constrained
     different = {i: (labeled[i]["raw_output"], text) for i, text in reference.items() if labeled[i]["raw_output"] != text}
     assert len(reference) == len(picked) and not different, different
 
 
 def test_constrained_rows_that_end_on_their_own_are_calls_or_no_call(constrained):
-    _, labeled = constrained
+    _, labeled, _ = constrained
     ended = [r for r in labeled.values() if r["finish_reason"] == "stop"]
     assert ended and all(r["status"] in ("ok", "no_call") for r in ended), [r for r in ended if r["status"] not in
                                                                                ("ok", "no_call")]
@@ -107,7 +107,7 @@ def test_constrained_rows_that_end_on_their_own_are_calls_or_no_call(constrained
 
 
 def test_the_model_stops_on_its_end_of_turn_and_the_summary_counts_its_tokens(constrained):
-    summary, labeled = constrained
+    summary, labeled, _ = constrained
     stopped = [r for r in labeled.values() if r["finish_reason"] == "stop"]
     assert len(stopped) > len(labeled) / 2
     assert all(r["num_output_tokens"] < MAX_TOKENS for r in stopped)
@@ -123,3 +123,149 @@ def test_a_rerun_with_samples_gives_the_same_agreement_within_the_stated_toleran
             if first[i]["agreement"] is not None and again[i]["agreement"] is not None]
     assert len(gaps) == len(first)  # every row of the sample's gold categories got a label and samples
     assert sum(gaps) / len(gaps) <= AGREEMENT_TOLERANCE, gaps
+
+
+# ---------------------------------------------------------------- labeling through an endpoint
+
+KEY_ENV = "HAMMER_TEST_ENDPOINT_KEY"
+KEY = "endpoint-key-7c1e"  # the server's key: never in any output or log of the job
+
+
+@pytest.fixture(scope="module")
+def server(real_model, tmp_path_factory):
+    from tests.conftest import VllmServer
+
+    served = VllmServer(real_model, "smollm2", KEY, tmp_path_factory.mktemp("server") / "serve.log")
+    served.start()
+    yield served
+    served.kill()
+
+
+def endpoint_args(server, *extra):
+    return [*ONE_AT_A_TIME, "engine.kind=endpoint", f"engine.endpoint.base_url={server.base_url}",
+            "engine.endpoint.model=smollm2", f"engine.endpoint.api_key_env={KEY_ENV}", *extra]
+
+
+def run_job(args, env_key=KEY) -> subprocess.CompletedProcess:
+    """The labeling job as a scheduler starts it: a process of its own (the server can be killed meanwhile)."""
+    import os
+
+    return subprocess.Popen([sys.executable, "jobs/label.py", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, KEY_ENV: env_key})
+
+
+def pieces(out) -> int:
+    return len(list(out.glob("*.parquet"))) if out.exists() else 0
+
+
+def test_labels_through_an_endpoint_equal_the_in_process_engines(rows, constrained, server, cluster, tmp_path,
+                                                                 monkeypatch):
+    # greedy, constrained (the server's json_schema response_format), the same chat template applied by the server
+    monkeypatch.setenv(KEY_ENV, KEY)
+    summary, labeled, _ = label(rows[0], tmp_path / "endpoint", cluster, *endpoint_args(server))
+    _, in_process, _ = constrained
+    assert labeled.keys() == in_process.keys()
+    for field in ("raw_output", "status", "calls", "num_output_tokens", "finish_reason", "num_prompt_tokens"):
+        different = {i: (labeled[i][field], in_process[i][field]) for i in labeled if labeled[i][field] != in_process[i][field]}
+        assert not different, (field, different)
+    assert {r["model"] for r in labeled.values()} == {"smollm2"}
+    # the server's token counts reach the summary
+    assert summary["prompt_tokens"] == sum(r["num_prompt_tokens"] for r in in_process.values()) > 0
+
+
+def test_a_wrong_key_stops_the_run_before_any_row_and_names_its_variable_not_its_value(rows, server, cluster, tmp_path):
+    out = tmp_path / "wrong-key"
+    wrong = "not-the-key-5d2b"
+    proc = run_job(job_args(rows[0], out, cluster, *endpoint_args(server)), env_key=wrong)
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, stdout
+    assert KEY_ENV in stdout and "refused" in stdout
+    assert wrong not in stdout and KEY not in stdout
+    assert pieces(out) == 0
+
+
+def test_a_server_killed_and_restarted_mid_run_gets_the_rows_in_flight_retried(rows, constrained, server, cluster,
+                                                                               tmp_path):
+    out = tmp_path / "restarted"
+    # retries for at least 0.5 x (2 + 4 + 8 + 16 + 30 x 8) = 135 s (jitter halves a wait at most): a restart fits
+    proc = run_job(job_args(rows[0], out, cluster, *endpoint_args(server), "engine.batch_size=1",
+                            "engine.max_concurrent_batches=1", "output.rows_per_file=1",
+                            "engine.endpoint.max_concurrency=1",
+                            "engine.endpoint.max_retries=12", "engine.endpoint.backoff_s=2",
+                            "engine.endpoint.backoff_max_s=30"))
+    _wait_for(lambda: pieces(out) >= 2 or proc.poll() is not None)
+    assert proc.poll() is None, "the run ended before the server could be killed mid-run"
+    server.kill()
+    killed_at = pieces(out)  # rows the first server answered (and a few of them may commit later)
+    server.start()
+    stdout, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout
+    assert killed_at < len(rows[1])  # rows were left when the server died: they went through the restart
+    table = pq.read_table(out).to_pylist()
+    assert sorted(r["id"] for r in table) == sorted(r["id"] for r in rows[1])  # every row once
+    _, in_process, _ = constrained
+    assert all(r["status"] != "engine_error" for r in table), [r["errors"] for r in table]
+    assert {r["id"]: r["raw_output"] for r in table} == {i: r["raw_output"] for i, r in in_process.items()}
+
+
+def test_a_server_gone_for_good_stops_the_run_and_a_rerun_completes_it_rows_it_rejects_are_engine_errors(
+        rows, server, cluster, tmp_path):
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    picked = rows[1]
+    # a prompt over the server's 4,096 tokens: no tokenizer here to say prompt_too_long, the server rejects it
+    long_row = {**picked[0], "id": "over-the-context", "query": "Find the weather. " * 1500}
+    pq.write_table(pa.Table.from_pylist([long_row, *picked]), folder / "part-0.parquet")
+    out = tmp_path / "gone"
+    args = job_args(folder, out, cluster, *endpoint_args(server), "engine.batch_size=1",
+                    "engine.max_concurrent_batches=1", "output.rows_per_file=1",
+                    "engine.endpoint.max_concurrency=1", "engine.endpoint.max_retries=1",
+                    "engine.endpoint.backoff_s=0.2")
+    proc = run_job(args)
+    _wait_for(lambda: pieces(out) >= 2 or proc.poll() is not None)
+    assert proc.poll() is None, "the run ended before the server could be killed mid-run"
+    server.kill()
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stdout
+    assert f"the endpoint {server.base_url} did not answer" in stdout.splitlines()[-1], stdout[-2000:]
+    written = pq.read_table(out).num_rows
+    assert 0 < written < len(picked) + 1
+    server.start()
+    proc = run_job(args)
+    stdout, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout
+    table = {r["id"]: r for r in pq.read_table(out).to_pylist()}
+    assert sorted(table) == sorted([long_row["id"], *(r["id"] for r in picked)])  # every row once
+    rejected = table[long_row["id"]]
+    assert rejected["status"] == "engine_error" and rejected["errors"][0].startswith("engine_error: HTTP 400 from"), rejected
+    assert all(r["status"] != "engine_error" for i, r in table.items() if i != long_row["id"])
+
+
+def _wait_for(condition, timeout_s: float = 600, poll_s: float = 0.5) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(poll_s)
+
+
+def test_judging_through_an_endpoint_gives_the_in_process_judges_verdicts(constrained, server, cluster, tmp_path,
+                                                                          monkeypatch):
+    from pipelines.cli import data_job_main
+    from pipelines.judge.config import load_judge_config
+    from pipelines.judge.plan import run
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    labeled = constrained[2]
+    common = ["conf=local", f"input.path={labeled}", f"ray.address={cluster[0].address}", "progress_interval_s=600",
+              "judge.engine.max_num_seqs=1"]
+    verdicts = {}
+    for name, extra in (("in-process", []), ("endpoint", [
+            "judge.engine.kind=endpoint", f"judge.engine.endpoint.base_url={server.base_url}",
+            "judge.engine.endpoint.model=smollm2", f"judge.engine.endpoint.api_key_env={KEY_ENV}"])):
+        out = tmp_path / name
+        assert data_job_main([*common, f"output.path={out}", *extra], load_judge_config, run) == 0
+        verdicts[name] = {r["id"]: (r["judge_verdict"], r["judge_output"]) for r in pq.read_table(out).to_pylist()}
+    assert verdicts["endpoint"] == verdicts["in-process"]
+    assert any(v in ("agree", "disagree") for v, _ in verdicts["endpoint"].values())

@@ -31,7 +31,7 @@ from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE
                                        ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
                                        MESSAGES_COL, READS, WRITE_TYPES, WRITES, require_columns, sample_seed)
-from pipelines.engines.config import api_key
+from pipelines.engines.config import api_key, rows_per_block
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -54,10 +54,16 @@ def generate(ds, config, model: str, keep: list[str], seed: int = 0):
     import ray
 
     engine, endpoint = config.engine, config.engine.endpoint
+    # EndpointUnavailable reaches the driver as itself (Ray Data would wrap it in a UserCodeException
+    # whose cause is lost on the way), so that the job can say why it stopped in one line.
+    # (a dataset runs with the context it was made with: set on it, not on the current one)
+    ds.context.raise_original_map_exception = True
+    ds = ds.repartition(target_num_rows_per_block=rows_per_block(engine))
     return ds.map_batches(
         EndpointStage, batch_format="pyarrow", batch_size=engine.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=engine.replicas), num_cpus=0.25,
-        max_concurrency=engine.max_concurrent_batches,
+        compute=ray.data.ActorPoolStrategy(size=engine.replicas,
+                                           max_concurrent_calls_per_actor=engine.max_concurrent_batches),
+        num_cpus=0.25,
         # the key travels to the client actors in their constructor, read here on the driver from its
         # variable: never in a runtime environment (the dashboard shows those), a config or a log
         fn_constructor_kwargs={"endpoint": endpoint, "key": api_key(endpoint), "generation": config.generation,
@@ -107,7 +113,6 @@ class EndpointStage:
         self.endpoint, self.generation, self.keep, self.seed = endpoint, generation, keep, seed
         self.url = endpoint.base_url.rstrip("/") + "/chat/completions"
         self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-        self.session = None
         self.in_flight = None
         self.next_send = 0.0  # qps: the earliest time the next request may go
 
@@ -116,21 +121,22 @@ class EndpointStage:
         import pyarrow as pa
 
         require_columns(batch, (*READS, MESSAGES_COL, *self.keep), "endpoint engine")
-        if self.session is None:  # made on the actor's event loop, shared by its batches
-            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout_s))
+        if self.in_flight is None:  # made on the actor's event loop: one bound across its concurrent batches
             self.in_flight = asyncio.Semaphore(self.endpoint.max_concurrency)
         rows = batch.select([*READS, MESSAGES_COL]).to_pylist()
-        results = await asyncio.gather(*(self._row(row) for row in rows))
+        # a session per batch, closed with it: the actor has no end of its own to close one at
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout_s)) as session:
+            results = await asyncio.gather(*(self._row(session, row) for row in rows))
         out = batch.select(self.keep)
         for name in WRITES:
             out = out.append_column(name, pa.array([r.get(name) for r in results], WRITE_TYPES[name]))
         return out
 
-    async def _row(self, row: dict) -> dict:
+    async def _row(self, session, row: dict) -> dict:
         if row.get(EARLY_STATUS_COL):  # stopped before generation: passes through
             return {}
         label, samples = request_bodies(row, self.endpoint.model, self.generation, self.seed)
-        jobs = [self._request(label)] + ([self._request(samples)] if samples else [])
+        jobs = [self._request(session, label)] + ([self._request(session, samples)] if samples else [])
         answers = await asyncio.gather(*jobs, return_exceptions=True)
         for answer in answers:
             if isinstance(answer, BaseException) and not isinstance(answer, RowFailed):
@@ -147,7 +153,7 @@ class EndpointStage:
                 out[ENGINE_SAMPLE_FINISH_COL] = [c.get("finish_reason") for c in choices]
         return out
 
-    async def _request(self, body: dict) -> dict:
+    async def _request(self, session, body: dict) -> dict:
         """One request with its retries: the response's JSON, or RowFailed / EndpointUnavailable."""
         import aiohttp
 
@@ -158,7 +164,7 @@ class EndpointStage:
             async with self.in_flight:
                 await self._pace()
                 try:
-                    async with self.session.post(self.url, json=body, headers=self.headers) as response:
+                    async with session.post(self.url, json=body, headers=self.headers) as response:
                         if response.status == 200:
                             return await response.json()
                         message = _error_message(await response.text())

@@ -27,7 +27,7 @@ from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
                                        LOGPROB_STATS_TYPE, PROMPT_TOKENS_COL, WRITES, require_columns,
                                        sample_seed)
-from pipelines.engines.config import COMPACT_BACKENDS
+from pipelines.engines.config import COMPACT_BACKENDS, rows_per_block
 from pipelines.engines.vllm.plugin import RECORD_DIR_ENV
 
 SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows kept out of the engine (they stopped early)
@@ -131,10 +131,7 @@ def generate(ds, config, model: str, keep: list[str], seed: int = 0):
     columns to carry through (everything else the engine adds is dropped at its edge).
     config: a config with `model`, `engine` and `generation` (the labeling job's, or the judge job's
     `judge` section); seed: with each row's id, seeds its samples."""
-    # Blocks of one actor's rows in flight: ray.data.llm emits a block's rows only when the whole
-    # block is done, so a shard-sized block (thousands of rows on a slow engine) would show no progress
-    # for longer than Ray Data's no-progress timeout (30 minutes in 2.60: measured, 2,247 rows of BFCL on
-    # SmolLM2 on the CPU ended in ExecutionTimeoutError) and commit nothing until its end.
+    # Blocks of one actor's rows in flight (engines/config.py, rows_per_block).
     ds = ds.repartition(target_num_rows_per_block=rows_per_block(config.engine))
     sheltered = [c for c in keep if c in ENGINE_NAMES]
     if sheltered:
@@ -142,11 +139,6 @@ def generate(ds, config, model: str, keep: list[str], seed: int = 0):
                             fn_kwargs={"names": {c: SHELTER + c for c in sheltered}})
     ds = engine_processor(config, model, seed)(ds)
     return ds.map_batches(engine_response, batch_format="pyarrow", fn_kwargs={"keep": keep})
-
-
-def rows_per_block(engine) -> int:
-    """Rows per block into the engine stage: what one engine actor holds in flight."""
-    return engine.batch_size * engine.max_concurrent_batches
 
 
 def _rename(batch: pa.Table, names: dict[str, str]) -> pa.Table:

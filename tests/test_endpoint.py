@@ -1,0 +1,88 @@
+"""The endpoint engine's pure parts: its requests, how it reads answers, and its config checks.
+Against a real server (vllm serve): tests/test_real_model.py."""
+
+import json
+
+import pytest
+
+from pipelines.config import ConfigError
+from pipelines.engines.columns import (CALL_SCHEMA_COL, ENGINE_FINISH_COL, ENGINE_LOGPROBS_COL,
+                                       ENGINE_PROMPT_TOKENS_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, MESSAGES_COL,
+                                       sample_seed)
+from pipelines.engines.endpoint.stage import _error_message, label_columns, request_bodies
+from pipelines.label.config import GenerationConfig, load_config
+
+MESSAGES = [{"role": "user", "content": "weather in Paris?"}]
+SCHEMA = {"type": "array", "items": {"type": "object"}}
+
+
+def generation(**over):
+    values = {"max_tokens": 64, "temperature": 0.0, "max_model_len": 4096, **over}
+    return GenerationConfig(**values)
+
+
+def test_a_rows_requests_carry_its_messages_schema_and_seeded_samples():
+    row = {"id": "r1", MESSAGES_COL: json.dumps(MESSAGES), CALL_SCHEMA_COL: json.dumps(SCHEMA)}
+    label, samples = request_bodies(row, "m", generation(samples=4, sample_temperature=0.7, logprobs=True), seed=3)
+    assert label == {"model": "m", "messages": MESSAGES, "max_tokens": 64, "temperature": 0.0, "logprobs": True,
+                     "response_format": {"type": "json_schema",
+                                         "json_schema": {"name": "calls", "schema": SCHEMA, "strict": True}}}
+    assert samples["n"] == 3 and samples["temperature"] == 0.7 and samples["top_p"] == 1.0
+    assert samples["response_format"] == label["response_format"] and "logprobs" not in samples
+    assert samples["seed"] == sample_seed(3, "r1") != sample_seed(4, "r1")  # the in-process engine's draw
+    plain, none = request_bodies({"id": "r1", MESSAGES_COL: json.dumps(MESSAGES)}, "m", generation(), seed=0)
+    assert "response_format" not in plain and "logprobs" not in plain and none is None
+
+
+def test_an_answer_becomes_the_engines_columns():
+    answer = {"choices": [{"index": 0, "finish_reason": "length", "message": {"content": '[{"name": "f"'},
+                           "logprobs": {"content": [{"token": "[", "logprob": -0.5}, {"token": '{"name"', "logprob": -1.5},
+                                                    {"token": ': "f"', "logprob": -0.25}]}}],
+              "usage": {"prompt_tokens": 120, "completion_tokens": 3}}
+    out = label_columns(answer)
+    assert out[ENGINE_TEXT_COL] == '[{"name": "f"' and out[ENGINE_TOKENS_COL] == 3
+    assert out[ENGINE_FINISH_COL] == "length" and out[ENGINE_PROMPT_TOKENS_COL] == 120
+    assert out[ENGINE_LOGPROBS_COL]["mean"] == pytest.approx(-0.75) and out[ENGINE_LOGPROBS_COL]["min"] == -1.5
+    assert label_columns({"choices": [{"message": {"content": None}}]})[ENGINE_LOGPROBS_COL] is None
+
+
+def test_a_servers_error_message_is_read_from_its_body():
+    assert _error_message(json.dumps({"error": {"message": "This model's maximum context length is 4096"}})) == \
+        "This model's maximum context length is 4096"
+    assert _error_message("<html>Bad Gateway</html>") == "<html>Bad Gateway</html>"
+    assert _error_message("") == "(empty body)"
+
+
+ENDPOINT = ["engine.kind=endpoint", "engine.endpoint.base_url=http://127.0.0.1:9/v1", "engine.endpoint.model=m"]
+
+
+def test_endpoint_settings_are_checked_before_any_work(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    cases = {
+        ("engine.kind=endpoint",): "needs engine.endpoint.base_url",
+        (*ENDPOINT[:2],): "needs engine.endpoint.model",
+        (*ENDPOINT[:1], "engine.endpoint.base_url=127.0.0.1:8000", "engine.endpoint.model=m"): "http:// or https://",
+        (*ENDPOINT, "engine.endpoint.api_key_env=NO_SUCH_KEY_VAR"): "NO_SUCH_KEY_VAR, which is unset",
+        (*ENDPOINT, "generation.constrained=true", "engine.endpoint.structured_outputs=none"): "takes a JSON schema",
+        (*ENDPOINT, "generation.constrained=true", "generation.json_whitespace=false"): "json_whitespace=false",
+        ("engine.kind=sglang",): "engine.kind' must be one of vllm, endpoint",
+    }
+    for args, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(["conf=local", *args])
+    assert load_config(["conf=local", *ENDPOINT]).engine.endpoint.model == "m"
+
+
+def test_a_key_is_read_from_its_variable_and_never_kept_in_the_config(monkeypatch):
+    from pipelines.config import to_yaml
+
+    monkeypatch.setenv("LABEL_KEY_FOR_TEST", "sk-secret-value-1")
+    config = load_config(["conf=local", *ENDPOINT, "engine.endpoint.api_key_env=LABEL_KEY_FOR_TEST"])
+    assert "sk-secret-value-1" not in to_yaml(config) and "LABEL_KEY_FOR_TEST" in to_yaml(config)
+
+
+def test_the_judge_takes_the_same_endpoint_keys():
+    from pipelines.judge.config import load_judge_config
+
+    with pytest.raises(ConfigError, match="needs judge.engine.endpoint.model"):
+        load_judge_config(["conf=local", "judge.engine.kind=endpoint", "judge.engine.endpoint.base_url=http://h/v1"])
