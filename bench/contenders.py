@@ -39,7 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.engines.vllm.plugin import RECORD_DIR_ENV  # noqa: E402
+from pipelines.engines.vllm.keys import RECORD_DIR_ENV  # noqa: E402
 from pipelines.engines.vllm.stats import STATS_FILE_PREFIX  # noqa: E402
 
 TINY_MODEL = "built:tiny-qwen2"

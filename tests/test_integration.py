@@ -128,7 +128,7 @@ CONSTRAINED_MAX_TOKENS = 48
 @pytest.fixture(scope="module")
 def constrained_job(common_args, tmp_path_factory):
     """A constrained run with every engine setting off its default; the engines record what they were built with."""
-    from pipelines.engines.vllm.stage import RECORD_DIR_ENV
+    from pipelines.engines.vllm.keys import RECORD_DIR_ENV
 
     record_dir = tmp_path_factory.mktemp("engine-record")
     os.environ[RECORD_DIR_ENV] = str(record_dir)
@@ -423,7 +423,7 @@ BUSY_TOKENS = 1024  # the engine fault tests' outputs: long enough to keep the e
 def _label_subprocess(common_args, output, *extra, record_dir=None):
     """The labeling job as a process of its own; with record_dir, each engine it builds leaves its
     record there (engine-<pid>.json, by the project's vLLM plugin)."""
-    from pipelines.engines.vllm.plugin import RECORD_DIR_ENV
+    from pipelines.engines.vllm.keys import RECORD_DIR_ENV
 
     env = {**os.environ, RECORD_DIR_ENV: str(record_dir)} if record_dir else None
     return subprocess.Popen([sys.executable, "jobs/label.py", *FAULT_ARGS, f"output.path={output}", *common_args, *extra],

@@ -25,7 +25,8 @@ import signal
 import threading
 from typing import Any
 
-RECORD_DIR_ENV = "HAMMER_ENGINE_RECORD_DIR"
+from pipelines.engines.vllm.keys import RECORD_DIR_ENV
+
 # The parts of vLLM's VllmConfig that hold what engine_kwargs set.
 RECORDED_CONFIGS = ("model_config", "cache_config", "scheduler_config", "parallel_config",
                     "structured_outputs_config", "load_config",

@@ -28,17 +28,10 @@ from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE
                                        LOGPROB_STATS_TYPE, PROMPT_TOKENS_COL, WRITES, require_columns,
                                        sample_seed)
 from pipelines.engines.config import COMPACT_BACKENDS, rows_per_block
-from pipelines.engines.vllm.plugin import RECORD_DIR_ENV
+from pipelines.engines.vllm.keys import (FINISH_REASON, LOGPROB_STATS, RECORD_DIR_ENV, SAMPLE_ERROR,
+                                         SAMPLE_FINISH_REASONS, SAMPLE_TEXTS, SAMPLES_KEY)
 
 SKIP_MARK = "skipped: "  # prefix of __inference_error__ for rows kept out of the engine (they stopped early)
-# Our keys in ray.data.llm's rows (udf.py reads and writes them in the engine actor).
-SAMPLES_KEY = "hammer_sample_params"  # in: the sampled request's parameters, or None
-SAMPLE_TEXTS = "hammer_sample_texts"  # out: the sampled outputs' texts
-FINISH_REASON = "hammer_finish_reason"  # out: why the label's output ended, as vLLM says (stop, length)
-SAMPLE_FINISH_REASONS = "hammer_sample_finish_reasons"  # out: why each sampled output ended
-SAMPLE_ERROR = "hammer_sample_error"  # out: the engine's message when the sampled request failed
-LOGPROB_STATS = "hammer_logprob_stats"  # out: {mean, min, value_mean, value_min} of the label's tokens
-
 
 @dataclass(frozen=True)
 class EngineSettings:

@@ -24,7 +24,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from pipelines.engines.vllm.plugin import RECORD_DIR_ENV
+from pipelines.engines.vllm.keys import RECORD_DIR_ENV
 
 STATS_FILE_PREFIX = "stats-"
 WRITE_EVERY_S = 1.0

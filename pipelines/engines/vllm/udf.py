@@ -27,8 +27,8 @@ from typing import Any
 from ray.llm._internal.batch.stages.vllm_engine_stage import _VLLM_FATAL_ERRORS, vLLMEngineStageUDF
 
 from pipelines.core.confidence import logprob_stats
-from pipelines.engines.vllm.stage import (FINISH_REASON, LOGPROB_STATS, SAMPLE_ERROR, SAMPLE_FINISH_REASONS, SAMPLE_TEXTS,
-                                    SAMPLES_KEY)
+from pipelines.engines.vllm.keys import (FINISH_REASON, LOGPROB_STATS, SAMPLE_ERROR, SAMPLE_FINISH_REASONS, SAMPLE_TEXTS,
+                                         SAMPLES_KEY)
 
 
 class SamplingEngineUDF(vLLMEngineStageUDF):
