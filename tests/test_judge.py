@@ -117,21 +117,24 @@ def test_judge_refuses_an_input_that_is_not_a_finished_labeling_output(tmp_path,
     assert "has no _manifest.json: it is not an output of jobs/label.py" in out
 
 
-def test_judge_killed_mid_run_then_rerun_finishes_without_redoing_work(tmp_path, s3_endpoint, judge_args):
+def test_judge_killed_mid_run_then_rerun_finishes_without_redoing_work(tmp_path, s3_endpoint, judge_args, cluster):
     labels = _labels(tmp_path, s3_endpoint, "for-judge-kill", 96)
     args = [*judge_args, f"input.path={labels}", "output.path=s3://labels/judged/killed", "output.rows_per_file=8",
             "judge.prompt.batch_size=8", "judge.engine.batch_size=8", "judge.engine.max_concurrent_batches=1"]
     fs, root, _ = _read(s3_endpoint, "s3://labels/judged/killed")
     proc = subprocess.Popen([sys.executable, "jobs/judge.py", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    try:
-        from tests.test_integration import _wait_for
+    from tests.test_integration import _alive_actors, _wait_for
 
+    try:
         _wait_for(lambda: len(_read(s3_endpoint, "s3://labels/judged/killed")[2]) >= 2, proc, what="two committed pieces")
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
+    # As the labeling job's driver-killed test: the killed driver's workers outlive it until Ray reaps
+    # its job, and one committing a piece could commit it after `before` is read.
+    _wait_for(lambda: not _alive_actors(cluster[0].address), None, what="Ray reaping the killed driver's actors")
     before = _read(s3_endpoint, "s3://labels/judged/killed")[2]
     written = pads.dataset(list(before), filesystem=arrow_filesystem(fs, root), format="parquet").count_rows()
     assert 0 < written < 96, "the kill should land mid-run"
