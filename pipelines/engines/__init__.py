@@ -1,7 +1,7 @@
 """The engine stage, one kind per subpackage: `vllm/` (in-process vLLM actors through ray.data.llm)
 and `endpoint/` (an OpenAI-compatible server). Each kind takes the rows of the prompt stage
-(columns.READS and its prompt column) and writes columns.WRITES; the jobs call `generate` and
-`preload` here and never a kind's module.
+(columns.READS and its prompt column) and writes columns.WRITES; the jobs call `generate`,
+`preload` and `takes_messages` here and never a kind's module.
 """
 
 from __future__ import annotations
@@ -17,15 +17,11 @@ def _kind(engine):
     return importlib.import_module(_KINDS[engine.kind])
 
 
-def prompt_column(engine) -> str:
-    """What the prompt stage must give this engine: token ids (in-process) or chat messages (a server
-    applies its own chat template)."""
-    return MESSAGES_COL if engine.kind == "endpoint" else PROMPT_TOKENS_COL
-
-
-def needs_tokenizer(engine) -> bool:
-    """An endpoint's server tokenizes; the in-process engine takes token ids from the prompt stage."""
-    return engine.kind != "endpoint"
+def takes_messages(engine) -> bool:
+    """What the prompt stage must give this engine: chat messages (MESSAGES_COL: an endpoint's server
+    applies its own chat template and tokenizes, so no tokenizer loads here), else token ids
+    (PROMPT_TOKENS_COL, the in-process engine's)."""
+    return engine.kind == "endpoint"
 
 
 def preload(engine) -> None:

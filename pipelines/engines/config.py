@@ -63,7 +63,7 @@ def check_engine(engine: EngineConfig, generation, prefix: str = "") -> None:
     if engine.kind not in ENGINE_KINDS:
         raise ConfigError(f"config key '{prefix}engine.kind' must be one of {', '.join(ENGINE_KINDS)}, not {engine.kind!r}")
     if engine.kind == "endpoint":
-        check_endpoint(engine.endpoint, generation, prefix)
+        check_endpoint_settings(engine.endpoint, generation, prefix)
         return
     backend = engine.structured_outputs_backend
     # Compact JSON (json_whitespace=false) needs a structured-output backend that can forbid free whitespace.
@@ -75,7 +75,7 @@ def check_engine(engine: EngineConfig, generation, prefix: str = "") -> None:
         raise ConfigError(f"config key '{prefix}engine.gpu_memory_utilization' must be in (0, 1]")
 
 
-def check_endpoint(endpoint: EndpointConfig, generation, prefix: str = "") -> None:
+def check_endpoint_settings(endpoint: EndpointConfig, generation, prefix: str = "") -> None:
     key = f"{prefix}engine.endpoint"
     for name in ("base_url", "model"):
         if not getattr(endpoint, name):

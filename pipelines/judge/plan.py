@@ -23,8 +23,7 @@ from pipelines.label.config import settings_hash
 from pipelines.label.lease import Lease
 from pipelines.label.models import resolve_engine_model
 from pipelines.label.plan import Todo, continue_output, prompt_actors, read_todo, write_and_report
-from pipelines.label.preflight import (Checklist, PreflightFailed, check_batching, check_endpoint, check_engines,
-                                       check_model, check_output)
+from pipelines.label.preflight import Checklist, PreflightFailed, check_batching, check_output, check_pool
 from pipelines.label.progress import ErrorRateExceeded, Progress
 
 MODE = "judge"  # in the manifest's fingerprint: an output is finished by the job that started it
@@ -84,11 +83,7 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
     except (storage.InputError, OSError) as e:
         checks.fail("input", str(e))
     check_output(config, checks, lease)
-    if config.judge.engine.kind == "endpoint":
-        check_endpoint(config.judge, config.ray, checks, prefix="judge.")
-    else:
-        model_config = check_model(config.judge, model, checks, prefix="judge.")
-        check_engines(config.judge, config.ray, model_config, checks, prefix="judge.")
+    check_pool(config.judge, config.ray, model, checks, prefix="judge.")
     check_batching(config.judge, checks, engine=True, prefix="judge.")
     if checks.failed:
         raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
@@ -104,7 +99,7 @@ def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, mo
     start_ray(config.ray, metrics=judge.engine.log_metrics)
     ds = read_todo(todo, in_fs, add_id=False)
     ds = prompt_actors(ds, stages.JudgePromptStage, judge.prompt, {
-        "tokenizer_source": model if engines.needs_tokenizer(judge.engine) else None,
+        "tokenizer_source": None if engines.takes_messages(judge.engine) else model,
         "template": template,
         "max_prompt_tokens": judge.generation.max_model_len - judge.generation.max_tokens,
         "trust_remote_code": judge.model.trust_remote_code,

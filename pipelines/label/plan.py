@@ -155,14 +155,14 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
     ds = read_todo(todo, in_fs, add_id)
     ds = prompt_actors(
         ds, stages.PromptStage, config.prompt, {
-            "tokenizer_source": model if engines.needs_tokenizer(config.engine) else None,
+            "tokenizer_source": None if engines.takes_messages(config.engine) else model,
             "prompt_format": config.prompt.format,
             "max_prompt_tokens": config.generation.max_model_len - config.generation.max_tokens,
             "trust_remote_code": config.model.trust_remote_code,
             "constrained": config.generation.constrained and mode == cfg.Mode.GENERATE,
             "mask_names": config.mask.names and mode != cfg.Mode.REVALIDATE,
             "seed": config.seed,
-            "messages": mode == cfg.Mode.GENERATE and engines.prompt_column(config.engine) == engines.MESSAGES_COL,
+            "messages": mode == cfg.Mode.GENERATE and engines.takes_messages(config.engine),
         })
     if mode == cfg.Mode.GENERATE:
         # The engine carries what the next stage reads.

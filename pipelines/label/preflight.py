@@ -77,11 +77,8 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
     engine = mode == cfg.Mode.GENERATE
     shards = checks.shards = _check_input(config, checks, mode)
     check_output(config, checks, lease)
-    if engine and config.engine.kind == "endpoint":
-        check_endpoint(config, config.ray, checks)
-    elif engine:
-        model_config = check_model(config, model, checks)
-        probe = check_engines(config, config.ray, model_config, checks)
+    if engine:
+        model_config, probe = check_pool(config, config.ray, model, checks)
         if probe is not None:
             _report_kv_budget(config, model_config, probe, shards, model, checks)
     elif model and config.engine.kind != "endpoint":
@@ -253,6 +250,16 @@ def _check_tensor_parallel(engine, node_gpus: list[float], checks: Checklist, pr
                            f"(at most {largest:g} on one), room for {fit} replica(s): give each node (worker pod) {tp} "
                            f"GPUs, or lower {prefix}engine.tensor_parallel_size or {prefix}engine.replicas")
     return False
+
+
+def check_pool(section, ray_config, model: str, checks: Checklist, prefix: str = "") -> tuple[dict | None, dict | None]:
+    """The engine pool's checks, by its kind: an endpoint's server, or the model and the engine nodes.
+    Returns the model's config.json and the engine node's probe (None for an endpoint, or a failure)."""
+    if section.engine.kind == "endpoint":
+        check_endpoint(section, ray_config, checks, prefix)
+        return None, None
+    model_config = check_model(section, model, checks, prefix)
+    return model_config, check_engines(section, ray_config, model_config, checks, prefix)
 
 
 def check_endpoint(section, ray_config, checks: Checklist, prefix: str = "") -> None:

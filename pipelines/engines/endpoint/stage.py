@@ -188,9 +188,10 @@ class EndpointStage:
     async def _pace(self) -> None:
         if self.endpoint.qps:
             now = time.monotonic()
-            self.next_send = max(self.next_send, now) + 1 / self.endpoint.qps
-            if self.next_send - 1 / self.endpoint.qps > now:
-                await asyncio.sleep(self.next_send - 1 / self.endpoint.qps - now)
+            slot = max(self.next_send, now)
+            self.next_send = slot + 1 / self.endpoint.qps
+            if slot > now:
+                await asyncio.sleep(slot - now)
 
 
 def _retry_after(value: str | None) -> float | None:
