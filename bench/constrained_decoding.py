@@ -33,9 +33,10 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
     from vllm.sampling_params import StructuredOutputsParams
 
-    from pipelines.label.stages import CALL_SCHEMA_COL, EARLY_STATUS_COL, PROMPT_TOKENS_COL, PromptStage
-    from pipelines.label.config import ModelConfig
-    from pipelines.label.models import resolve_model
+    from pipelines.engines.columns import CALL_SCHEMA_COL, EARLY_STATUS_COL, PROMPT_TOKENS_COL
+    from pipelines.label.stages import PromptStage
+    from pipelines.run.config import ModelConfig
+    from pipelines.models import resolve_model
 
     args.model = resolve_model(ModelConfig(source=args.model), key="--model")
     batch = pads.dataset(str(REPO / "data" / "sample"), format="parquet").to_table()

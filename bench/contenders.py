@@ -83,7 +83,7 @@ def run_vllm(data: str, args: list[str]) -> dict:
 
     from bench.data import prompted
     from pipelines.engines.vllm.stage import engine_settings
-    from pipelines.label.stages import PROMPT_TOKENS_COL
+    from pipelines.engines.columns import PROMPT_TOKENS_COL
 
     config = job_config(args)
     settings = engine_settings(config)
@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bench.data import make_rows, write_shards
     from pipelines.engines.vllm.stage import engine_settings
-    from pipelines.label.config import ModelConfig
-    from pipelines.label.models import resolve_model
+    from pipelines.run.config import ModelConfig
+    from pipelines.models import resolve_model
 
     args.model = resolve_model(ModelConfig(source=args.model), key="--model")
     child_args = job_args(args.conf, args.model, args.max_tokens, args.job_set)

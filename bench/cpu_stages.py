@@ -55,10 +55,12 @@ def main() -> None:
 
     from pipelines.core.validation import ValidationConfig
     from pipelines.label.config import Mode
-    from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
-                                        ENGINE_TOKENS_COL, PROMPT_TOKENS_COL, TOOLS_COL, PromptStage, annotate_row)
-    from pipelines.label.config import ModelConfig
-    from pipelines.label.models import resolve_model
+    from pipelines.engines.columns import (EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
+                                           PROMPT_TOKENS_COL)
+    from pipelines.label.stages import TOOLS_COL, PromptStage, annotate_row
+    from pipelines.run.stages import EARLY_ERRORS_COL
+    from pipelines.run.config import ModelConfig
+    from pipelines.models import resolve_model
 
     args.model = resolve_model(ModelConfig(source=args.model), key="--model")
     table = pa.Table.from_pylist(make_rows(args.rows, seed=1))
@@ -106,10 +108,11 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
 
     from pipelines.core.validation import ValidationConfig
     from pipelines.label.config import Mode
-    from pipelines.engines.vllm.stage import LOGPROB_STATS_TYPE
-    from pipelines.label.stages import (ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL,
-                                        ENGINE_TEXT_COL, ENGINE_TOKENS_COL, ROW_COL, SHARD_COL, PromptStage,
-                                        annotate_batch)
+    from pipelines.engines.columns import LOGPROB_STATS_TYPE
+    from pipelines.engines.columns import (ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL, ENGINE_SAMPLES_COL,
+                                           ENGINE_SAMPLE_ERROR_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL)
+    from pipelines.label.stages import PromptStage, annotate_batch
+    from pipelines.run.stages import ROW_COL, SHARD_COL
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()

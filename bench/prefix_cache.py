@@ -54,8 +54,8 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from pipelines.label.stages import PROMPT_TOKENS_COL
-    from pipelines.label.built_models import ensure_built
+    from pipelines.engines.columns import PROMPT_TOKENS_COL
+    from pipelines.models.built import ensure_built
 
     model = ensure_built("tiny-qwen2")
     rows = make_rows(args.rows, seed=0)

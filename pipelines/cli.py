@@ -12,13 +12,13 @@ from typing import Any, Callable
 
 from pipelines.config import ConfigError, to_yaml
 from pipelines.engines.endpoint.stage import EndpointUnavailable
-from pipelines.label.built_models import BUILT_MODELS, built_name
 from pipelines.label.config import Mode, load_config
-from pipelines.label.lease import LeaseLost
 from pipelines.label.plan import check, run
-from pipelines.label.preflight import PreflightFailed
-from pipelines.label.progress import ErrorRateExceeded
 from pipelines.label.summary import format_table
+from pipelines.models.built import BUILT_MODELS, built_name
+from pipelines.run.lease import LeaseLost
+from pipelines.run.preflight import PreflightFailed
+from pipelines.run.progress import ErrorRateExceeded
 from pipelines.storage import InputError, OutputError
 
 HAMMER_HINT = """To label with Hammer, point model.source at a Hammer checkpoint (a hub id, a local directory, or an

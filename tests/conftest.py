@@ -19,7 +19,7 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 def tiny_model() -> str:
     """built:tiny-qwen2's folder (random weights, fast): built once, for the plumbing tests. They run
     it unconstrained (generation.constrained=false), as before conf=local's model was a trained one."""
-    from pipelines.label.built_models import ensure_built
+    from pipelines.models.built import ensure_built
 
     return ensure_built("tiny-qwen2")
 

@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from pipelines.label.built_models import BuildError, ensure_built
-from pipelines.label.built_models.smollm2 import GGUF_MEMBER
+from pipelines.models.built import BuildError, ensure_built
+from pipelines.models.built.smollm2 import GGUF_MEMBER
 from tests.conftest import REPO
 
 
@@ -66,7 +66,7 @@ def test_two_jobs_building_the_same_model_at_once_build_it_once(monkeypatch, tmp
     import threading
     import time
 
-    from pipelines.label import built_models
+    from pipelines.models import built as built_models
 
     builds = []
 

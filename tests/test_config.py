@@ -4,7 +4,7 @@ import pytest
 
 from pipelines.config import ConfigError, redact, to_yaml
 from pipelines.label.config import config_hash, label_settings, load_config
-from pipelines.label.output import differences, fingerprint
+from pipelines.run.output import differences, fingerprint
 
 
 def test_local_profile_is_the_default():
@@ -89,8 +89,8 @@ def test_joining_a_cluster_without_naming_a_profile_is_refused(monkeypatch):
 def test_name_masking_and_its_seed_change_the_labels_hash_and_a_rerun_refuses(tmp_path):
     import fsspec
 
-    from pipelines.label.lease import Lease
-    from pipelines.label.output import open_output
+    from pipelines.run.lease import Lease
+    from pipelines.run.output import open_output
     from pipelines.storage import OutputError
 
     def settings(*args):

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from pipelines.config import _CHOICES
 from pipelines.core.reasons import STATUSES
 from pipelines.core.validation import CALL_TYPES
-from pipelines.label.config import CONF_DIR, LabelConfig
+from pipelines.config import CONF_DIR
+from pipelines.label.config import LabelConfig
 from pipelines.label.schema import ADDED_COLUMNS
 from tests.conftest import REPO
 

@@ -10,7 +10,8 @@ from pipelines.engines.columns import (CALL_SCHEMA_COL, ENGINE_FINISH_COL, ENGIN
                                        ENGINE_PROMPT_TOKENS_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, MESSAGES_COL,
                                        sample_seed)
 from pipelines.engines.endpoint.stage import _error_message, label_columns, request_bodies
-from pipelines.label.config import GenerationConfig, load_config
+from pipelines.label.config import load_config
+from pipelines.run.config import GenerationConfig
 
 MESSAGES = [{"role": "user", "content": "weather in Paris?"}]
 SCHEMA = {"type": "array", "items": {"type": "object"}}

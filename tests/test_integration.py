@@ -509,7 +509,7 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
 
 
 def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written_once(common_args):
-    from pipelines.label.lease import Lease
+    from pipelines.run.lease import Lease
 
     config = load_config(["conf=local", "output.path=s3://labels/twice", *common_args])
     fs, root = filesystem(config.output.path, config.s3)

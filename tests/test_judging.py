@@ -12,8 +12,9 @@ from pipelines.core.tools import load_tools
 from pipelines.judge.config import load_judge_config, load_template
 from pipelines.judge.plan import VerdictCounter
 from pipelines.judge.stages import (NOT_JUDGED, JudgePromptStage, annotate_verdicts, judged_schema, verdict_row)
-from pipelines.label.stages import (CALL_SCHEMA_COL, EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL,
-                                    ENGINE_TEXT_COL, PROMPT_TOKENS_COL, ROW_COL, SHARD_COL)
+from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
+                                       PROMPT_TOKENS_COL)
+from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL
 
 TOOLS = json.dumps([{"name": "weather", "description": "Weather in a city.", "parameters": {
     "type": "object", "properties": {"city": {"type": "string", "description": "City"}}, "required": ["city"]}}])

@@ -10,8 +10,8 @@ import fsspec
 import pyarrow as pa
 import pytest
 
-from pipelines.label.lease import LEASE_FILE, Lease, LeaseHeld, LeaseLost, check
-from pipelines.label.output import write_piece
+from pipelines.run.lease import LEASE_FILE, Lease, LeaseHeld, LeaseLost, check
+from pipelines.run.output import write_piece
 from pipelines.storage import parquet_files
 from tests.conftest import REPO, SECRET
 
@@ -39,7 +39,7 @@ def place(request, tmp_path):
 
 HOLDER = textwrap.dedent("""
     import sys, time, fsspec, json
-    from pipelines.label.lease import Lease, LeaseHeld
+    from pipelines.run.lease import Lease, LeaseHeld
     url, options, run_id = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **options)
     lease = Lease(fs, root, run_id, heartbeat_s=%s, stale_after_s=%s)

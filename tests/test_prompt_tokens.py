@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from pipelines.core.prompts import PROMPT_FORMATS, TASK_INSTRUCTION, build_prompt
 from pipelines.core.tools import load_tools
-from pipelines.label.models import load_tokenizer
-from pipelines.label.prompt_tokens import PromptTokenizer
-from pipelines.label.built_models.tiny_qwen2 import QWEN2_CHAT_TEMPLATE
+from pipelines.models import load_tokenizer
+from pipelines.models.prompt_tokens import PromptTokenizer
+from pipelines.models.built.tiny_qwen2 import QWEN2_CHAT_TEMPLATE
 
 TOOL_SETS = [
     [{"name": "get_weather", "description": "Weather for a city.", "parameters": {"type": "object", "properties": {

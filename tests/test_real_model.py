@@ -26,7 +26,7 @@ AGREEMENT_TOLERANCE = 0.1
 
 @pytest.fixture(scope="module")
 def real_model():
-    from pipelines.label.built_models import ensure_built
+    from pipelines.models.built import ensure_built
 
     return ensure_built("smollm2-135m-instruct")
 

@@ -5,10 +5,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.label.lease import Lease
-from pipelines.label.output import (committed_coverage, count, differences, fingerprint, merge_ranges, open_output,
+from pipelines.run.lease import Lease
+from pipelines.run.output import (committed_coverage, count, differences, fingerprint, merge_ranges, open_output,
                                     piece_name, safe_name, skip_mask, to_ranges, write_piece)
-from pipelines.label.progress import ErrorRateExceeded, Progress
+from pipelines.run.progress import ErrorRateExceeded, Progress
 from pipelines.storage import OutputError, Shards, find_bad_ids, list_shards
 
 FS = fsspec.filesystem("file")

@@ -12,15 +12,14 @@ from pipelines.core.masking import MaskMap
 from pipelines.core.validation import ValidationConfig
 from pipelines.label.config import Mode
 from pipelines.engines.vllm.stage import engine_request, engine_response
-from pipelines.label.lease import Lease
+from pipelines.run.lease import Lease
 from pipelines.label.schema import ADDED_COLUMNS, output_schema
-from pipelines.engines.columns import ENGINE_PROMPT_TOKENS_COL
-from pipelines.label.stages import (EARLY_ERRORS_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
-                                    ENGINE_LOGPROBS_COL, ENGINE_SAMPLE_FINISH_COL,
-                                    ENGINE_SAMPLE_ERROR_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL,
-                                    ENGINE_TOKENS_COL, NAME_MAP_COL, PROMPT_TOKEN_COUNT_COL, PROMPT_TOKENS_COL, ROW_COL, SHARD_COL, TOOLS_COL,
-                                    USER_MESSAGE_COL, PromptStage, annotate_batch, annotate_row, read_shard, row_prompt,
-                                    write_pieces)
+from pipelines.engines.columns import (EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL, ENGINE_LOGPROBS_COL,
+                                       ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLES_COL, ENGINE_SAMPLE_ERROR_COL,
+                                       ENGINE_SAMPLE_FINISH_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, PROMPT_TOKENS_COL)
+from pipelines.label.stages import (NAME_MAP_COL, PROMPT_TOKEN_COUNT_COL, TOOLS_COL, USER_MESSAGE_COL, PromptStage,
+                                    annotate_batch, annotate_row, row_prompt)
+from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, read_shard, write_pieces
 
 TOOLS = json.dumps([{"name": "f", "description": "F.", "parameters": {"type": "object", "properties": {
     "a": {"type": "integer", "description": "A"}}, "required": ["a"]}}])
@@ -192,7 +191,7 @@ def test_read_shard_adds_stable_ids_and_skips_rows_already_done(tmp_path):
 
 
 def test_write_pieces_commits_one_file_named_by_its_rows(tmp_path):
-    from pipelines.label.output import committed_coverage
+    from pipelines.run.output import committed_coverage
 
     batch = pa.table({"id": ["a", "b", "c"], "status": ["ok", "bad_input", "engine_error"],
                       "errors": [[], ["missing_query: null"], ["engine_error: boom"]],

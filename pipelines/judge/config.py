@@ -16,8 +16,7 @@ from pipelines.cluster import RayConfig
 from pipelines.config import CONF_DIR, ConfigError, InputConfig, load_profile, to_plain
 from pipelines.core.judging import TemplateError, check_template
 from pipelines.engines.config import EngineConfig, check_engine
-from pipelines.label.config import (GenerationConfig, LeaseConfig, ModelConfig, OutputConfig, RunConfig,
-                                    new_run_id)
+from pipelines.run.config import GenerationConfig, LeaseConfig, ModelConfig, OutputConfig, RunConfig, new_run_id
 from pipelines.storage import S3Config
 
 JUDGE_CONF_DIR = CONF_DIR / "judge"

@@ -1,8 +1,8 @@
 """The judge plan: a labeling output -> judge prompts -> the judge's engine -> verdicts -> write.
 
-The labeling job's machinery throughout: its shard reader, engine stage, output protocol (pieces,
-coverage, manifest, resume), lease and progress; the judge's own are its prompt, its verdicts and
-its summary.
+Every job's machinery throughout (pipelines/run/: the shard reader, output protocol with pieces,
+coverage, manifest and resume, lease, preflight and progress; pipelines/engines/: the engine kinds);
+the judge's own are its prompt, its verdicts and its summary.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pipelines.cluster import start_ray
 from pipelines.core.judging import VERDICTS
 from pipelines.judge import config as jcfg
 from pipelines.judge import stages
-from pipelines.label import output
-from pipelines.label.config import settings_hash
-from pipelines.label.lease import Lease
-from pipelines.label.models import resolve_engine_model
-from pipelines.label.plan import Todo, continue_output, prompt_actors, read_todo, write_and_report
-from pipelines.label.preflight import Checklist, PreflightFailed, check_batching, check_output, check_pool
-from pipelines.label.progress import ErrorRateExceeded, Progress
+from pipelines.models import resolve_engine_model
+from pipelines.run import output
+from pipelines.run.config import settings_hash
+from pipelines.run.lease import Lease
+from pipelines.run.plan import Todo, continue_output, prompt_actors, read_todo, write_and_report
+from pipelines.run.preflight import Checklist, PreflightFailed, check_batching, check_output, check_pool
+from pipelines.run.progress import ErrorRateExceeded, Progress
 
 MODE = "judge"  # in the manifest's fingerprint: an output is finished by the job that started it
 REQUIRED_COLUMNS = ("id", "query", "tools", "status", "calls")

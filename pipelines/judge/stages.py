@@ -1,4 +1,4 @@
-"""The judge job's own stages; reading, the engine and writing are the labeling job's.
+"""The judge job's own stages; reading, the engine and writing are every job's (pipelines/run/, pipelines/engines/).
 
     read_shard -> JudgePromptStage (CPU actors) -> engine.generate (vLLM actors) -> annotate_verdicts -> write_pieces
 
@@ -15,11 +15,11 @@ import pyarrow as pa
 from pipelines.core.judging import JUDGED_STATUSES, VERDICT_SCHEMA, judge_prompt, parse_verdict
 from pipelines.core.reasons import BAD_INPUT, ENGINE_ERROR, PROMPT_TOO_LONG, Reason
 from pipelines.core.tools import BadInput, load_tools, plain_cell
-from pipelines.label.prompt_tokens import PromptTokenizer
-from pipelines.label.schema import read_calls
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
                                        MESSAGES_COL, PROMPT_TOKENS_COL, require_columns)
-from pipelines.label.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, too_long
+from pipelines.label.schema import read_calls  # the calls of the labeling output it judges
+from pipelines.models.prompt_tokens import PromptTokenizer
+from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, too_long
 
 NOT_JUDGED = "not_judged"  # the early status of rows the judge does not see (their label is not ok or no_call)
 
@@ -51,7 +51,7 @@ class JudgePromptStage:
 
     def __init__(self, tokenizer_source: str | None, template: str, max_prompt_tokens: int, trust_remote_code: bool,
                  constrained: bool = False):
-        from pipelines.label.models import load_tokenizer
+        from pipelines.models import load_tokenizer
 
         self.tokenizer = (PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code)) if tokenizer_source
                           else None)

@@ -5,15 +5,11 @@ settings that change labels (`label_settings`).
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
-import hashlib
-import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from omegaconf import MISSING
 
@@ -22,19 +18,9 @@ from pipelines.config import CONF_DIR, ConfigError, InputConfig, check_keys, loa
 from pipelines.core.scoring import ScoringConfig
 from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
 from pipelines.engines.config import EngineConfig, check_engine
+from pipelines.run.config import (GenerationConfig, LeaseConfig, ModelConfig, OutputConfig, RunConfig, new_run_id,
+                                  settings_hash)
 from pipelines.storage import S3Config
-
-
-@dataclass
-class OutputConfig:
-    path: str = MISSING  # a local directory or an s3:// prefix
-    rows_per_file: int = 20_000  # rows per output file (fewer in the last ones); also the unit of resume
-
-
-@dataclass
-class ModelConfig:
-    source: str = MISSING  # built:NAME (a model the job builds), a model id, a local directory, or an s3:// prefix
-    trust_remote_code: bool = False
 
 
 @dataclass
@@ -44,37 +30,6 @@ class PromptConfig:
     num_cpus: float = 1.0
     batch_size: int = 256
     resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources, to pin prompt actors to nodes
-
-
-@dataclass
-class GenerationConfig:
-    # Values live in conf/base.yaml: they are the labeling contract, changed there or per run.
-    max_tokens: int = MISSING
-    temperature: float = MISSING  # 0: greedy
-    max_model_len: int = MISSING  # prompt + output; longer prompts are marked prompt_too_long
-    constrained: bool = False  # structured outputs: only a JSON list of this row's tools' calls can be generated
-    # constrained only: the grammar allows free whitespace between JSON tokens, as vLLM's does by default;
-    # false forbids it (compact JSON): half the tokens, but other labels (docs/quality.md, "Compact JSON")
-    json_whitespace: bool = True
-    samples: int = 1  # outputs per row: the greedy label and samples - 1 sampled ones, for agreement
-    sample_temperature: float = 0.7  # of the sampled outputs
-    sample_top_p: float = 1.0  # of the sampled outputs
-    logprobs: bool = False  # the label's token log-probabilities, reduced to mean and min
-
-
-@dataclass
-class RunConfig:
-    id: Optional[str] = None  # recorded in every row; None: a new one, from the start time
-    # The partition a scheduled run labels, e.g. 2026-11-24; paths take it as ${run.date}.
-    date: Optional[str] = None
-
-
-@dataclass
-class LeaseConfig:
-    # One run per output at a time (pipelines/lease.py): the holder renews every heartbeat_s; a lease
-    # without a heartbeat for stale_after_s is taken over by the next run.
-    heartbeat_s: float = 10.0
-    stale_after_s: float = 60.0
 
 
 @dataclass
@@ -135,11 +90,6 @@ def load_config(args: list[str], conf_dir: Path = CONF_DIR) -> LabelConfig:
     return config
 
 
-def new_run_id() -> str:
-    """A run id from the start time, for runs that name none."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-
-
 def _check(config: LabelConfig) -> None:
     check_keys(config)
     if config.generation.max_tokens >= config.generation.max_model_len:
@@ -165,7 +115,7 @@ def label_settings(config: LabelConfig, model: str | None) -> dict:
     absolute), the prompt format, generation, validation with its version, the scoring rules, engine_kwargs (passed to
     vLLM as is, so they may), and the name masking with its seed. Not paths, run ids, scaling or
     scheduling. `config_hash` is their hash; the manifest's fingerprint adds the run's mode and the
-    input listing (pipelines/label/output.py)."""
+    input listing (pipelines/run/output.py)."""
     plain = to_plain(config)
     return {
         "model": model,
@@ -182,7 +132,3 @@ def config_hash(config: LabelConfig, model: str | None) -> str:
     """The hash of `label_settings`: rows labeled the same way share it, across runs and partitions."""
     return settings_hash(label_settings(config, model))
 
-
-def settings_hash(settings: dict) -> str:
-    """A short hash of a job's settings that change its rows (the `*config_hash` columns)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

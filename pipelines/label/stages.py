@@ -15,17 +15,15 @@ from __future__ import annotations
 import functools
 import json
 import random
-from collections import Counter
 from dataclasses import dataclass, fields
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.core.confidence import LogprobStats, confidence
 from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
 from pipelines.core.prompts import Prompt, build_prompt, prompt_text
-from pipelines.core.reasons import (BAD_INPUT, DRY_RUN, ENGINE_ERROR, FAILURES, NO_CALL, OK, PROMPT_TOO_LONG, Reason,
+from pipelines.core.reasons import (BAD_INPUT, DRY_RUN, ENGINE_ERROR, NO_CALL, OK, PROMPT_TOO_LONG, Reason,
                                     truncation)
 from pipelines.core.scoring import CATEGORY_COLUMN, ScoringConfig, score_row
 from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
@@ -35,43 +33,16 @@ from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
                                        MESSAGES_COL, PROMPT_TOKENS_COL, require_columns)
 from pipelines.label.config import Mode
-from pipelines.label.output import skip_mask, to_ranges, write_piece
-from pipelines.label.prompt_tokens import PromptTokenizer
 from pipelines.label.schema import output_schema, written_calls
+from pipelines.models.prompt_tokens import PromptTokenizer
+from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, too_long
 
 # Internal columns, dropped before writing.
-SHARD_COL = "_shard"  # the input shard a row came from, relative to input.path
-ROW_COL = "_row"  # its position in that shard
 USER_MESSAGE_COL = "_user_message"  # becomes `prompt`
 TOOLS_COL = "_canonical_tools"  # canonical tools as JSON, so validation need not re-normalize
-EARLY_ERRORS_COL = "_early_errors"
 PROMPT_TOKEN_COUNT_COL = "_num_prompt_tokens"  # becomes `num_prompt_tokens` (re-validation keeps the input's)
 NAME_MAP_COL = "_name_map"  # becomes `name_map` (mask.names); re-validation reads the input's back to unmask calls
 NAME_MASK = "label-name-mask"  # the purpose of the per-row generator for mask.names
-
-
-# ------------------------------------------------------------------------------------- read
-
-
-def read_shard(item: dict, *, filesystem, add_id: bool, batch_rows: int = 4096) -> Iterator[pa.Table]:
-    """One parquet shard -> tables of its rows not yet done, each row tagged with its shard and
-    position (for resume), and with a stable `id` (`<shard>:<row>`) when the input has none."""
-    path, name, done = item["path"][0], item["shard"][0], json.loads(item["done"][0])
-    with filesystem.open(path, "rb") as f:
-        offset = 0
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
-            table = pa.Table.from_batches([batch])
-            n = table.num_rows
-            positions = pa.array(range(offset, offset + n), pa.int64())
-            if add_id:
-                table = table.append_column("id", pa.array([f"{name}:{r}" for r in range(offset, offset + n)], pa.string()))
-            table = table.append_column(SHARD_COL, pa.array([name] * n, pa.string())).append_column(ROW_COL, positions)
-            skip = skip_mask(done, offset, n)
-            offset += n
-            if any(skip):
-                table = table.filter(pa.array([not s for s in skip]))
-            if table.num_rows:
-                yield table
 
 
 # ----------------------------------------------------------------------------------- prompt
@@ -130,7 +101,7 @@ class PromptStage:
     def __init__(self, tokenizer_source: str | None, prompt_format: str, max_prompt_tokens: int,
                  trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0,
                  messages: bool = False):
-        from pipelines.label.models import load_tokenizer
+        from pipelines.models import load_tokenizer
 
         self.tokenizer = (PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code)) if tokenizer_source
                           else None)
@@ -186,17 +157,6 @@ class PromptStage:
         # (docs/performance.md, "Prefix caching": +22% rows/s with a tight cache).
         shared_prefix = [p.prompt.parts[:2] if p.prompt else () for p in prompts]
         return batch.take(sorted(range(batch.num_rows), key=shared_prefix.__getitem__))
-
-
-def too_long(token_ids: list[int], limit: int) -> Reason | None:
-    """Why a prompt skips the engine (over max_model_len - max_tokens), or None when it fits."""
-    return Reason(PROMPT_TOO_LONG, f"{len(token_ids)} tokens, limit {limit}") if len(token_ids) > limit else None
-
-
-def set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
-    if name in table.column_names:
-        return table.set_column(table.column_names.index(name), name, column)
-    return table.append_column(name, column)
 
 
 # --------------------------------------------------------------------------------- annotate
@@ -316,27 +276,3 @@ def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, m
         out.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})
         out_rows.append(out)
     return pa.Table.from_pylist(out_rows, schema=schema)
-
-
-# ------------------------------------------------------------------------------------ write
-
-
-
-def write_pieces(batch: pa.Table, *, filesystem, root: str, lease_token: str, status_column: str = "status") -> pa.Table:
-    """Commits a batch as one output file (see output.write_piece) and returns one row of counts for
-    the driver's progress report: per value of `status_column` (the judge counts its verdicts)."""
-    shards, rows = batch.column(SHARD_COL).to_pylist(), batch.column(ROW_COL).to_pylist()
-    held: dict[str, list[int]] = {}
-    for shard, row in zip(shards, rows):
-        held.setdefault(shard, []).append(row)
-    coverage = {shard: to_ranges(r) for shard, r in held.items()}
-    write_piece(filesystem, root, batch.drop_columns([SHARD_COL, ROW_COL]), coverage, lease_token)
-    statuses = [s if s is not None else f"no {status_column}" for s in batch.column(status_column).to_pylist()]
-    reasons = Counter(
-        Reason.parse(e).code
-        for status, errors in zip(statuses, batch.column("errors").to_pylist())
-        if status in FAILURES
-        for e in errors or []
-    )
-    return pa.table({"rows": [batch.num_rows], "statuses": [json.dumps(Counter(statuses))],
-                     "reasons": [json.dumps(reasons)]})

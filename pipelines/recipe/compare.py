@@ -27,7 +27,7 @@ from pipelines.config import ConfigError
 from pipelines.core.confidence import runs_agreement
 from pipelines.core.scoring import same_calls
 from pipelines.core.tools import BadInput, load_tools, plain_cell
-from pipelines.label.output import MANIFEST_FILE, finished_output
+from pipelines.run.output import MANIFEST_FILE, finished_output
 from pipelines.label.schema import CALL, read_calls, written_calls
 from pipelines.recipe.config import CompareConfig
 

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pipelines import storage
 from pipelines.core.prompts import parse_query
 from pipelines.core.tools import load_tools, parameters_schema, plain_cell
-from pipelines.label.output import finished_output
+from pipelines.run.output import finished_output
 from pipelines.label.schema import read_calls
 from pipelines.recipe import compare
 from pipelines.recipe.config import ExportConfig

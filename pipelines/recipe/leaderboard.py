@@ -16,7 +16,7 @@ import time
 from pipelines import storage
 from pipelines.core import bfcl
 from pipelines.core.scoring import CATEGORY_COLUMN
-from pipelines.label.output import finished_output
+from pipelines.run.output import finished_output
 from pipelines.label.summary import LeaderboardCounter, format_leaderboard
 from pipelines.recipe.config import LeaderboardConfig
 

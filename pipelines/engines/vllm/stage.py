@@ -25,7 +25,7 @@ import pyarrow as pa
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
                                        ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
-                                       LOGPROB_STATS_TYPE, PROMPT_TOKENS_COL, WRITES, require_columns,
+                                       LOGPROB_STATS_TYPE, PROMPT_TOKENS_COL, require_columns,
                                        sample_seed)
 from pipelines.engines.config import COMPACT_BACKENDS, rows_per_block
 from pipelines.engines.vllm.keys import (FINISH_REASON, LOGPROB_STATS, RECORD_DIR_ENV, SAMPLE_ERROR,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipelines.label.built_models.smollm2 import BuildError, build_smollm2
-from pipelines.label.built_models.tiny_qwen2 import build_tiny_model
+from pipelines.models.built.smollm2 import BuildError, build_smollm2
+from pipelines.models.built.tiny_qwen2 import build_tiny_model
 
 PREFIX = "built:"
 CACHE_ENV = "HAMMER_MODELS_DIR"

@@ -7,8 +7,8 @@ import json
 import os
 
 from pipelines.config import ConfigError
-from pipelines.label.config import ModelConfig
-from pipelines.label.built_models import BuildError, built_name, ensure_built
+from pipelines.run.config import ModelConfig
+from pipelines.models.built import BuildError, built_name, ensure_built
 
 REMOTE_PREFIXES = ("s3://", "gs://")
 

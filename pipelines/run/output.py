@@ -22,7 +22,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.label import lease
+from pipelines.run import lease
 from pipelines.storage import SUMMARY_FILE, InputError, OutputError, parquet_files, write_json
 
 COVERAGE_KEY = b"hammer_labeling.coverage"  # footer metadata: {shard name: [[start, end), ...]}
