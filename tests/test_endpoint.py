@@ -9,7 +9,7 @@ from pipelines.config import ConfigError
 from pipelines.engines.columns import (CALL_SCHEMA_COL, ENGINE_FINISH_COL, ENGINE_LOGPROBS_COL,
                                        ENGINE_PROMPT_TOKENS_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, MESSAGES_COL,
                                        sample_seed)
-from pipelines.engines.endpoint.stage import _error_message, label_columns, request_bodies
+from pipelines.engines.endpoint.stage import _error_message, label_columns, message_text, request_bodies
 from pipelines.label.config import load_config
 from pipelines.run.config import GenerationConfig
 
@@ -87,3 +87,37 @@ def test_the_judge_takes_the_same_endpoint_keys():
 
     with pytest.raises(ConfigError, match="needs judge.engine.endpoint.model"):
         load_judge_config(["conf=local", "judge.engine.kind=endpoint", "judge.engine.endpoint.base_url=http://h/v1"])
+
+
+def test_a_chat_template_rows_tools_go_with_its_request_and_the_tool_choice():
+    from pipelines.engines.columns import MESSAGES_COL, TOOLS_REQUEST_COL
+
+    tools = [{"type": "function", "function": {"name": "f", "description": "F.", "parameters": {"type": "object"}}}]
+    row = {"id": "r1", MESSAGES_COL: json.dumps([{"role": "user", "content": "hi"}]), CALL_SCHEMA_COL: None,
+           TOOLS_REQUEST_COL: json.dumps(tools)}
+    generation = GenerationConfig(max_tokens=8, temperature=0.0, max_model_len=64, samples=2)
+    label, samples = request_bodies(row, "m", generation, seed=0, tool_choice="auto")
+    assert label["tools"] == tools and label["tool_choice"] == "auto"
+    assert samples["tools"] == tools and samples["tool_choice"] == "auto"
+    without, _ = request_bodies({**row, TOOLS_REQUEST_COL: None}, "m", generation, seed=0)
+    assert "tools" not in without and "tool_choice" not in without
+
+
+def test_calls_the_server_parsed_are_written_as_a_json_list_of_calls():
+    message = {"content": None, "tool_calls": [
+        {"id": "a", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
+        {"id": "b", "type": "function", "function": {"name": "g", "arguments": "not json"}}]}
+    assert json.loads(message_text(message)) == [{"name": "f", "arguments": {"x": 1}},
+                                                 {"name": "g", "arguments": "not json"}]
+    assert message_text({"content": "plain text"}) == "plain text"
+    assert message_text({"content": None}) == ""
+
+
+def test_tool_choice_auto_needs_the_json_parser(monkeypatch):
+    base = ["conf=local", "engine.kind=endpoint", "engine.endpoint.base_url=http://127.0.0.1:1/v1",
+            "engine.endpoint.model=m", "prompt.format=chat_template", "generation.constrained=false"]
+    with pytest.raises(ConfigError, match="validation.parser=json"):
+        load_config([*base, "engine.endpoint.tool_choice=auto", "validation.parser=hermes"])
+    with pytest.raises(ConfigError, match="tool_choice"):
+        load_config([*base, "engine.endpoint.tool_choice=required"])
+    assert load_config([*base, "engine.endpoint.tool_choice=auto", "validation.parser=json"]).engine.endpoint.tool_choice == "auto"

@@ -143,3 +143,30 @@ def test_hammer1_joins_user_messages_and_puts_system_text_in_the_instruction():
 def test_a_query_that_only_looks_like_json_is_plain_text():
     content = build_prompt("hammer1", "[urgent] weather in Oslo", load_tools(WORKED_TOOLS)).messages[0]["content"]
     assert content.endswith("[BEGIN OF QUERY]\n[urgent] weather in Oslo\n[END OF QUERY]\n\n")
+
+
+def test_chat_template_keeps_the_conversation_and_gives_the_tools_as_openai_function_tools():
+    from pipelines.core.prompts import build_prompt
+
+    tools = load_tools(json.dumps([
+        {"name": "f", "description": "F.", "parameters": {"type": "object", "properties": {
+            "a": {"type": "integer", "description": "A"}}, "required": ["a"]}},
+        {"name": "g", "description": "G.", "parameters": {"b": {"type": "str, optional", "description": "B"},
+                                                          "c": {"type": "int", "description": "C"}}}]))
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    prompt = build_prompt("chat_template", json.dumps(conversation), tools)
+    assert prompt.messages == conversation  # the template takes system turns itself
+    assert prompt.tools == [
+        {"type": "function", "function": {"name": "f", "description": "F.", "parameters": {
+            "type": "object", "properties": {"a": {"type": "integer", "description": "A"}}, "required": ["a"]}}},
+        {"type": "function", "function": {"name": "g", "description": "G.", "parameters": {
+            "type": "object", "properties": {"b": {"type": "str, optional", "description": "B"},
+                                             "c": {"type": "int", "description": "C"}}, "required": ["c"]}}}]
+    assert build_prompt("chat_template", "What now?", tools).messages == [{"role": "user", "content": "What now?"}]
+
+
+def test_the_tools_probe_is_seen_only_where_a_template_shows_it():
+    from pipelines.core.prompts import TOOLS_PROBE, shows_tools
+
+    assert shows_tools("<tools>" + json.dumps(TOOLS_PROBE) + "</tools>")
+    assert not shows_tools("<|im_start|>user\nhello<|im_end|>")

@@ -184,6 +184,18 @@ def test_a_wrong_key_stops_the_run_before_any_row_and_names_its_variable_not_its
     assert pieces(out) == 0
 
 
+def test_a_servers_template_that_ignores_tools_is_refused_for_chat_template_before_any_row(rows, server, cluster,
+                                                                                            tmp_path):
+    """SmolLM2's template writes no tools: vLLM's /tokenize counts as many tokens with a tool as without."""
+    out = tmp_path / "no-tools"
+    proc = run_job(job_args(rows[0], out, cluster, *endpoint_args(server), "prompt.format=chat_template",
+                            "validation.parser=hermes", "generation.constrained=false"))
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, stdout
+    assert "prompt.format=chat_template" in stdout and "ignores tools" in stdout and server.base_url in stdout
+    assert pieces(out) == 0
+
+
 def test_a_server_killed_and_restarted_mid_run_gets_the_rows_in_flight_retried(rows, constrained, server, cluster,
                                                                                tmp_path):
     out = tmp_path / "restarted"

@@ -1,4 +1,4 @@
-"""Hammer prompt formats: pure functions of (query, canonical tools) -> chat messages.
+"""Prompt formats: pure functions of (query, canonical tools) -> chat messages.
 
   hammer1    the Hammer-7b model card's prompt, byte for byte (docs/hammer-prompt.md): one user turn
              with four blocks; a multi-turn query joins its user messages as BFCL's handler does.
@@ -6,6 +6,10 @@
              QUERY block holds `role: content` lines (BFCL's Hammer handler for 2.0).
   hammer2.1  a task instruction that names the roles; no QUERY block: every conversation message
              is its own chat turn (BFCL's Hammer handler for 2.1).
+  chat_template  any family that takes tools through its own chat template (Qwen2.5/3, Llama 3.x,
+             Mistral, xLAM-2, Hammer 2.x): the conversation as it is, and the row's tools as OpenAI
+             function tools, for `apply_chat_template(..., tools=...)` or a server's `tools`; the model
+             answers in its own format (validation.parser).
 
 A query is a string, or a JSON list of chat messages (`role`, `content`) for multi-turn rows.
 """
@@ -17,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.core.tools import Tool
+from pipelines.core.tools import Tool, openai_tool
 
 TASK_INSTRUCTION = """You are a tool calling assistant. In order to complete the user's request, you need to select one or more appropriate tools from the following tools and fill in the correct values for the tool parameters. Your specific tasks are:
 1. Make one or more function/tool calls to meet the request based on the question.
@@ -42,7 +46,8 @@ The example format is as follows. Please make sure the parameter type is correct
 ```
 """
 
-PROMPT_FORMATS = ("hammer1", "hammer2.0", "hammer2.1")
+PROMPT_FORMATS = ("hammer1", "hammer2.0", "hammer2.1", "chat_template")
+CHAT_TEMPLATE = "chat_template"
 
 
 def parse_query(query: str) -> list[dict] | None:
@@ -101,6 +106,12 @@ class Prompt:
 
     messages: list[dict]
     parts: tuple[str, ...]
+    tools: list[dict] | None = None  # chat_template: OpenAI function tools, rendered by the model's own template
+
+    @property
+    def shared_prefix(self) -> tuple:
+        """What rows with the same tool set share at the start of their prompt (rows are sent by it)."""
+        return (json.dumps(self.tools),) if self.tools is not None else self.parts[:2]
 
 
 def _tools_json(tools: list[Tool], flatten_objects: bool) -> str:
@@ -147,7 +158,25 @@ def _hammer21(query: str, tools: list[Tool]) -> Prompt:
     return Prompt([{"role": "user", "content": "".join(parts)}, *_conversation(query)], parts)
 
 
-_BUILDERS = {"hammer1": _hammer1, "hammer2.0": _hammer20, "hammer2.1": _hammer21}
+def _chat_template(query: str, tools: list[Tool]) -> Prompt:
+    # The family's template places the tools and takes system turns itself: the conversation goes as it is.
+    messages = parse_query(query) or [{"role": "user", "content": query}]
+    return Prompt(messages, (messages[0]["content"],), [openai_tool(t) for t in tools])
+
+
+_BUILDERS = {"hammer1": _hammer1, "hammer2.0": _hammer20, "hammer2.1": _hammer21, CHAT_TEMPLATE: _chat_template}
+
+
+# A tool no template writes by itself: rendered with it, a template that takes tools shows its name.
+TOOLS_PROBE = {"type": "function", "function": {
+    "name": "probe_tool_hammer_labeling", "description": "A probe: does the chat template show the tools?",
+    "parameters": {"type": "object", "properties": {"x": {"type": "string", "description": "x"}}, "required": []}}}
+TOOLS_PROBE_MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def shows_tools(rendered: str) -> bool:
+    """Whether a chat template's rendering of TOOLS_PROBE_MESSAGES with TOOLS_PROBE holds the tool."""
+    return TOOLS_PROBE["function"]["name"] in rendered
 
 
 def build_prompt(prompt_format: str, query: str, tools: list[Tool]) -> Prompt:

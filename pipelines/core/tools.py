@@ -375,11 +375,21 @@ def parameters_schema(tool: Tool) -> tuple[dict, set[str]]:
     for name, spec in tool.properties.items():
         props[name], u = param_schema(spec)
         unknown |= u
-    required = tool.required
-    if tool.form == "xlam":  # xLAM marks optional parameters in the type name; the others are required
-        required = [p for p, spec in tool.properties.items() if not _is_optional(spec)]
-    schema = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+    schema = {"type": "object", "properties": props, "required": required_parameters(tool), "additionalProperties": False}
     return schema, unknown
+
+
+def required_parameters(tool: Tool) -> list[str]:
+    if tool.form == "xlam":  # xLAM marks optional parameters in the type name; the others are required
+        return [p for p, spec in tool.properties.items() if not _is_optional(spec)]
+    return tool.required
+
+
+def openai_tool(tool: Tool) -> dict:
+    """A tool as OpenAI's function tools give it (what chat templates' `tools=` and the chat API take):
+    its parameters as given, under a JSON Schema object."""
+    parameters = {"type": "object", "properties": tool.properties, "required": required_parameters(tool)}
+    return {"type": "function", "function": {"name": tool.name, "description": tool.description, "parameters": parameters}}
 
 
 def calls_schema(tools: list[Tool]) -> dict:

@@ -15,6 +15,7 @@ from pipelines.core.masking import row_rng
 EARLY_STATUS_COL = "_early_status"  # set when a row stops before generation: the engine skips it
 PROMPT_TOKENS_COL = "_prompt_token_ids"  # the chat-templated prompt's token ids: the in-process engine's input
 MESSAGES_COL = "_messages"  # the chat messages as JSON: an endpoint's input (its server applies the template)
+TOOLS_REQUEST_COL = "_request_tools"  # with MESSAGES_COL, the OpenAI tools to send (prompt.format=chat_template); may be absent
 CALL_SCHEMA_COL = "_call_schema"  # JSON schema of this row's possible outputs, for constrained decoding
 ENGINE_TEXT_COL = "_generated_text"  # the label's text
 ENGINE_ERROR_COL = "_engine_error"  # the engine's message for a row it failed; null otherwise

@@ -17,6 +17,9 @@ ENGINE_KINDS = ("vllm", "endpoint")
 COMPACT_BACKENDS = ("guidance", "xgrammar")
 
 
+TOOL_CHOICES = ("none", "auto")
+
+
 @dataclass
 class EndpointConfig:
     # engine.kind=endpoint: an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (`vllm serve`)
@@ -33,6 +36,11 @@ class EndpointConfig:
     # structured outputs as the server takes them: `json_schema` (OpenAI's response_format, which
     # vLLM and SGLang servers honour) or `none` (the server has no schema support: constrained refused)
     structured_outputs: str = "json_schema"
+    # prompt.format=chat_template sends each row's tools; `none`: the server renders them in its template
+    # and answers with the model's text, read by validation.parser (the in-process engine's labels);
+    # `auto`: the server parses the calls itself (a hosted API's way) and its tool_calls are written as
+    # a JSON list of calls (validation.parser=json)
+    tool_choice: str = "none"
 
 
 @dataclass
@@ -94,6 +102,8 @@ def check_endpoint_settings(endpoint: EndpointConfig, generation, prefix: str = 
     if generation.constrained and not generation.json_whitespace:
         raise ConfigError(f"{prefix}generation.json_whitespace=false is an in-process vLLM setting (per engine); an "
                           f"endpoint's server decides its own whitespace: set {prefix}generation.json_whitespace=true")
+    if endpoint.tool_choice not in TOOL_CHOICES:
+        raise ConfigError(f"config key '{key}.tool_choice' must be one of {', '.join(TOOL_CHOICES)}, not {endpoint.tool_choice!r}")
     if endpoint.max_concurrency < 1 or endpoint.max_retries < 0 or endpoint.timeout_s <= 0:
         raise ConfigError(f"{key}.max_concurrency must be >= 1, {key}.max_retries >= 0 and {key}.timeout_s > 0")
     if endpoint.qps is not None and endpoint.qps <= 0:

@@ -15,6 +15,7 @@ from omegaconf import MISSING
 
 from pipelines.cluster import RayConfig
 from pipelines.config import CONF_DIR, ConfigError, InputConfig, check_keys, load_profile, profile_name, to_plain
+from pipelines.core.prompts import CHAT_TEMPLATE
 from pipelines.core.scoring import ScoringConfig
 from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
 from pipelines.engines.config import EngineConfig, check_engine
@@ -108,6 +109,11 @@ def _check(config: LabelConfig) -> None:
     if not 0 < generation.sample_top_p <= 1:
         raise ConfigError("config key 'generation.sample_top_p' must be in (0, 1]")
     check_engine(config.engine, generation)
+    if (config.engine.kind == "endpoint" and config.prompt.format == CHAT_TEMPLATE
+            and config.engine.endpoint.tool_choice == "auto" and config.validation.parser != "json"):
+        raise ConfigError("engine.endpoint.tool_choice=auto writes the calls the server parsed as a JSON list: set "
+                          f"validation.parser=json (not {config.validation.parser}), or engine.endpoint.tool_choice=none "
+                          "to read the model's own text with that parser")
 
 
 def label_settings(config: LabelConfig, model: str | None) -> dict:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from pipelines import storage
 from pipelines.core import sizing
+from pipelines.core.prompts import CHAT_TEMPLATE
 from pipelines.label import config as cfg
 from pipelines.run.lease import Lease
 from pipelines.run.preflight import (Checklist, PreflightFailed, check_batching, check_model, check_output, check_pool,
@@ -38,10 +39,35 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
             _report_kv_budget(config, model_config, probe, shards, model, checks)
     elif model and config.engine.kind != "endpoint":
         check_model(config, model, checks)
+    if config.prompt.format == CHAT_TEMPLATE and mode != cfg.Mode.REVALIDATE and not checks.failed:
+        _check_tools_template(config, model, checks)
     check_batching(config, checks, engine)
     if checks.failed:
         raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
     return checks
+
+
+def _check_tools_template(config: cfg.LabelConfig, model: str, checks: Checklist) -> None:
+    """prompt.format=chat_template hands each row's tools to the model's own chat template: one that
+    ignores them would label every row without its tools. An endpoint's server applies its own."""
+    if config.engine.kind == "endpoint":
+        from pipelines.engines.endpoint.stage import tools_template_problem as server_problem
+
+        problem = server_problem(config.engine.endpoint)
+        where = f"the server at {config.engine.endpoint.base_url} ({config.engine.endpoint.model})"
+    else:
+        from pipelines.models import load_tokenizer, tools_template_problem
+
+        problem = tools_template_problem(load_tokenizer(model, config.model.trust_remote_code))
+        where = f"model.source {config.model.source!r}"
+    if problem is None:
+        checks.ok("prompt", f"prompt.format=chat_template: {where} shows the row's tools in its prompt")
+    elif problem.startswith("not checked"):
+        checks.info("prompt", f"prompt.format=chat_template: {where}: {problem}")
+    else:
+        checks.fail("prompt", f"prompt.format=chat_template: {where}: {problem}; use a model whose chat template "
+                              "takes tools (Qwen2.5/3, Llama 3.1+, Mistral, xLAM-2, Hammer 2.x), or a Hammer "
+                              "prompt.format (hammer1, hammer2.0, hammer2.1)")
 
 
 def _check_input(config: cfg.LabelConfig, checks: Checklist, mode: cfg.Mode) -> storage.Shards | None:

@@ -69,3 +69,17 @@ def load_tokenizer(source: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(_small_files(source), trust_remote_code=trust_remote_code)
+
+
+def tools_template_problem(tokenizer) -> str | None:
+    """Why this tokenizer's chat template cannot take a row's tools (prompt.format=chat_template), or None."""
+    from pipelines.core.prompts import TOOLS_PROBE, TOOLS_PROBE_MESSAGES, shows_tools
+
+    if not getattr(tokenizer, "chat_template", None):
+        return "it has no chat template"
+    try:
+        rendered = tokenizer.apply_chat_template(TOOLS_PROBE_MESSAGES, tools=[TOOLS_PROBE], tokenize=False,
+                                                 add_generation_prompt=True)
+    except Exception as e:  # noqa: BLE001 - a Jinja template can raise anything
+        return f"its chat template fails when given tools ({type(e).__name__}: {e})"
+    return None if shows_tools(rendered) else "its chat template ignores tools (a probe tool does not appear in the prompt)"

@@ -9,7 +9,8 @@ tokenized per row.
 The ids are those of the whole text when no pre-tokenizer split or merge crosses a cut. Byte-level
 BPE tokenizers (Qwen2's, Llama 3's, GPT's) split there: each cut falls after a newline and before
 a `[` or a special token. Other tokenizers may not: the first batch is tokenized both ways, and a
-tokenizer where they differ gets the whole-text path from then on, with a warning.
+tokenizer where they differ gets the whole-text path from then on, with a warning. Prompts in a
+family's own chat template (prompt.format=chat_template) are tokenized whole.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class PromptTokenizer:
     def __call__(self, prompts: list[Prompt]) -> list[list[int]]:
         if not prompts:
             return []
+        if prompts[0].tools is not None:  # prompt.format=chat_template: the template places each row's tools
+            return self.encode(self.render(prompts))
         texts = self.tokenizer.apply_chat_template([p.messages for p in prompts], tokenize=False,
                                                    add_generation_prompt=True)
         if not self.segmented:
@@ -47,6 +50,12 @@ class PromptTokenizer:
                 self.segmented = False
                 return whole
         return ids
+
+    def render(self, prompts: list[Prompt]) -> list[str]:
+        """The model's chat template applied to each prompt with its own tools (one call per row: the
+        template takes one tool list). Tokenized whole: where a template puts the tools is its own."""
+        return [self.tokenizer.apply_chat_template(p.messages, tools=p.tools, tokenize=False, add_generation_prompt=True)
+                for p in prompts]
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         backend = getattr(self.tokenizer, "backend_tokenizer", None)  # fast tokenizers: skip offsets

@@ -30,7 +30,8 @@ from pipelines.core.confidence import logprob_stats
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
                                        ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
-                                       MESSAGES_COL, READS, WRITE_TYPES, WRITES, require_columns, sample_seed)
+                                       MESSAGES_COL, READS, TOOLS_REQUEST_COL, WRITE_TYPES, WRITES, require_columns,
+                                       sample_seed)
 from pipelines.engines.config import api_key, rows_per_block
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -70,15 +71,18 @@ def generate(ds, config, model: str, keep: list[str], seed: int = 0):
                                "keep": keep, "seed": seed})
 
 
-def request_bodies(row: dict, model: str, generation, seed: int) -> tuple[dict, dict | None]:
+def request_bodies(row: dict, model: str, generation, seed: int, tool_choice: str = "none") -> tuple[dict, dict | None]:
     """Pure: a row's label request and, with generation.samples > 1, its samples' request (OpenAI's
     chat-completions bodies). The label is greedy at generation.temperature; the samples are one
-    request with n = samples - 1, seeded from `seed` and the row's id as the in-process engine's."""
+    request with n = samples - 1, seeded from `seed` and the row's id as the in-process engine's.
+    A row with tools to send (prompt.format=chat_template) sends them with `tool_choice`."""
     messages = json.loads(row[MESSAGES_COL])
     schema = row.get(CALL_SCHEMA_COL)
     structured = ({"response_format": {"type": "json_schema",
                                        "json_schema": {"name": "calls", "schema": json.loads(schema), "strict": True}}}
                   if schema else {})
+    if row.get(TOOLS_REQUEST_COL):
+        structured = {**structured, "tools": json.loads(row[TOOLS_REQUEST_COL]), "tool_choice": tool_choice}
     label = {"model": model, "messages": messages, "max_tokens": generation.max_tokens,
              "temperature": generation.temperature, **structured}
     if generation.logprobs:
@@ -92,6 +96,22 @@ def request_bodies(row: dict, model: str, generation, seed: int) -> tuple[dict, 
     return label, samples
 
 
+def message_text(message: dict) -> str:
+    """Pure: an answer's text; calls the server parsed itself (tool_choice=auto) as a JSON list of
+    calls, the form validation.parser=json reads (arguments that are not JSON stay a string: not_a_call)."""
+    if message.get("tool_calls"):
+        calls = []
+        for call in message["tool_calls"]:
+            function = call.get("function") or {}
+            try:
+                arguments = json.loads(function.get("arguments") or "{}")
+            except (TypeError, ValueError):
+                arguments = function.get("arguments")
+            calls.append({"name": function.get("name"), "arguments": arguments})
+        return json.dumps(calls, ensure_ascii=False)
+    return message.get("content") or ""
+
+
 def label_columns(response: dict) -> dict:
     """Pure: the label's response -> its WRITES values (the first choice)."""
     choice = response["choices"][0]
@@ -101,7 +121,7 @@ def label_columns(response: dict) -> dict:
     if content is not None:
         stats = asdict(logprob_stats(choice["message"].get("content") or "", [t["token"] for t in content],
                                      [t["logprob"] for t in content]))
-    return {ENGINE_TEXT_COL: choice["message"].get("content") or "", ENGINE_TOKENS_COL: usage.get("completion_tokens"),
+    return {ENGINE_TEXT_COL: message_text(choice["message"]), ENGINE_TOKENS_COL: usage.get("completion_tokens"),
             ENGINE_FINISH_COL: choice.get("finish_reason"), ENGINE_LOGPROBS_COL: stats,
             ENGINE_PROMPT_TOKENS_COL: usage.get("prompt_tokens")}
 
@@ -123,7 +143,7 @@ class EndpointStage:
         require_columns(batch, (*READS, MESSAGES_COL, *self.keep), "endpoint engine")
         if self.in_flight is None:  # made on the actor's event loop: one bound across its concurrent batches
             self.in_flight = asyncio.Semaphore(self.endpoint.max_concurrency)
-        rows = batch.select([*READS, MESSAGES_COL]).to_pylist()
+        rows = batch.select([*READS, MESSAGES_COL, *[c for c in (TOOLS_REQUEST_COL,) if c in batch.column_names]]).to_pylist()
         # a session per batch, closed with it: the actor has no end of its own to close one at
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout_s)) as session:
             results = await asyncio.gather(*(self._row(session, row) for row in rows))
@@ -135,7 +155,7 @@ class EndpointStage:
     async def _row(self, session, row: dict) -> dict:
         if row.get(EARLY_STATUS_COL):  # stopped before generation: passes through
             return {}
-        label, samples = request_bodies(row, self.endpoint.model, self.generation, self.seed)
+        label, samples = request_bodies(row, self.endpoint.model, self.generation, self.seed, self.endpoint.tool_choice)
         jobs = [self._request(session, label)] + ([self._request(session, samples)] if samples else [])
         answers = await asyncio.gather(*jobs, return_exceptions=True)
         for answer in answers:
@@ -149,7 +169,7 @@ class EndpointStage:
                 out[ENGINE_SAMPLE_ERROR_COL] = str(answers[1])
             else:
                 choices = sorted(answers[1]["choices"], key=lambda c: c.get("index", 0))
-                out[ENGINE_SAMPLES_COL] = [c["message"].get("content") or "" for c in choices]
+                out[ENGINE_SAMPLES_COL] = [message_text(c["message"]) for c in choices]
                 out[ENGINE_SAMPLE_FINISH_COL] = [c.get("finish_reason") for c in choices]
         return out
 
@@ -229,3 +249,29 @@ def probe(endpoint, key: str | None, timeout_s: float = 10.0) -> list[str]:
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise EndpointUnavailable(f"GET {request.full_url}: {getattr(e, 'reason', e)}") from None
     return [m.get("id") for m in listing.get("data", [])]
+
+
+def tools_template_problem(endpoint, timeout_s: float = 10.0) -> str | None:
+    """prompt.format=chat_template's check of the server's template: a vLLM server renders a chat with
+    tools on POST /tokenize; a template that ignores them gives as many tokens with the probe tool as
+    without. A server without /tokenize (a hosted API) is not checked. None: it shows the tools."""
+    import urllib.error
+    import urllib.request
+
+    from pipelines.core.prompts import TOOLS_PROBE, TOOLS_PROBE_MESSAGES
+
+    root = endpoint.base_url.rstrip("/").removesuffix("/v1")
+    key = api_key(endpoint)
+    counts = []
+    for tools in ([TOOLS_PROBE], None):
+        body = {"model": endpoint.model, "messages": TOOLS_PROBE_MESSAGES, "add_generation_prompt": True,
+                **({"tools": tools} if tools else {})}
+        request = urllib.request.Request(root + "/tokenize", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  **({"Authorization": f"Bearer {key}"} if key else {})})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                counts.append(json.loads(response.read())["count"])
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+            return f"not checked: the server renders no chat on POST {request.full_url} ({getattr(e, 'reason', e)}); its template's handling of tools is its own"
+    return None if counts[0] > counts[1] else "its chat template ignores tools (a probe tool adds no token to the prompt)"
