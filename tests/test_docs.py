@@ -182,7 +182,8 @@ def test_the_stage_contracts_in_the_design_notes_are_the_stages_declarations():
 
     assert names(rows["`PromptStage`"][1])[:len(PromptStage.READS)] == list(PromptStage.READS)
     assert names(rows["`PromptStage`"][2]) == list(PromptStage.WRITES)
-    assert names(rows["`engines.generate`"][1]) == [*engines.READS, engines.PROMPT_TOKENS_COL, engines.MESSAGES_COL]
+    assert names(rows["`engines.generate`"][1]) == [*engines.READS, engines.PROMPT_TOKENS_COL, engines.MESSAGES_COL,
+                                                   engines.TOOLS_REQUEST_COL]
     assert names(rows["`engines.generate`"][2])[:len(engines.WRITES)] == list(engines.WRITES)
 
 

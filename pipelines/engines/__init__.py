@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from pipelines.engines.columns import MESSAGES_COL, PROMPT_TOKENS_COL, READS, WRITES  # noqa: F401 - the contract
+from pipelines.engines.columns import MESSAGES_COL, PROMPT_TOKENS_COL, READS, TOOLS_REQUEST_COL, WRITES  # noqa: F401 - the contract
 
 _KINDS = {"vllm": "pipelines.engines.vllm.stage", "endpoint": "pipelines.engines.endpoint.stage"}
 
