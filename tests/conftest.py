@@ -1,3 +1,4 @@
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -106,6 +107,17 @@ def common_args(s3_endpoint, cluster, tiny_model):
     return [f"s3.endpoint_url={s3_endpoint}", "s3.access_key_id=testing", f"s3.secret_access_key={SECRET}",
             f"model.source={tiny_model}", "generation.constrained=false", f"ray.address={cluster[0].address}",
             "prompt.resources={prompt_node: 0.1}", "engine.resources={engine_node: 0.1}"]
+
+
+@contextlib.contextmanager
+def vllm_server(model: str, name: str, api_key: str, log: Path):
+    """A started VllmServer, killed at the end."""
+    served = VllmServer(model, name, api_key, log)
+    served.start()
+    try:
+        yield served
+    finally:
+        served.kill()
 
 
 class VllmServer:

@@ -120,12 +120,10 @@ def test_a_template_that_ignores_tools_is_refused_before_any_row(rows, cluster, 
 
 @pytest.fixture(scope="module")
 def tools_server(tools_model, tmp_path_factory):
-    from tests.conftest import VllmServer
+    from tests.conftest import vllm_server
 
-    served = VllmServer(tools_model, "tiny-tools", KEY, tmp_path_factory.mktemp("tools-server") / "serve.log")
-    served.start()
-    yield served
-    served.kill()
+    with vllm_server(tools_model, "tiny-tools", KEY, tmp_path_factory.mktemp("tools-server") / "serve.log") as served:
+        yield served
 
 
 def test_through_an_endpoint_the_server_renders_the_tools_and_the_labels_are_the_in_process_ones(

@@ -133,12 +133,10 @@ KEY = "endpoint-key-7c1e"  # the server's key: never in any output or log of the
 
 @pytest.fixture(scope="module")
 def server(real_model, tmp_path_factory):
-    from tests.conftest import VllmServer
+    from tests.conftest import vllm_server
 
-    served = VllmServer(real_model, "smollm2", KEY, tmp_path_factory.mktemp("server") / "serve.log")
-    served.start()
-    yield served
-    served.kill()
+    with vllm_server(real_model, "smollm2", KEY, tmp_path_factory.mktemp("server") / "serve.log") as served:
+        yield served
 
 
 def endpoint_args(server, *extra):
