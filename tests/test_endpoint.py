@@ -1,12 +1,12 @@
-"""The endpoint engine's pure parts: its requests, how it reads answers, and its config checks.
-Against a real server (vllm serve): tests/test_real_model.py."""
+"""The endpoint engine: its requests, how it reads answers, its config checks, and its client against
+a local HTTP server (where qps and timeout_s land). Against a real vllm serve: tests/test_real_model.py."""
 
 import json
 
 import pytest
 
 from pipelines.config import ConfigError
-from pipelines.engines.columns import (CALL_SCHEMA_COL, ENGINE_FINISH_COL, ENGINE_LOGPROBS_COL,
+from pipelines.engines.columns import (CALL_SCHEMA_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL, ENGINE_LOGPROBS_COL,
                                        ENGINE_PROMPT_TOKENS_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, MESSAGES_COL,
                                        sample_seed)
 from pipelines.engines.endpoint.stage import _error_message, label_columns, message_text, request_bodies
@@ -121,3 +121,91 @@ def test_tool_choice_auto_needs_the_json_parser(monkeypatch):
     with pytest.raises(ConfigError, match="tool_choice"):
         load_config([*base, "engine.endpoint.tool_choice=required"])
     assert load_config([*base, "engine.endpoint.tool_choice=auto", "validation.parser=json"]).engine.endpoint.tool_choice == "auto"
+
+
+class RecordingServer:
+    """A real HTTP server on 127.0.0.1 (aiohttp, in a thread of its own) that answers chat completions
+    after `delay_s` and records when each request arrived: where engine.endpoint.qps and timeout_s land."""
+
+    def __init__(self, delay_s: float = 0.0):
+        import asyncio
+        import threading
+
+        from aiohttp import web
+
+        self.delay_s, self.arrivals = delay_s, []
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        async def completions(request):
+            import time
+
+            self.arrivals.append(time.monotonic())
+            await request.json()
+            await asyncio.sleep(self.delay_s)
+            return web.json_response({"choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "[]"}}],
+                                      "usage": {"prompt_tokens": 5, "completion_tokens": 1}})
+
+        async def serve():
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", completions)
+            self.runner = web.AppRunner(app)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]
+            started.set()
+
+        self.thread = threading.Thread(target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()),
+                                       daemon=True)
+        self.thread.start()
+        assert started.wait(10)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self):
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def run_stage(server, rows: int, **endpoint_settings):
+    """EndpointStage, the client actor's class, on one batch of `rows` rows against `server`."""
+    import asyncio
+
+    import pyarrow as pa
+
+    from pipelines.engines.columns import EARLY_STATUS_COL
+    from pipelines.engines.config import EndpointConfig
+    from pipelines.engines.endpoint.stage import EndpointStage
+
+    endpoint = EndpointConfig(base_url=server.base_url, model="m", **endpoint_settings)
+    batch = pa.table({"id": [f"r{i}" for i in range(rows)], EARLY_STATUS_COL: pa.array([None] * rows, pa.string()),
+                      CALL_SCHEMA_COL: pa.array([None] * rows, pa.string()),
+                      MESSAGES_COL: [json.dumps(MESSAGES)] * rows})
+    stage = EndpointStage(endpoint, None, generation(), keep=["id"], seed=0)
+    return asyncio.run(stage(batch))
+
+
+def test_qps_spaces_the_requests_as_they_reach_the_server():
+    server = RecordingServer()
+    try:
+        out = run_stage(server, rows=6, qps=4.0, max_concurrency=16)
+    finally:
+        server.stop()
+    assert out.column(ENGINE_TEXT_COL).to_pylist() == ["[]"] * 6
+    arrivals = sorted(server.arrivals)
+    # sends are paced 1/qps apart from the first: 5 gaps of 0.25 s at least (less a localhost connect)
+    assert len(arrivals) == 6 and arrivals[-1] - arrivals[0] >= 5 / 4.0 - 0.1, arrivals
+
+
+def test_a_request_past_timeout_s_is_retried_then_its_row_is_an_engine_error_naming_the_timeout():
+    server = RecordingServer(delay_s=5.0)
+    try:
+        out = run_stage(server, rows=1, timeout_s=0.5, max_retries=1, backoff_s=0.01)
+    finally:
+        server.stop()
+    assert out.column(ENGINE_ERROR_COL).to_pylist() == [
+        f"no answer from {server.base_url} within engine.endpoint.timeout_s=0.5 s (after 2 attempts)"]
+    assert len(server.arrivals) == 2  # the first try and its one retry, each cut at timeout_s

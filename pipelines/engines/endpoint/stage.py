@@ -193,9 +193,12 @@ class EndpointStage:
                             raise RowFailed(last)
                         wait = _retry_after(response.headers.get("Retry-After"))
                         unreachable = False
-                except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
+                except aiohttp.ClientConnectionError as e:
                     last = f"{type(e).__name__} from {endpoint.base_url}: {e}"
                     unreachable = True
+                except asyncio.TimeoutError:  # the server is there but slow for this row: the row fails, not the run
+                    last = f"no answer from {endpoint.base_url} within engine.endpoint.timeout_s={endpoint.timeout_s:g} s"
+                    unreachable = False
             if attempt < endpoint.max_retries:
                 backoff = min(endpoint.backoff_s * 2 ** attempt, endpoint.backoff_max_s)
                 await asyncio.sleep(wait if wait is not None else backoff * random.uniform(0.5, 1.0))
