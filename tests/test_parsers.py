@@ -110,3 +110,68 @@ def test_validation_parser_picks_the_format_and_prose_is_no_call():
     assert label_output(block, tools, "time in CET?").status == PARSE_ERROR  # Hammer's parser: not a JSON list
     prose = label_output("No tool fits.", tools, "hi", hermes)
     assert prose.status == NO_CALL and [f.code for f in prose.flags] == ["text_answer"]
+
+
+# ------------------------------------------------------------------ against vLLM's own tool parsers
+#
+# vLLM's tool parsers (vllm/tool_parsers/, the API server's) do run on a finished text offline, given
+# a tokenizer that holds their special tokens. They are the peer here: on every text they read as
+# calls, ours give the same calls. Ours stay the project's own for what the table below shows, and
+# because vLLM's give no reason when they fail (the text comes back as content) and the core imports
+# no vLLM.
+
+AGREED = {  # texts vLLM's parser reads as calls
+    "hermes": [TWO_CALLS["hermes"],
+               'Sure. <tool_call>{"name": "f", "arguments": {"a": [1, {"b": null}]}}</tool_call>'],
+    "llama3_json": [TWO_CALLS["llama3_json"], '{"name": "f", "parameters": {"a": 1}}',
+                    '{"name": "f", "arguments": {"a": [1, 2]}}', '{"name": "f", "parameters": {"a": 1}} and some text'],
+    "mistral": ['[TOOL_CALLS]weather[ARGS]{"city": "Oslo", "days": 3}[TOOL_CALLS]time[ARGS]{"zone": "CET"}'],
+    "pythonic": [TWO_CALLS["pythonic"], '[f(a=[[1, 2], [3]], b={"k": [1]}, c=None, d=True)]'],
+}
+# texts where they part, each for a reason the issue trackers report: ours give the calls, vLLM's none
+OURS_ONLY = {
+    "hermes": ['<tool_call>{"name": "f", "arguments": {"a": 1}} {"name": "g", "arguments": {}}</tool_call>',  # two in a block
+               '<tool_call>[{"name": "f", "arguments": {"a": 1}}]</tool_call>'],  # a list in a block
+    "pythonic": ['[math.factorial(number=5)]'],  # a dotted name (BFCL's own functions have them)
+}
+VLLM_PARSERS = {"hermes": "hermes_tool_parser.Hermes2ProToolParser",
+                "llama3_json": "llama_tool_parser.Llama3JsonToolParser",
+                "mistral": "mistral_tool_parser.MistralToolParser",
+                "pythonic": "pythonic_tool_parser.PythonicToolParser"}
+
+
+@pytest.fixture(scope="module")
+def vllm_calls(tiny_model):
+    """parser name, text -> the calls vLLM's parser reads there (None: no call)."""
+    import importlib
+    import json
+
+    from transformers import AutoTokenizer
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<tool_call>", "</tool_call>", "<|python_tag|>",
+                                                                "[TOOL_CALLS]", "[ARGS]"]})
+    request = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "x"}])
+
+    def calls(parser: str, text: str):
+        module, name = VLLM_PARSERS[parser].split(".")
+        found = getattr(importlib.import_module(f"vllm.tool_parsers.{module}"), name)(tokenizer).extract_tool_calls(
+            text, request)
+        return [{"name": c.function.name, "arguments": json.loads(c.function.arguments)}
+                for c in found.tool_calls] if found.tools_called else None
+
+    return calls
+
+
+@pytest.mark.parametrize("parser,text", [(p, t) for p, texts in AGREED.items() for t in texts])
+def test_where_vllms_parser_reads_calls_ours_read_the_same(vllm_calls, parser, text):
+    theirs = vllm_calls(parser, text)
+    assert theirs is not None
+    assert PARSERS[parser](text).calls == theirs
+
+
+@pytest.mark.parametrize("parser,text", [(p, t) for p, texts in OURS_ONLY.items() for t in texts])
+def test_where_they_part_ours_give_the_calls_and_vllms_none(vllm_calls, parser, text):
+    assert vllm_calls(parser, text) is None
+    assert PARSERS[parser](text).calls
