@@ -59,6 +59,14 @@ def test_a_missing_bucket(common_args, capsys):
     assert "create the bucket" in out
 
 
+def test_constrained_decoding_with_a_parser_of_another_format(common_args, capsys):
+    """The grammar makes a JSON list of calls: validation.parser=hermes would read every label as no call."""
+    code, out, _ = preflight(["input.path=s3://shards/sample", "output.path=s3://labels/preflight", *common_args,
+                              "generation.constrained=true", "validation.parser=hermes"], capsys)
+    assert code == 2
+    assert "[FAIL] generation: generation.constrained=true" in out and "validation.parser=hermes" in out
+
+
 def test_a_model_folder_without_config_json(common_args, tmp_path, capsys):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "tokenizer.json").write_text("{}")

@@ -31,6 +31,11 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
     print("preflight:", flush=True)
     checks = Checklist()
     engine = mode == cfg.Mode.GENERATE
+    if engine and config.generation.constrained and config.validation.parser != "json":
+        checks.fail("generation", "generation.constrained=true makes every output a JSON list of calls (Hammer's "
+                                  f"format), which validation.parser={config.validation.parser} does not read: set "
+                                  "generation.constrained=false to let the model answer in its own format, or "
+                                  "validation.parser=json")
     shards = checks.shards = _check_input(config, checks, mode)
     check_output(config, checks, lease)
     if engine:
