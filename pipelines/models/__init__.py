@@ -7,14 +7,14 @@ import json
 import os
 
 from pipelines.config import ConfigError
-from pipelines.run.config import ModelConfig
 from pipelines.models.built import BuildError, built_name, ensure_built
 
 REMOTE_PREFIXES = ("s3://", "gs://")
 
 
-def resolve_model(model: ModelConfig, key: str = "model.source") -> str:
+def resolve_model(model, key: str = "model.source") -> str:
     """Driver side: a built model is built (once) and becomes its folder; local paths become absolute.
+    model: a config's `model` part (its `source`).
     key: the config key of the source, for messages (the judge's is judge.model.source)."""
     source = model.source
     name = built_name(source)
