@@ -57,7 +57,9 @@ def job_args(rows_folder, out, cluster, model, *extra):
     return ["conf=local", f"input.path={rows_folder}", f"output.path={out}", f"ray.address={cluster[0].address}",
             "progress_interval_s=600", f"model.source={model}", "prompt.format=chat_template",
             "validation.parser=hermes", "generation.constrained=false", f"generation.max_tokens={MAX_TOKENS}",
-            "engine.max_num_seqs=1", *extra]
+            "engine.max_num_seqs=1",
+            # where the shared cluster's other tests expect each stage's actors (test_integration looks)
+            "prompt.resources={prompt_node: 0.1}", "engine.resources={engine_node: 0.1}", *extra]
 
 
 def label(args, out):
