@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.core.prompts import PROMPT_FORMATS, TASK_INSTRUCTION, build_prompt
+from pipelines.core.prompts import HAMMER_FORMATS, TASK_INSTRUCTION, build_prompt
 from pipelines.core.tools import load_tools
 from pipelines.models import load_tokenizer
 from pipelines.models.prompt_tokens import PromptTokenizer
@@ -42,7 +42,7 @@ def tokenizer(tiny_model):
     return load_tokenizer(tiny_model)
 
 
-@pytest.mark.parametrize("prompt_format", PROMPT_FORMATS)
+@pytest.mark.parametrize("prompt_format", HAMMER_FORMATS)
 def test_cached_parts_give_the_ids_of_the_whole_text(tokenizer, prompt_format):
     prompts = [build_prompt(prompt_format, q, load_tools(t)) for q in QUERIES for t in TOOL_SETS]
     prompt_tokenizer = PromptTokenizer(tokenizer)
@@ -63,7 +63,7 @@ def test_a_full_cache_starts_over(tokenizer):
 @given(query=st.text(min_size=1, max_size=60).filter(str.strip), description=st.text(max_size=40))
 def test_any_text_gives_the_ids_of_the_whole_text(tokenizer, query, description):
     tools = load_tools([{"name": "f", "description": description, "parameters": {}}, *TOOL_SETS[0]])
-    prompts = [build_prompt(f, query, tools) for f in PROMPT_FORMATS]
+    prompts = [build_prompt(f, query, tools) for f in HAMMER_FORMATS]
     prompt_tokenizer = PromptTokenizer(tokenizer)
     prompt_tokenizer.checked = True  # no first-batch check: compare the parts path itself
     assert prompt_tokenizer(prompts) == _whole(tokenizer, prompts)
@@ -89,3 +89,24 @@ def test_a_tokenizer_that_merges_across_the_cuts_gets_whole_texts():
     assert prompt_tokenizer(prompts) == _whole(tokenizer, prompts)
     assert not prompt_tokenizer.segmented
     assert prompt_tokenizer(prompts[:2]) == _whole(tokenizer, prompts[:2])
+
+
+def test_chat_template_prompts_are_the_models_own_rendering_with_each_rows_tools(tiny_model):
+    """prompt.format=chat_template: each row rendered with its own tools by the template, tokenized whole."""
+    from tests.conftest import REPO
+
+    tokenizer = load_tokenizer(tiny_model)
+    tokenizer.chat_template = (REPO / "tests" / "data" / "hermes_tools_template.jinja").read_text()
+    prompts = [build_prompt("chat_template", q, load_tools(t)) for q in QUERIES for t in TOOL_SETS]
+    expected = []
+    for q, t in [(q, t) for q in QUERIES for t in TOOL_SETS]:
+        messages = json.loads(q) if q.startswith("[{") else [{"role": "user", "content": q}]
+        messages = [{**m, "content": m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])}
+                    for m in messages]
+        tools = [{"type": "function", "function": {"name": d["name"], "description": d["description"], "parameters": {
+            "type": "object", "properties": d["parameters"].get("properties", {}),
+            "required": d["parameters"].get("required", [])}}} for d in t]
+        text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+        assert t[0]["name"] in text
+        expected.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert PromptTokenizer(tokenizer)(prompts) == expected

@@ -46,8 +46,9 @@ The example format is as follows. Please make sure the parameter type is correct
 ```
 """
 
-PROMPT_FORMATS = ("hammer1", "hammer2.0", "hammer2.1", "chat_template")
+HAMMER_FORMATS = ("hammer1", "hammer2.0", "hammer2.1")
 CHAT_TEMPLATE = "chat_template"
+PROMPT_FORMATS = (*HAMMER_FORMATS, CHAT_TEMPLATE)
 
 
 def parse_query(query: str) -> list[dict] | None:
