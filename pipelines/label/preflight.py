@@ -56,10 +56,14 @@ def _check_tools_template(config: cfg.LabelConfig, model: str, checks: Checklist
     """prompt.format=chat_template hands each row's tools to the model's own chat template: one that
     ignores them would label every row without its tools. An endpoint's server applies its own."""
     if config.engine.kind == "endpoint":
-        from pipelines.engines.endpoint.stage import tools_template_problem as server_problem
+        from pipelines.engines.endpoint.stage import TemplateNotChecked, served_template_problem
 
-        problem = server_problem(config.engine.endpoint)
         where = f"the server at {config.engine.endpoint.base_url} ({config.engine.endpoint.model})"
+        try:
+            problem = served_template_problem(config.engine.endpoint)
+        except TemplateNotChecked as e:
+            checks.info("prompt", f"prompt.format=chat_template: {where}: not checked: {e}")
+            return
     else:
         from pipelines.models import load_tokenizer, tools_template_problem
 
@@ -67,8 +71,6 @@ def _check_tools_template(config: cfg.LabelConfig, model: str, checks: Checklist
         where = f"model.source {config.model.source!r}"
     if problem is None:
         checks.ok("prompt", f"prompt.format=chat_template: {where} shows the row's tools in its prompt")
-    elif problem.startswith("not checked"):
-        checks.info("prompt", f"prompt.format=chat_template: {where}: {problem}")
     else:
         checks.fail("prompt", f"prompt.format=chat_template: {where}: {problem}; use a model whose chat template "
                               "takes tools (Qwen2.5/3, Llama 3.1+, Mistral, xLAM-2, Hammer 2.x), or a Hammer "

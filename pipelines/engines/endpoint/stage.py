@@ -78,13 +78,13 @@ def request_bodies(row: dict, model: str, generation, seed: int, tool_choice: st
     A row with tools to send (prompt.format=chat_template) sends them with `tool_choice`."""
     messages = json.loads(row[MESSAGES_COL])
     schema = row.get(CALL_SCHEMA_COL)
-    structured = ({"response_format": {"type": "json_schema",
-                                       "json_schema": {"name": "calls", "schema": json.loads(schema), "strict": True}}}
-                  if schema else {})
+    both = ({"response_format": {"type": "json_schema",  # what the label's and the samples' requests carry alike
+                                 "json_schema": {"name": "calls", "schema": json.loads(schema), "strict": True}}}
+            if schema else {})
     if row.get(TOOLS_REQUEST_COL):
-        structured = {**structured, "tools": json.loads(row[TOOLS_REQUEST_COL]), "tool_choice": tool_choice}
+        both = {**both, "tools": json.loads(row[TOOLS_REQUEST_COL]), "tool_choice": tool_choice}
     label = {"model": model, "messages": messages, "max_tokens": generation.max_tokens,
-             "temperature": generation.temperature, **structured}
+             "temperature": generation.temperature, **both}
     if generation.logprobs:
         label["logprobs"] = True
     samples = None
@@ -92,7 +92,7 @@ def request_bodies(row: dict, model: str, generation, seed: int, tool_choice: st
         samples = {"model": model, "messages": messages, "max_tokens": generation.max_tokens,
                    "n": generation.samples - 1, "temperature": generation.sample_temperature,
                    "top_p": generation.sample_top_p,
-                   "seed": sample_seed(seed, row["id"]), **structured}
+                   "seed": sample_seed(seed, row["id"]), **both}
     return label, samples
 
 
@@ -132,7 +132,7 @@ class EndpointStage:
     def __init__(self, endpoint, key: str | None, generation, keep: list[str], seed: int):
         self.endpoint, self.generation, self.keep, self.seed = endpoint, generation, keep, seed
         self.url = endpoint.base_url.rstrip("/") + "/chat/completions"
-        self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+        self.headers = {"Content-Type": "application/json", **_auth(key)}
         self.in_flight = None
         self.next_send = 0.0  # qps: the earliest time the next request may go
 
@@ -143,7 +143,8 @@ class EndpointStage:
         require_columns(batch, (*READS, MESSAGES_COL, *self.keep), "endpoint engine")
         if self.in_flight is None:  # made on the actor's event loop: one bound across its concurrent batches
             self.in_flight = asyncio.Semaphore(self.endpoint.max_concurrency)
-        rows = batch.select([*READS, MESSAGES_COL, *[c for c in (TOOLS_REQUEST_COL,) if c in batch.column_names]]).to_pylist()
+        tools = [TOOLS_REQUEST_COL] if TOOLS_REQUEST_COL in batch.column_names else []  # the judge sends none
+        rows = batch.select([*READS, MESSAGES_COL, *tools]).to_pylist()
         # a session per batch, closed with it: the actor has no end of its own to close one at
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.endpoint.timeout_s)) as session:
             results = await asyncio.gather(*(self._row(session, row) for row in rows))
@@ -241,7 +242,7 @@ def probe(endpoint, key: str | None, timeout_s: float = 10.0) -> list[str]:
     import urllib.request
 
     request = urllib.request.Request(endpoint.base_url.rstrip("/") + "/models",
-                                     headers={"Authorization": f"Bearer {key}"} if key else {})
+                                     headers=_auth(key))
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             listing = json.loads(response.read())
@@ -254,27 +255,34 @@ def probe(endpoint, key: str | None, timeout_s: float = 10.0) -> list[str]:
     return [m.get("id") for m in listing.get("data", [])]
 
 
-def tools_template_problem(endpoint, timeout_s: float = 10.0) -> str | None:
+class TemplateNotChecked(Exception):
+    """The server renders no chat for us (no POST /tokenize: a hosted API): its template is not checked."""
+
+
+def served_template_problem(endpoint, timeout_s: float = 10.0) -> str | None:
     """prompt.format=chat_template's check of the server's template: a vLLM server renders a chat with
     tools on POST /tokenize; a template that ignores them gives as many tokens with the probe tool as
-    without. A server without /tokenize (a hosted API) is not checked. None: it shows the tools."""
+    without. None: it shows the tools. Raises TemplateNotChecked for a server without /tokenize."""
     import urllib.error
     import urllib.request
 
     from pipelines.core.prompts import TOOLS_PROBE, TOOLS_PROBE_MESSAGES
 
-    root = endpoint.base_url.rstrip("/").removesuffix("/v1")
-    key = api_key(endpoint)
+    url = endpoint.base_url.rstrip("/").removesuffix("/v1") + "/tokenize"
+    headers = {"Content-Type": "application/json", **_auth(api_key(endpoint))}
     counts = []
     for tools in ([TOOLS_PROBE], None):
         body = {"model": endpoint.model, "messages": TOOLS_PROBE_MESSAGES, "add_generation_prompt": True,
                 **({"tools": tools} if tools else {})}
-        request = urllib.request.Request(root + "/tokenize", data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  **({"Authorization": f"Bearer {key}"} if key else {})})
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 counts.append(json.loads(response.read())["count"])
         except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
-            return f"not checked: the server renders no chat on POST {request.full_url} ({getattr(e, 'reason', e)}); its template's handling of tools is its own"
+            raise TemplateNotChecked(f"the server renders no chat on POST {url} ({getattr(e, 'reason', e)}); its "
+                                     "template's handling of tools is its own") from None
     return None if counts[0] > counts[1] else "its chat template ignores tools (a probe tool adds no token to the prompt)"
+
+
+def _auth(key: str | None) -> dict:
+    return {"Authorization": f"Bearer {key}"} if key else {}
