@@ -141,3 +141,18 @@ def test_through_an_endpoint_the_server_renders_the_tools_and_the_labels_are_the
     # the prompt's tokens as the server counted them: the tools are in it
     assert {i: r["num_prompt_tokens"] for i, r in through_server.items()} == {
         i: r["num_prompt_tokens"] for i, r in in_process.items()}
+
+
+def test_tool_choice_auto_reaches_the_server(rows, tools_server, cluster, tmp_path, monkeypatch):
+    """The server was started without a tool-call parser, so it rejects tool_choice=auto: every row that
+    went out is the server's engine_error, where tool_choice=none (above) labeled them all."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    out = tmp_path / "out"
+    args = job_args(rows[0], out, cluster, "unused", "engine.kind=endpoint", "validation.parser=json",
+                    f"engine.endpoint.base_url={tools_server.base_url}", "engine.endpoint.model=tiny-tools",
+                    f"engine.endpoint.api_key_env={KEY_ENV}", "engine.endpoint.tool_choice=auto")
+    labeled = label(args, out)
+    assert len(labeled) == ROWS
+    rejected = f"engine_error: HTTP 400 from {tools_server.base_url}"
+    assert all(r["status"] == "engine_error" and r["errors"][0].startswith(rejected) for r in labeled.values()), [
+        r["errors"] for r in labeled.values()]
