@@ -108,9 +108,7 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
 
     from pipelines.core.validation import ValidationConfig
     from pipelines.label.config import Mode
-    from pipelines.engines.columns import LOGPROB_STATS_TYPE
-    from pipelines.engines.columns import (ENGINE_ERROR_COL, ENGINE_LOGPROBS_COL, ENGINE_SAMPLES_COL,
-                                           ENGINE_SAMPLE_ERROR_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL)
+    from pipelines.engines.columns import ENGINE_ERROR_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL, WRITE_TYPES
     from pipelines.label.stages import PromptStage, annotate_batch
     from pipelines.run.stages import ROW_COL, SHARD_COL
 
@@ -129,9 +127,9 @@ def ray_rates(table, prompted, model: str, repeats: int) -> dict:
 
     generated = generated.append_column(SHARD_COL, [["s"] * generated.num_rows]).append_column(
         ROW_COL, [list(range(generated.num_rows))])
-    for name, type_ in ((ENGINE_SAMPLES_COL, pa.list_(pa.string())), (ENGINE_SAMPLE_ERROR_COL, pa.string()),
-                        (ENGINE_LOGPROBS_COL, LOGPROB_STATS_TYPE)):  # no samples, no log-probabilities
-        generated = generated.append_column(name, pa.nulls(generated.num_rows, type_))
+    for name, type_ in WRITE_TYPES.items():  # no samples, no log-probabilities, no finish reasons
+        if name not in generated.column_names:
+            generated = generated.append_column(name, pa.nulls(generated.num_rows, type_))
 
     def validate_pass(rows):
         ds = ray.data.from_arrow(rows).map_batches(

@@ -47,7 +47,7 @@ _SHARES = ("max_error_rate", "augment.irrelevance.fraction", "augment.mask.proba
 _POSITIVE = (
     *_ENGINE_POSITIVE, *(f"judge.{key}" for key in _ENGINE_POSITIVE),
     "validation.max_output_chars", "validation.max_depth", "output.rows_per_file", "output.rows_per_shard",
-    "lease.heartbeat_s",
+    "lease.heartbeat_s", "row_time_budget_s",
 )  # or null, where the schema allows it
 
 
@@ -169,12 +169,20 @@ _SECRET = re.compile(r"^(?!.*_env$).*(secret|password|passwd|credential|access_k
 REDACTED = "***"
 
 
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")  # user:password@ in any URL
+
+
 def redact(obj: Any) -> Any:
-    """A copy of a plain config tree with every secret-looking key's value replaced."""
+    """A copy of a plain config tree with every secret-looking key's value replaced (engine_kwargs'
+    `hf_token` among them) and the credentials inside URLs (`https://user:pass@host`) masked: the one
+    redaction of everything that writes settings out (the printed config, _config.yaml, the manifest's
+    fingerprint, messages naming a URL)."""
     if isinstance(obj, dict):
         return {k: (REDACTED if _SECRET.search(str(k)) and v is not None else redact(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [redact(v) for v in obj]
+    if isinstance(obj, str):
+        return _URL_CREDENTIALS.sub(f"{REDACTED}@", obj)
     return obj
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +49,17 @@ def filesystem(path: str, s3: S3Config) -> tuple[fsspec.AbstractFileSystem, str]
                    "token": s3.session_token, "client_kwargs": client_kwargs, "skip_instance_cache": True}
     fs, root = fsspec.core.url_to_fs(path, **options)
     return fs, root.rstrip("/")
+
+
+def covers(outer: str, inner: str) -> bool:
+    """Whether path `inner` is `outer` or lies under it (local paths resolved: `.`, `..`, links)."""
+    def normal(path: str) -> str:
+        if path.startswith("s3://"):
+            return path.rstrip("/")
+        return "file://" + os.path.realpath(os.path.expanduser(path.removeprefix("file://")))
+
+    o, i = normal(outer), normal(inner)
+    return i == o or i.startswith(o.rstrip("/") + "/")
 
 
 def arrow_filesystem(fs: fsspec.AbstractFileSystem, path: str) -> pafs.FileSystem:

@@ -11,13 +11,16 @@ Other families' formats (`PARSERS`): Hermes-style `<tool_call>` blocks, Llama 3 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
 
 from pipelines.core.reasons import Reason
+from pipelines.core import untrusted
+from pipelines.core.untrusted import UntrustedValue, nesting_depth, raw_decode
 
-_FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.S)
+_FENCE = "```"
 CALL_KEYS = ("name", "arguments")
 
 
@@ -30,33 +33,31 @@ class Parsed:
 
 def strip_fence(text: str) -> str:
     """The body of the first ``` / ```json fence (Hammer often adds one), else the text itself."""
-    m = _FENCE.search(text)
-    return m.group(1).strip() if m else text.strip()
+    # By hand, not a regex: `[A-Za-z]*` before a lazy body backtracks quadratically on an unclosed
+    # fence followed by letters (100,000 characters of model output took minutes).
+    start = text.find(_FENCE)
+    if start >= 0:
+        body = start + len(_FENCE)
+        while body < len(text) and text[body].isascii() and text[body].isalpha():
+            body += 1
+        end = text.find(_FENCE, body)
+        if end >= 0:
+            return text[body:end].strip()
+    return text.strip()
 
 
-def nesting_depth(text: str) -> int:
-    """Deepest bracket nesting outside strings: checked before json.loads so that a hostile output
-    costs one linear scan, not a deep recursion."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+def _refusing(parser):
+    """A parser whose JSON values the untrusted reader refused (a NaN, a duplicate key, a lone
+    surrogate, a 5,000-digit number, nesting its scan did not see) gives that reason, not an exception."""
+    def parse(text: str, max_chars: int = 100_000, max_depth: int = 32, lenient: bool = False) -> Parsed:
+        try:
+            return parser(text, max_chars, max_depth, lenient)
+        except UntrustedValue as e:
+            return Parsed(None, [e.reason])
+    return functools.wraps(parser)(parse)
 
 
+@_refusing
 def parse_output(text: str, max_chars: int = 100_000, max_depth: int = 32, lenient: bool = False) -> Parsed:
     if len(text) > max_chars:
         return Parsed(None, [Reason("output_too_large", f"{len(text)} characters, limit {max_chars}")])
@@ -67,7 +68,7 @@ def parse_output(text: str, max_chars: int = 100_000, max_depth: int = 32, lenie
     if depth > max_depth:
         return Parsed(None, [Reason("output_too_large", f"nested {depth} deep, limit {max_depth}")])
     try:
-        value = json.loads(body)
+        value = untrusted.loads(body, max_depth)
     except json.JSONDecodeError as e:
         return Parsed(None, [Reason("parse_error", str(e))])
     flags = []
@@ -96,9 +97,11 @@ def _as_call(item, i: int) -> tuple[dict | None, str | None, list[Reason]]:
     arguments = item["arguments"]
     if isinstance(arguments, str):  # some models emit arguments as a JSON string
         try:
-            arguments = json.loads(arguments)
+            arguments = untrusted.loads(arguments)
         except json.JSONDecodeError:
             return None, f"({name}) has 'arguments' that is a string but not JSON", []
+        except UntrustedValue as e:
+            return None, f"({name}) has 'arguments' that are refused ({e})", []
         flags.append(Reason("arguments_as_string", f"item {i} ({name})"))
     if not isinstance(arguments, dict):
         return None, f"({name}) has 'arguments' that is a JSON {_json_type(arguments)}, expected an object", []
@@ -153,7 +156,6 @@ def _items_to_calls(items: list, flags: list[Reason], arguments_key: str = "argu
 def _json_values(text: str) -> tuple[list, str]:
     """Consecutive JSON values at the start of `text` (separated by whitespace, `,` or `;`), and what
     follows them."""
-    decoder = json.JSONDecoder()
     values, at = [], 0
     while True:
         while at < len(text) and text[at] in " \t\r\n,;":
@@ -161,12 +163,13 @@ def _json_values(text: str) -> tuple[list, str]:
         if at >= len(text) or text[at] not in "[{":
             return values, text[at:]
         try:
-            value, at = decoder.raw_decode(text, at)
+            value, at = raw_decode(text, at)
         except json.JSONDecodeError:
             return values, text[at:]
         values.append(value)
 
 
+@_refusing
 def parse_hermes(text: str, max_chars: int = 100_000, max_depth: int = 32, lenient: bool = False) -> Parsed:
     """Qwen2.5, Qwen3, Hermes and Hammer 2.x chat templates: each call a JSON object in its own
     `<tool_call>...</tool_call>` block, text allowed around them. A block holding a JSON list, or
@@ -191,6 +194,7 @@ def parse_hermes(text: str, max_chars: int = 100_000, max_depth: int = 32, lenie
     return _items_to_calls(items, flags)
 
 
+@_refusing
 def parse_llama3_json(text: str, max_chars: int = 100_000, max_depth: int = 32, lenient: bool = False) -> Parsed:
     """Llama 3.1 / 3.2 / 3.3 JSON tool calls: `{"name": ..., "parameters": {...}}` (or
     "arguments"), after an optional `<|python_tag|>`, several separated by `;`. Text that does not
@@ -209,6 +213,7 @@ def parse_llama3_json(text: str, max_chars: int = 100_000, max_depth: int = 32, 
     return _items_to_calls(values, flags, arguments_key="parameters")
 
 
+@_refusing
 def parse_mistral(text: str, max_chars: int = 100_000, max_depth: int = 32, lenient: bool = False) -> Parsed:
     """Mistral: `[TOOL_CALLS]` then a JSON list of calls (tokenizers before v11), or one
     `[TOOL_CALLS]name[ARGS]{...}` per call (v11 and later). Without `[TOOL_CALLS]` a plain answer."""
@@ -239,6 +244,7 @@ def parse_mistral(text: str, max_chars: int = 100_000, max_depth: int = 32, leni
     return _items_to_calls(items, flags)
 
 
+@_refusing
 def parse_pythonic(text: str, max_chars: int = 100_000, max_depth: int = 32, lenient: bool = False) -> Parsed:
     """Python-like calls, `[f(a=1), pkg.g(b="x")]` (Llama 3.2 / 4 pythonic, BFCL's prompting
     models), optionally inside `<|python_start|>...<|python_end|>`. Read with Python's parser, never
@@ -258,6 +264,8 @@ def parse_pythonic(text: str, max_chars: int = 100_000, max_depth: int = 32, len
         return Parsed(None, [Reason("parse_error", f"not a Python list of calls: {e.msg} (line {e.lineno})")])
     except (RecursionError, MemoryError):
         return Parsed(None, [Reason("output_too_large", "nested too deep for Python's parser")])
+    except ValueError as e:  # an integer literal past Python's string-conversion limit
+        return Parsed(None, [Reason("number_too_large", str(e)[:120])])
     if not isinstance(tree, ast.List):
         return Parsed(None, [Reason("not_a_list", "the output is a Python expression, expected a list of calls")])
     calls, errors = [], []
@@ -289,7 +297,9 @@ def _python_call(node) -> tuple[dict | None, str | None]:
         if keyword.arg is None:
             return None, f"({name}) has **arguments"
         try:
-            arguments[keyword.arg] = _as_json(ast.literal_eval(keyword.value))
+            arguments[keyword.arg] = untrusted.check_value(_as_json(ast.literal_eval(keyword.value)))
+        except UntrustedValue as e:
+            return None, f"({name}) argument {keyword.arg!r} is refused ({e})"
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return None, f"({name}) argument {keyword.arg!r} is not a literal JSON can hold"
     return {"name": name, "arguments": arguments}, None

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.core import untrusted
 from pipelines.core.tools import Tool, openai_tool
 
 TASK_INSTRUCTION = """You are a tool calling assistant. In order to complete the user's request, you need to select one or more appropriate tools from the following tools and fill in the correct values for the tool parameters. Your specific tasks are:
@@ -52,12 +53,13 @@ PROMPT_FORMATS = (*HAMMER_FORMATS, CHAT_TEMPLATE)
 
 
 def parse_query(query: str) -> list[dict] | None:
-    """The chat messages of a multi-turn query, or None for a plain-text query."""
+    """The chat messages of a multi-turn query, or None for a plain-text query. UntrustedValue for
+    a JSON query the job refuses (untrusted.py: a lone surrogate, NaN, nesting past its limit)."""
     if not query.lstrip().startswith("["):
         return None
     try:
-        value = json.loads(query)
-    except (json.JSONDecodeError, RecursionError):
+        value = untrusted.loads(query)
+    except json.JSONDecodeError:
         return None
     if not isinstance(value, list) or not value:
         return None

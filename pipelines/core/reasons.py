@@ -16,9 +16,12 @@ PROMPT_TOO_LONG = "prompt_too_long"  # skipped the engine: over max_model_len - 
 BAD_INPUT = "bad_input"  # the row's query or tools cannot be labeled
 ENGINE_ERROR = "engine_error"  # the engine raised on this row
 DRY_RUN = "dry_run"  # prompts only, on purpose
-STATUSES = (OK, NO_CALL, PARSE_ERROR, INVALID_CALL, PROMPT_TOO_LONG, BAD_INPUT, ENGINE_ERROR, DRY_RUN)
-FAILURES = (BAD_INPUT, ENGINE_ERROR)  # what max_error_rate counts, and whose reasons progress reports
-NOT_SCORED = (BAD_INPUT, DRY_RUN)  # nothing to score: the input is broken, or nothing was generated on purpose
+# the job could not handle this row: an exception no check caught, or past its time budget
+# (pipelines/run/guard.py); a bug of the job or an input no check foresaw, counted apart from bad_input
+ROW_ERROR = "row_error"
+STATUSES = (OK, NO_CALL, PARSE_ERROR, INVALID_CALL, PROMPT_TOO_LONG, BAD_INPUT, ENGINE_ERROR, DRY_RUN, ROW_ERROR)
+FAILURES = (BAD_INPUT, ENGINE_ERROR, ROW_ERROR)  # what max_error_rate counts, and whose reasons progress reports
+NOT_SCORED = (BAD_INPUT, DRY_RUN, ROW_ERROR)  # nothing to score: the input is broken, or nothing was generated on purpose
 
 
 @dataclass(frozen=True)

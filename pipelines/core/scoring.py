@@ -24,6 +24,7 @@ from typing import Any
 
 from pipelines.core import bfcl
 from pipelines.core.reasons import INVALID_CALL, NOT_SCORED, Reason
+from pipelines.core import untrusted
 from pipelines.core.tools import Tool
 from pipelines.core.validation import call_type, validate_calls, values_equal
 
@@ -32,6 +33,7 @@ SCHEMA_RULES, BFCL_RULES = "schema", "bfcl"
 # scoring.rules: auto picks bfcl for a row whose gold is in possible-answer form or whose category is
 # one of the leaderboard's, schema for the others
 RULES = ("auto", SCHEMA_RULES, BFCL_RULES)
+MAX_AUDITED = 256  # concrete call lists the gold audit checks per row: each copies the row's calls
 OMITTED = ""  # among a possible answer's accepted values: the parameter may be left out
 CATEGORY_COLUMN = "bfcl_category"  # an input column naming the row's BFCL category (jobs/prepare.py writes it)
 
@@ -117,7 +119,9 @@ class Score:
 
 def load_answers(cell: Any) -> Gold:
     """`answers` (JSON string or list) in either form -> Gold; ValueError says what is wrong."""
-    value = json.loads(cell) if isinstance(cell, (str, bytes)) else cell
+    if isinstance(cell, bytes):
+        cell = cell.decode("utf-8")  # UnicodeDecodeError is a ValueError: bad_gold
+    value = untrusted.loads(cell) if isinstance(cell, str) else untrusted.check_value(cell)
     if not isinstance(value, list):
         raise ValueError(f"answers is a {type(value).__name__}, expected a list of calls or of possible answers")
     forms, calls = set(), []
@@ -126,7 +130,7 @@ def load_answers(cell: Any) -> Gold:
             forms.add("calls")
             arguments = item.get("arguments", {})
             if isinstance(arguments, str):
-                arguments = json.loads(arguments)
+                arguments = untrusted.loads(arguments)
             if not isinstance(arguments, dict):
                 raise ValueError(f"answers item {i} has arguments that are not an object")
             calls.append((item["name"], {p: [v] for p, v in arguments.items()}))
@@ -191,7 +195,7 @@ def _audit(gold: Gold, tools: list[Tool]) -> list[Reason]:
     errors = [Reason("no_accepted_value", f"{name}.{param}: the possible answer accepts no value, so no call is "
                                           "correct") for name, params in gold.calls for param, v in params.items() if not v]
     seen = set()
-    for calls in gold.concrete_calls():
+    for calls in gold.concrete_calls()[:MAX_AUDITED]:
         for reason in validate_calls(calls, tools)[0]:
             if str(reason) not in seen:
                 seen.add(str(reason))

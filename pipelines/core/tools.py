@@ -16,11 +16,13 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 import jsonschema_rs
+import re2
 
+from pipelines.core import untrusted
 from pipelines.core.reasons import Reason
 
 
@@ -89,6 +91,10 @@ def load_tools(raw: Any) -> list[Tool]:
             raise BadInput("tools_not_json", f"tools is not UTF-8 ({e})") from None
     if isinstance(raw, str):
         return list(_load_tools_text(raw))
+    try:
+        untrusted.check_value(raw, MAX_TOOLS_DEPTH)
+    except untrusted.UntrustedValue as e:
+        raise BadInput(e.code, f"tools: {e.reason.detail}") from None
     return _load_tools_value(raw)
 
 
@@ -96,9 +102,11 @@ def load_tools(raw: Any) -> list[Tool]:
 def _load_tools_text(raw: str) -> tuple[Tool, ...]:
     """Each distinct tool set is parsed and checked once: datasets repeat them."""
     try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as e:
+        value = untrusted.loads(raw, MAX_TOOLS_DEPTH)
+    except json.JSONDecodeError as e:
         raise BadInput("tools_not_json", f"tools is not valid JSON ({e})") from None
+    except untrusted.UntrustedValue as e:
+        raise BadInput(e.code, f"tools: {e.reason.detail}") from None
     return tuple(_load_tools_value(value))
 
 
@@ -161,29 +169,73 @@ def normalize_tool(raw: Any, index: int = 0) -> Tool:
     depth = _depth(params)
     if depth > MAX_SCHEMA_DEPTH:
         raise BadInput("schema_too_deep", f"{where}: parameters nest {depth} levels deep, limit {MAX_SCHEMA_DEPTH}")
-    if _has_ref(params):
-        raise BadInput("unsupported_ref", f"{where}: parameters use $ref; inline the referenced schema")
+    keyword = _keyword_in(params, REFERENCE_KEYWORDS)
+    if keyword:
+        raise BadInput("unsupported_ref", f"{where}: parameters use {keyword}; inline the referenced schema "
+                                          "(nothing outside the row's own tools is ever read)")
+    keyword = _keyword_in(params, UNSUPPORTED_KEYWORDS)
+    if keyword:
+        raise BadInput("unsupported_keyword", f"{where}: parameters use {keyword}, which is not checked; "
+                                              "use additionalProperties / items")
     tool = Tool(name, description, properties, list(required), form)
-    # default=repr: a parquet struct can carry values JSON has no form for (a timestamp default).
-    problem = _schema_problem(json.dumps(parameters_schema(tool)[0], sort_keys=True, default=repr))
+    schema = parameters_schema(tool)[0]
+    for pattern in _patterns(schema):
+        problem = pattern_problem(pattern)
+        if problem:
+            raise BadInput("unsupported_pattern", f"{where}: pattern {untrusted._shown(pattern)} {problem}")
+    problem = _schema_problem(json.dumps(schema, sort_keys=True))
     if problem:
         raise BadInput("invalid_schema", f"{where}: {problem}")
     return tool
 
 
-def _is_python_regex(pattern: str) -> bool:
+# Regular expressions of a tool (`pattern`, `patternProperties`) run on RE2, whose time is linear in
+# the text: a backtracking engine takes exponential time on `^(a+)+$` against a model's `aaaa...!`.
+# RE2 has no back-references or look-arounds; a tool using them is refused. Like ECMA-262's (JSON
+# Schema's own dialect), its \w, \d and \b are ASCII.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+@functools.lru_cache(maxsize=4096)
+def linear_regex(pattern: str):
+    """A tool's pattern compiled for RE2; re2.error for one it cannot run in linear time."""
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def pattern_problem(pattern: str) -> str | None:
     try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True
+        linear_regex(pattern)
+    except re2.error as e:
+        return (f"cannot run in linear time ({e.args[0].decode() if isinstance(e.args[0], bytes) else e}): "
+                "back-references and look-arounds are not checked; rewrite the pattern without them")
+    return None
+
+
+def _patterns(schema) -> Iterator[str]:
+    """Every `pattern` and `patternProperties` key in a schema (its depth already bounded)."""
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("pattern"), str):
+                yield item["pattern"]
+            if isinstance(item.get("patternProperties"), dict):
+                yield from item["patternProperties"]
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _is_linear_regex(pattern: str) -> bool:
+    return pattern_problem(pattern) is None
 
 
 # The 2020-12 meta-schema, checked by jsonschema-rs: jsonschema's own check_schema took 0.6 ms per
 # schema, most of the prompt stage's time (docs/performance.md); this takes about 2 us. Patterns are
-# checked with Python's `re`, the engine that validation (jsonschema) later runs them with.
+# checked with RE2, the engine that validation later runs them with.
 _META_SCHEMA = jsonschema_rs.Draft202012Validator(
-    jsonschema.Draft202012Validator.META_SCHEMA, validate_formats=True, formats={"regex": _is_python_regex})
+    jsonschema.Draft202012Validator.META_SCHEMA, validate_formats=True, formats={"regex": _is_linear_regex})
 
 
 @functools.lru_cache(maxsize=65536)
@@ -204,12 +256,28 @@ def _depth(value, limit: int = MAX_SCHEMA_DEPTH + 1) -> int:
     return 1 + max((_depth(c, limit - 1) for c in children), default=0)
 
 
-def _has_ref(value) -> bool:
-    if isinstance(value, dict):
-        return "$ref" in value or any(_has_ref(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_ref(v) for v in value)
-    return False
+# Keywords that make a schema read another document (or name itself for one to read): a row's
+# tools could point the validator at a local file or any address (an instance-metadata URL). Refused
+# wherever they appear; the validators also run with a registry that retrieves nothing.
+REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef", "$id", "$schema", "$anchor", "$dynamicAnchor",
+                      "$recursiveAnchor", "$vocabulary")
+# jsonschema evaluates these by matching patternProperties with Python's backtracking `re`.
+UNSUPPORTED_KEYWORDS = ("unevaluatedProperties", "unevaluatedItems")
+MAX_TOOLS_DEPTH = 64  # nesting of a whole tools cell, refused (too_deep) before any schema is read
+
+
+def _keyword_in(value, keywords: tuple[str, ...]) -> str | None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found = next((k for k in keywords if k in item), None)
+            if found:
+                return found
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _is_optional(spec: dict) -> bool:
@@ -232,15 +300,19 @@ _SIMPLE_TYPES = {
     "arraylist": "array", "linkedlist": "array", "array": "array",
 }
 _ANY = {"any", "object?", "mixed"}
+MAX_TYPE_CHARS = 256
 _GENERIC = re.compile(r"^\s*([A-Za-z_.]+)\s*\[(.*)\]\s*$", re.S)
 
 
 def type_schema(type_name: str) -> tuple[dict, bool]:
     """A type name (JSON Schema, BFCL or Python) -> (JSON Schema, known).
 
-    Unknown names give an accept-anything schema and known=False.
+    Unknown names give an accept-anything schema and known=False; so do names longer than
+    MAX_TYPE_CHARS, whose nested generics would cost depth x length to read.
     """
     t = type_name.strip()
+    if len(t) > MAX_TYPE_CHARS:
+        return {}, False
     t = re.sub(r",\s*optional\s*$", "", t, flags=re.I)
     generic = _GENERIC.match(t)
     if generic:

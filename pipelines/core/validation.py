@@ -9,17 +9,19 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import jsonschema
+import referencing
+import referencing.exceptions
 
 from pipelines.core.parsing import PARSERS
 from pipelines.core.prompts import parse_query
 from pipelines.core.reasons import INVALID_CALL, NO_CALL, OK, PARSE_ERROR, Reason
-from pipelines.core.tools import Tool, array_enum_parameters, parameters_schema
+from pipelines.core.tools import Tool, array_enum_parameters, linear_regex, parameters_schema
 
 # Row statuses, in the order the pipeline can assign them.
 # Bump when validation, parsing or scoring change what a label means: a rerun then refuses to mix.
 # 3: out_of_range, enum on arrays checked on the items; 4: gold audited against its tools; 5: truncated labels;
-# 6: possible answers as gold, scoring.rules, validation.parser
-VALIDATION_VERSION = "6"
+# 6: possible answers as gold, scoring.rules, validation.parser; 7: hostile values refused (untrusted.py), patterns on RE2
+VALIDATION_VERSION = "7"
 
 
 @dataclass
@@ -96,13 +98,93 @@ def validate_calls(calls: list[dict], tools: list[Tool]) -> tuple[list[Reason], 
     return errors, flags
 
 
+# ---------------------------------------------------------- a validator whose work is linear in the row
+#
+# jsonschema's 2020-12 validator with three keywords replaced, so that no check costs more than the
+# value's size: `pattern` and `patternProperties` (and additionalProperties, which matches them)
+# run on RE2 (tools.linear_regex); `uniqueItems` hashes each item once instead of comparing every
+# pair. Its registry retrieves nothing: a reference never reaches a file or the network (the tools
+# with one are refused first, tools.REFERENCE_KEYWORDS).
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not linear_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance[:80]!r} does not match {pattern!r}")
+
+
+def _matched_by_pattern(schema: dict, key: str) -> bool:
+    return any(linear_regex(p).search(key) for p in schema.get("patternProperties", {}))
+
+
+def _pattern_properties(validator, patterns, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        regex = linear_regex(pattern)
+        for key, value in instance.items():
+            if regex.search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator, additional, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    known = schema.get("properties", {})
+    extras = [k for k in instance if k not in known and not _matched_by_pattern(schema, k)]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        shown = ", ".join(repr(e) for e in sorted(extras))
+        yield jsonschema.ValidationError(f"Additional properties are not allowed ({shown} "
+                                         f"{'was' if len(extras) == 1 else 'were'} unexpected)")
+
+
+def _identity(value):
+    """A hashable key equal for values JSON Schema calls equal: 1 and 1.0 alike, true and 1 not,
+    objects by their keys and values in any order."""
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, list):
+        return ("array", tuple(_identity(v) for v in value))
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _identity(v)) for k, v in value.items()))
+    return ("other", repr(value))
+
+
+def _unique_items(validator, unique, instance, schema):
+    if unique and validator.is_type(instance, "array"):
+        seen = set()
+        for item in instance:
+            key = _identity(item)
+            if key in seen:
+                yield jsonschema.ValidationError(f"{json.dumps(item)[:80]} appears more than once (non-unique elements)")
+                return
+            seen.add(key)
+
+
+def _no_retrieval(uri: str):
+    raise referencing.exceptions.NoSuchResource(ref=uri)
+
+
+LinearValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    {"pattern": _pattern, "patternProperties": _pattern_properties, "additionalProperties": _additional_properties,
+     "uniqueItems": _unique_items})
+_NO_RETRIEVAL = referencing.Registry(retrieve=_no_retrieval)
+
+
 @functools.lru_cache(maxsize=4096)
 def _tool_validator(tool_json: str) -> tuple[jsonschema.Draft202012Validator, frozenset[str]]:
     """A tool's arguments validator, built once per distinct tool: datasets repeat tool sets, and a
     row's label and its gold calls are checked against the same tools (keyed by the canonical JSON,
     in its order, so that a tool rebuilt from it is the same tool)."""
     schema, unknown = parameters_schema(Tool.from_dict(json.loads(tool_json)))
-    return jsonschema.Draft202012Validator(schema), frozenset(unknown)
+    return LinearValidator(schema, registry=_NO_RETRIEVAL), frozenset(unknown)
 
 
 def _reason(function: str, err: jsonschema.ValidationError) -> Reason:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from pipelines.cluster import RayConfig
-from pipelines.config import CONF_DIR, ConfigError, InputConfig, load_profile, to_plain
+from pipelines.config import CONF_DIR, ConfigError, InputConfig, redact, load_profile, to_plain
 from pipelines.core.judging import TemplateError, check_template
 from pipelines.engines.config import EngineConfig, check_engine
 from pipelines.run.config import GenerationConfig, LeaseConfig, ModelConfig, OutputConfig, RunConfig, new_run_id
@@ -49,6 +49,7 @@ class JudgeConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     resume: str = "auto"  # auto: continue an earlier run of the same settings; overwrite: start over
     max_error_rate: Optional[float] = None  # stop when the judge's engine_error rows pass this share
+    row_time_budget_s: Optional[float] = 10.0  # as the labeling job's: a row past it is written as row_error
     progress_interval_s: float = 30.0
     run: RunConfig = field(default_factory=RunConfig)
     lease: LeaseConfig = field(default_factory=LeaseConfig)
@@ -89,9 +90,9 @@ def judge_settings(config: JudgeConfig, model: str, template: str) -> dict:
     (`template`, as load_template read it), generation, and engine_kwargs. Not paths, run ids,
     scaling or scheduling."""
     plain = to_plain(config.judge)
-    return {
+    return redact({  # written into the manifest: no token of engine_kwargs, no password of a URL
         "judge_model": model,
         "template": {"name": config.judge.prompt.template, "sha256": hashlib.sha256(template.encode()).hexdigest()},
         "generation": plain["generation"],
         "engine_kwargs": plain["engine"]["engine_kwargs"],
-    }
+    })

@@ -49,7 +49,7 @@ def run(config: jcfg.JudgeConfig) -> dict:
 
         def judge(todo: Todo, progress: Progress) -> None:
             judge_rows(config, todo, shards.schema, model, template, settings_hash(settings), out_fs, out_root,
-                       progress, lease.token)
+                       progress, lease)
 
         already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, judge)
         counter = VerdictCounter()
@@ -91,7 +91,7 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
 
 
 def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, model: str, template: str,
-               config_hash: str, out_fs, out_root: str, progress: Progress, lease_token: str) -> None:
+               config_hash: str, out_fs, out_root: str, progress: Progress, lease: Lease) -> None:
     judge = config.judge
     in_fs, _ = storage.filesystem(config.input.path, config.s3)
     lineage = {"judge_model": model, "judge_template": judge.prompt.template, "judge_run_id": config.run.id,
@@ -104,12 +104,14 @@ def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, mo
         "max_prompt_tokens": judge.generation.max_model_len - judge.generation.max_tokens,
         "trust_remote_code": judge.model.trust_remote_code,
         "constrained": judge.generation.constrained,
+        "row_time_budget_s": config.row_time_budget_s,
     })
     carried = [*input_schema.names, *stages.ANNOTATE_READS]
     ds = engines.generate(ds, judge, model, keep=[c for c in dict.fromkeys(carried) if c not in engines.WRITES])
     ds = ds.map_batches(stages.annotate_verdicts, batch_format="pyarrow",
-                        fn_kwargs={"input_schema": input_schema, "lineage": lineage})
-    write_and_report(ds, config, out_fs, out_root, lease_token, progress, status_column="judge_verdict")
+                        fn_kwargs={"input_schema": input_schema, "lineage": lineage,
+                                   "row_time_budget_s": config.row_time_budget_s})
+    write_and_report(ds, config, out_fs, out_root, lease, progress, status_column="judge_verdict")
 
 
 class VerdictCounter:

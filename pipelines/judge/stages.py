@@ -13,20 +13,22 @@ import json
 import pyarrow as pa
 
 from pipelines.core.judging import JUDGED_STATUSES, VERDICT_SCHEMA, judge_prompt, parse_verdict
-from pipelines.core.reasons import BAD_INPUT, ENGINE_ERROR, PROMPT_TOO_LONG, Reason
+from pipelines.core.prompts import Prompt
+from pipelines.core.reasons import BAD_INPUT, ENGINE_ERROR, PROMPT_TOO_LONG, ROW_ERROR, Reason
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
                                        MESSAGES_COL, PROMPT_TOKENS_COL, require_columns)
 from pipelines.label.schema import read_calls  # the calls of the labeling output it judges
 from pipelines.models.prompt_tokens import PromptTokenizer
-from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, too_long
+from pipelines.run.guard import guard_row
+from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, encode_rows, set_column, too_long
 
 NOT_JUDGED = "not_judged"  # the early status of rows the judge does not see (their label is not ok or no_call)
 
 # name -> (type, meaning): what the judge job adds to every row of a labeling output.
 JUDGE_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
-    "judge_verdict": (pa.string(), "agree, disagree, unparseable, prompt_too_long, engine_error; null: not judged "
-                                   "(the label is not ok or no_call)"),
+    "judge_verdict": (pa.string(), "agree, disagree, unparseable, prompt_too_long, engine_error, row_error; null: not "
+                                   "judged (the label is not ok or no_call)"),
     "judge_reason": (pa.string(), "the judge's one sentence; for unparseable, what was wrong with its answer"),
     "judge_output": (pa.string(), "the judge's text, as generated"),
     "judge_model": (pa.string(), "the resolved judge model"),
@@ -50,7 +52,7 @@ class JudgePromptStage:
     WRITES = (EARLY_STATUS_COL, EARLY_ERRORS_COL, PROMPT_TOKENS_COL, CALL_SCHEMA_COL, MESSAGES_COL)
 
     def __init__(self, tokenizer_source: str | None, template: str, max_prompt_tokens: int, trust_remote_code: bool,
-                 constrained: bool = False):
+                 constrained: bool = False, row_time_budget_s: float | None = None):
         from pipelines.models import load_tokenizer
 
         self.tokenizer = (PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code)) if tokenizer_source
@@ -58,6 +60,17 @@ class JudgePromptStage:
         self.template = template
         self.max_prompt_tokens = max_prompt_tokens
         self.schema = json.dumps(VERDICT_SCHEMA) if constrained else None
+        self.row_time_budget_s = row_time_budget_s
+
+    def _prompt(self, row: dict) -> Prompt | Reason:
+        """The judge's prompt for a labeled row, or why the row cannot be shown (guarded by the caller)."""
+        try:
+            tools = load_tools(row["tools"] if isinstance(row["tools"], (str, bytes)) else plain_cell(row["tools"]))
+            return judge_prompt(self.template, row["query"], tools, read_calls(row["calls"] or []))
+        except BadInput as e:
+            return e.reason
+        except (ValueError, TypeError, KeyError) as e:
+            return Reason("bad_label", f"{type(e).__name__}: {e}")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         require_columns(batch, self.READS, "JudgePromptStage")
@@ -67,12 +80,11 @@ class JudgePromptStage:
             if row["status"] not in JUDGED_STATUSES:
                 early = NOT_JUDGED
             else:
-                try:
-                    tools = load_tools(row["tools"] if isinstance(row["tools"], (str, bytes)) else plain_cell(row["tools"]))
-                    calls = read_calls(row["calls"] or [])
-                    prompts[i] = judge_prompt(self.template, row["query"], tools, calls)
-                except (BadInput, ValueError, TypeError, KeyError) as e:  # a labeled row the judge cannot show
-                    reason = e.reason if isinstance(e, BadInput) else Reason("bad_label", f"{type(e).__name__}: {e}")
+                prompt, reason = guard_row(lambda: self._prompt(row), self.row_time_budget_s)
+                reason = prompt if isinstance(prompt, Reason) else reason
+                if reason is None:
+                    prompts[i] = prompt
+                else:  # a labeled row the judge cannot show (or the job could not: row_exception): not judged, and why
                     early, error = BAD_INPUT, str(reason)
             status.append(early)
             errors.append([error] if error else [])
@@ -117,13 +129,22 @@ def verdict_row(row: dict) -> dict:
     return {"judge_verdict": verdict.verdict, "judge_reason": verdict.reason, "judge_output": text}
 
 
-def annotate_verdicts(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict) -> pa.Table:
+def annotate_verdicts(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict,
+                      row_time_budget_s: float | None = None) -> pa.Table:
     """Each row's verdict, shaped to the judged schema, then the shard and row it came from."""
     require_columns(batch, input_schema.names + list(ANNOTATE_READS), "annotate_verdicts")
     schema = judged_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
+    rows = batch.select(list(dict.fromkeys(input_schema.names + list(ANNOTATE_READS)))).to_pylist()
+
+    def judged(row: dict, verdict: dict) -> dict:
+        return {**{name: row[name] for name in input_schema.names}, **verdict, **lineage,
+                SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]}
+
+    def failed(row: dict, reason: Reason) -> dict:
+        return judged(row, {"judge_verdict": ROW_ERROR, "judge_reason": str(reason), "judge_output": None})
+
     out = []
-    for row in batch.select(list(dict.fromkeys(input_schema.names + list(ANNOTATE_READS)))).to_pylist():
-        judged = {**{name: row[name] for name in input_schema.names}, **verdict_row(row), **lineage}
-        judged.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})
-        out.append(judged)
-    return pa.Table.from_pylist(out, schema=schema)
+    for row in rows:
+        verdict, reason = guard_row(lambda: verdict_row(row), row_time_budget_s)
+        out.append(judged(row, verdict) if reason is None else failed(row, reason))
+    return encode_rows(out, schema, lambda i, reason: failed(rows[i], reason))

@@ -14,7 +14,7 @@ from typing import Optional
 from omegaconf import MISSING
 
 from pipelines.cluster import RayConfig
-from pipelines.config import CONF_DIR, ConfigError, InputConfig, check_keys, load_profile, profile_name, to_plain
+from pipelines.config import CONF_DIR, ConfigError, InputConfig, redact, check_keys, load_profile, profile_name, to_plain
 from pipelines.core.prompts import CHAT_TEMPLATE
 from pipelines.core.scoring import ScoringConfig
 from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
@@ -54,7 +54,10 @@ class LabelConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     dry_run: bool = False  # build and write prompts; load no model
     resume: str = "auto"  # auto: continue an earlier run of the same settings; overwrite: start over
-    max_error_rate: Optional[float] = None  # stop when bad_input + engine_error rows pass this share
+    max_error_rate: Optional[float] = None  # stop when bad_input + engine_error + row_error rows pass this share
+    # a row still in the prompt or annotate stage after this many seconds is stopped and written as row_error
+    # (pipelines/run/guard.py); null: no limit
+    row_time_budget_s: Optional[float] = 10.0
     progress_interval_s: float = 30.0  # seconds between progress lines
     run: RunConfig = field(default_factory=RunConfig)
     mask: MaskNamesConfig = field(default_factory=MaskNamesConfig)
@@ -123,7 +126,7 @@ def label_settings(config: LabelConfig, model: str | None) -> dict:
     scheduling. `config_hash` is their hash; the manifest's fingerprint adds the run's mode and the
     input listing (pipelines/run/output.py)."""
     plain = to_plain(config)
-    return {
+    return redact({  # written into the manifest: no token of engine_kwargs, no password of a URL
         "model": model,
         "prompt_format": plain["prompt"]["format"],
         "generation": plain["generation"],
@@ -131,7 +134,7 @@ def label_settings(config: LabelConfig, model: str | None) -> dict:
         "scoring": plain["scoring"],
         "engine_kwargs": plain["engine"]["engine_kwargs"],
         "mask": {**plain["mask"], "seed": plain["seed"]},
-    }
+    })
 
 
 def config_hash(config: LabelConfig, model: str | None) -> str:

@@ -59,7 +59,7 @@ def _run(config: cfg.LabelConfig, mode: cfg.Mode, started: float, shards: storag
     fingerprint = output.fingerprint(cfg.label_settings(config, model), list(zip(shards.names, shards.rows)), mode.value)
 
     def label(todo, progress):
-        label_rows(config, todo, shards.schema, model, mode, out_fs, out_root, progress, lease.token)
+        label_rows(config, todo, shards.schema, model, mode, out_fs, out_root, progress, lease)
 
     already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, label)
     counter = SummaryCounter()
@@ -79,7 +79,7 @@ def _run(config: cfg.LabelConfig, mode: cfg.Mode, started: float, shards: storag
 
 def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
                model: str | None, mode: cfg.Mode, out_fs, out_root: str, progress: Progress,
-               lease_token: str) -> None:
+               lease: Lease) -> None:
     """Builds the Ray Data plan over the rows still to do and runs it, reporting progress as pieces commit."""
     in_fs, _ = storage.filesystem(config.input.path, config.s3)
     add_id = "id" not in shard_schema.names
@@ -100,6 +100,7 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
             "mask_names": config.mask.names and mode != cfg.Mode.REVALIDATE,
             "seed": config.seed,
             "messages": mode == cfg.Mode.GENERATE and engines.takes_messages(config.engine),
+            "row_time_budget_s": config.row_time_budget_s,
         })
     if mode == cfg.Mode.GENERATE:
         # The engine carries what the next stage reads.
@@ -109,6 +110,7 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
         stages.annotate_batch,
         batch_format="pyarrow",
         fn_kwargs={"input_schema": input_schema, "lineage": lineage, "mode": mode, "validation": config.validation,
-                   "scoring": config.scoring, "samples": config.generation.samples - 1},
+                   "scoring": config.scoring, "samples": config.generation.samples - 1,
+                   "row_time_budget_s": config.row_time_budget_s},
     )
-    write_and_report(ds, config, out_fs, out_root, lease_token, progress)
+    write_and_report(ds, config, out_fs, out_root, lease, progress)

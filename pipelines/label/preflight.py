@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import storage
+from pipelines.config import redact
 from pipelines.core import sizing
 from pipelines.core.prompts import CHAT_TEMPLATE
 from pipelines.label import config as cfg
@@ -58,7 +59,7 @@ def _check_tools_template(config: cfg.LabelConfig, model: str, checks: Checklist
     if config.engine.kind == "endpoint":
         from pipelines.engines.endpoint.stage import TemplateNotChecked, served_template_problem
 
-        where = f"the server at {config.engine.endpoint.base_url} ({config.engine.endpoint.model})"
+        where = f"the server at {redact(config.engine.endpoint.base_url)} ({config.engine.endpoint.model})"
         try:
             problem = served_template_problem(config.engine.endpoint)
         except TemplateNotChecked as e:

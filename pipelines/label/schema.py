@@ -6,6 +6,7 @@ import json
 
 import pyarrow as pa
 
+from pipelines.core import untrusted
 from pipelines.core.reasons import STATUSES
 
 CALL = pa.struct([("name", pa.string()), ("arguments", pa.string())])  # arguments: a JSON object
@@ -15,7 +16,7 @@ def written_calls(calls: list[dict] | None) -> list[dict] | None:
     """Calls as the CALL columns hold them (`calls`, `consensus_calls`, ...): `arguments` as a JSON string."""
     if calls is None:
         return None
-    return [{"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)} for c in calls]
+    return [{"name": c["name"], "arguments": untrusted.dumps(c["arguments"])} for c in calls]
 
 
 def read_calls(calls: list[dict] | None) -> list[dict] | None:

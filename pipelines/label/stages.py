@@ -23,19 +23,22 @@ import pyarrow as pa
 from pipelines.core.confidence import LogprobStats, confidence
 from pipelines.core.masking import MaskMap, mask_row, row_rng, unmask_calls
 from pipelines.core.prompts import Prompt, build_prompt, prompt_text
-from pipelines.core.reasons import (BAD_INPUT, DRY_RUN, ENGINE_ERROR, NO_CALL, OK, PROMPT_TOO_LONG, Reason,
+from pipelines.core import untrusted
+from pipelines.core.reasons import (BAD_INPUT, DRY_RUN, ENGINE_ERROR, NO_CALL, OK, PROMPT_TOO_LONG, ROW_ERROR, Reason,
                                     truncation)
 from pipelines.core.scoring import CATEGORY_COLUMN, ScoringConfig, score_row
 from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
+from pipelines.core.untrusted import UntrustedValue
 from pipelines.core.validation import ValidationConfig, label_output
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
                                        ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
                                        MESSAGES_COL, PROMPT_TOKENS_COL, TOOLS_REQUEST_COL, require_columns)
 from pipelines.label.config import Mode
-from pipelines.label.schema import output_schema, written_calls
+from pipelines.label.schema import ADDED_COLUMNS, output_schema, written_calls
 from pipelines.models.prompt_tokens import PromptTokenizer
-from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, too_long
+from pipelines.run.guard import guard_row
+from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, encode_rows, set_column, too_long
 
 # Internal columns, dropped before writing.
 USER_MESSAGE_COL = "_user_message"  # becomes `prompt`
@@ -74,6 +77,7 @@ def row_prompt(query: Any, tools_cell: Any, prompt_format: str, mask_rng: random
             raise BadInput("query_not_string", f"query is a {type(query).__name__}")
         if not query.strip():
             raise BadInput("empty_query", "query is empty")
+        untrusted.check_text(query)
         if not isinstance(tools_cell, (str, bytes)):
             tools_cell = plain_cell(tools_cell)
         tools = prompt_tools = load_tools(tools_cell)
@@ -84,7 +88,23 @@ def row_prompt(query: Any, tools_cell: Any, prompt_format: str, mask_rng: random
         prompt = build_prompt(prompt_format, query, prompt_tools)
     except BadInput as e:
         return RowPrompt(None, None, None, e)
+    except UntrustedValue as e:  # the query's text, or its JSON messages
+        return RowPrompt(None, None, None, BadInput(e.code, f"query: {e.reason.detail}"))
     return RowPrompt(prompt, tools, prompt_text(prompt.messages), None, prompt_tools, name_map)
+
+
+@dataclass
+class PromptColumns:
+    """One row's prompt-stage columns."""
+    prompt: Prompt | None
+    status: str | None  # why it stops before the engine (bad_input, prompt_too_long, row_error), or None
+    errors: list[str]
+    user_message: str | None = None
+    canonical_tools: str | None = None
+    call_schema: str | None = None
+    name_map: str | None = None
+    messages: str | None = None
+    tools_request: str | None = None
 
 
 class PromptStage:
@@ -100,7 +120,7 @@ class PromptStage:
 
     def __init__(self, tokenizer_source: str | None, prompt_format: str, max_prompt_tokens: int,
                  trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0,
-                 messages: bool = False):
+                 messages: bool = False, row_time_budget_s: float | None = None):
         from pipelines.models import load_tokenizer
 
         self.tokenizer = (PromptTokenizer(load_tokenizer(tokenizer_source, trust_remote_code)) if tokenizer_source
@@ -111,53 +131,70 @@ class PromptStage:
         self.mask_names = mask_names
         self.seed = seed
         self.messages = messages  # the chat messages too, for an engine that applies the template itself
+        self.row_time_budget_s = row_time_budget_s
+
+    def _row(self, query: Any, tools_cell: Any, row_id: Any) -> PromptColumns:
+        """One row's columns but its tokens (pure, guarded by the caller)."""
+        rng = row_rng(self.seed, row_id, NAME_MASK) if self.mask_names else None
+        p = row_prompt(query, tools_cell, self.prompt_format, rng)
+        if p.error is not None:
+            return PromptColumns(None, BAD_INPUT, [str(p.error.reason)])
+        return PromptColumns(
+            p.prompt, None, [], user_message=p.user_message, name_map=p.name_map,
+            canonical_tools=json.dumps([t.to_dict() for t in p.tools], allow_nan=False),
+            call_schema=json.dumps(calls_schema(p.prompt_tools), allow_nan=False) if self.constrained else None,
+            messages=json.dumps(p.prompt.messages) if self.messages else None,
+            tools_request=json.dumps(p.prompt.tools) if self.messages and p.prompt.tools is not None else None)
+
+    def _tokenize(self, prompts: list[Prompt]) -> list[list[int] | Reason]:
+        """Token ids per prompt, in one call; a prompt the tokenizer fails on fails alone (its reason)."""
+        batch, failed = guard_row(lambda: self.tokenizer(prompts), self.row_time_budget_s and
+                                  self.row_time_budget_s * len(prompts))
+        if failed is None:
+            return batch
+        return [ids if why is None else why for ids, why in
+                (guard_row(lambda p=p: self.tokenizer([p])[0], self.row_time_budget_s) for p in prompts)]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         require_columns(batch, self.READS + (("id",) if self.mask_names else ()), "PromptStage")
-        rngs = ([row_rng(self.seed, i, NAME_MASK) for i in batch.column("id").to_pylist()] if self.mask_names
-                else [None] * batch.num_rows)
-        prompts = [row_prompt(q, t, self.prompt_format, rng)
-                   for q, t, rng in zip(batch.column("query").to_pylist(), batch.column("tools").to_pylist(), rngs)]
-        ok = [i for i, p in enumerate(prompts) if p.error is None] if self.tokenizer else []
-        token_ids = self.tokenizer([prompts[i].prompt for i in ok]) if ok else []
-        ids_by_row: dict[int, list[int]] = dict(zip(ok, token_ids))
-
-        status, errors, canonical, tokens, counts = [], [], [], [], []
-        for i, p in enumerate(prompts):
-            ids = ids_by_row.get(i, [])
-            if p.error is not None:
-                status.append(BAD_INPUT)
-                errors.append([str(p.error.reason)])
-            elif self.tokenizer and (long := too_long(ids, self.max_prompt_tokens)):
-                status.append(PROMPT_TOO_LONG)
-                errors.append([str(long)])
+        ids = batch.column("id").to_pylist() if self.mask_names else [None] * batch.num_rows
+        rows = []
+        for query, tools, row_id in zip(batch.column("query").to_pylist(), batch.column("tools").to_pylist(), ids):
+            row, failed = guard_row(lambda: self._row(query, tools, row_id), self.row_time_budget_s)
+            rows.append(row if failed is None else PromptColumns(None, ROW_ERROR, [str(failed)]))
+        ok = [i for i, r in enumerate(rows) if r.status is None] if self.tokenizer else []
+        tokens: list[list[int]] = [[] for _ in rows]
+        counts: list[int | None] = [None] * len(rows)
+        for i, ids_or_reason in zip(ok, self._tokenize([rows[i].prompt for i in ok]) if ok else []):
+            row = rows[i]
+            if isinstance(ids_or_reason, Reason):
+                row.status, row.errors = ROW_ERROR, [str(ids_or_reason)]
+                continue
+            counts[i] = len(ids_or_reason) or None
+            long = too_long(ids_or_reason, self.max_prompt_tokens)
+            if long:
+                row.status, row.errors = PROMPT_TOO_LONG, [str(long)]
             else:
-                status.append(None)
-                errors.append([])
-            canonical.append(json.dumps([t.to_dict() for t in p.tools]) if p.tools else None)
-            tokens.append(ids if status[-1] is None else [])
-            counts.append(len(ids) if ids else None)
+                tokens[i] = ids_or_reason
+        going = [r.status is None for r in rows]  # to the engine: what only the engine reads goes with these
         new = {
-            USER_MESSAGE_COL: pa.array([p.user_message for p in prompts], pa.string()),
-            TOOLS_COL: pa.array(canonical, pa.string()),
-            EARLY_STATUS_COL: pa.array(status, pa.string()),
-            EARLY_ERRORS_COL: pa.array(errors, pa.list_(pa.string())),
+            USER_MESSAGE_COL: pa.array([r.user_message for r in rows], pa.string()),
+            TOOLS_COL: pa.array([r.canonical_tools for r in rows], pa.string()),
+            EARLY_STATUS_COL: pa.array([r.status for r in rows], pa.string()),
+            EARLY_ERRORS_COL: pa.array([r.errors for r in rows], pa.list_(pa.string())),
             PROMPT_TOKENS_COL: pa.array(tokens, pa.list_(pa.int32())),
             PROMPT_TOKEN_COUNT_COL: pa.array(counts, pa.int32()),
-            CALL_SCHEMA_COL: pa.array([json.dumps(calls_schema(p.prompt_tools)) if self.constrained and p.tools else None
-                                       for p in prompts], pa.string()),
-            NAME_MAP_COL: pa.array([p.name_map for p in prompts], pa.string()),
-            MESSAGES_COL: pa.array([json.dumps(p.prompt.messages) if self.messages and s is None else None
-                                    for p, s in zip(prompts, status)], pa.string()),
-            TOOLS_REQUEST_COL: pa.array([json.dumps(p.prompt.tools) if self.messages and s is None and p.prompt.tools
-                                         is not None else None for p, s in zip(prompts, status)], pa.string()),
+            CALL_SCHEMA_COL: pa.array([r.call_schema for r in rows], pa.string()),
+            NAME_MAP_COL: pa.array([r.name_map for r in rows], pa.string()),
+            MESSAGES_COL: pa.array([r.messages if g else None for r, g in zip(rows, going)], pa.string()),
+            TOOLS_REQUEST_COL: pa.array([r.tools_request if g else None for r, g in zip(rows, going)], pa.string()),
         }
         for name, column in new.items():
             batch = set_column(batch, name, column)
         # Rows whose prompts share a prefix (the same tool set) go to the engine one after another:
         # where the KV cache cannot hold every tool set, vLLM's prefix cache then hits more
         # (docs/performance.md, "Prefix caching": +22% rows/s with a tight cache).
-        shared_prefix = [p.prompt.shared_prefix if p.prompt else () for p in prompts]
+        shared_prefix = [r.prompt.shared_prefix if r.prompt else () for r in rows]
         return batch.take(sorted(range(batch.num_rows), key=shared_prefix.__getitem__))
 
 
@@ -264,17 +301,29 @@ def _confidence(row: dict, mode: Mode, samples: int, label: tuple, tools, valida
 
 
 def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, mode: Mode,
-                   validation: ValidationConfig, scoring: ScoringConfig | None = None, samples: int = 0) -> pa.Table:
-    """Judges a batch (annotate_row) and shapes it to the output schema: input columns, then the
-    added ones, then the shard and row that say where each came from."""
+                   validation: ValidationConfig, scoring: ScoringConfig | None = None, samples: int = 0,
+                   row_time_budget_s: float | None = None) -> pa.Table:
+    """Judges a batch (annotate_row, one guard per row) and shapes it to the output schema: input
+    columns, then the added ones, then the shard and row that say where each came from."""
     require_columns(batch, input_schema.names + list(annotate_reads(mode)), "annotate_batch")
     rows = batch.select(list(dict.fromkeys(input_schema.names + list(annotate_reads(mode))))).to_pylist()
     schema = output_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
-    out_rows = []
-    for row in rows:
-        added = annotate_row(row, mode=mode, validation=validation, scoring=scoring, samples=samples)
+
+    def shaped(row: dict, added: dict) -> dict:
         out = {name: row.get(name) for name in input_schema.names}
         out.update(prompt=row.get(USER_MESSAGE_COL), **added, **lineage)
         out.update({SHARD_COL: row[SHARD_COL], ROW_COL: row[ROW_COL]})
-        out_rows.append(out)
-    return pa.Table.from_pylist(out_rows, schema=schema)
+        return out
+
+    def failed(row: dict, reason: Reason) -> dict:
+        """The row as the job could not judge it: its input, its status and why (run/guard.py)."""
+        added = dict.fromkeys(ADDED_COLUMNS)
+        added.update(status=ROW_ERROR, errors=[str(reason)], flags=[], gold_errors=[], call_type="none")
+        return {**shaped(row, added), "prompt": None}
+
+    out_rows = []
+    for row in rows:
+        added, why = guard_row(lambda: annotate_row(row, mode=mode, validation=validation, scoring=scoring,
+                                                    samples=samples), row_time_budget_s)
+        out_rows.append(shaped(row, added) if why is None else failed(row, why))
+    return encode_rows(out_rows, schema, lambda i, reason: failed(rows[i], reason))

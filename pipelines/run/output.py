@@ -13,6 +13,7 @@ import hashlib
 import json
 import posixpath
 import re
+import unicodedata
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,8 +74,11 @@ def piece_name(coverage: dict[str, Ranges]) -> str:
 
 
 def safe_name(text: str) -> str:
-    """Letters, digits, `.`, `_` and `-` only, not starting with a dot: cannot climb out of a folder."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".") or "_"
+    """ASCII letters, digits, `.`, `_` and `-` only (accents dropped, other characters `_`), starting
+    with a letter or digit: it cannot climb out of a folder, and is never taken for a side file
+    (`_...`, `.`...), which resume and the summary do not read."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"^[^A-Za-z0-9]+", "", re.sub(r"[^A-Za-z0-9._-]", "_", ascii_text)) or "shard"
 
 
 def fingerprint(label_settings: dict, input_listing: list[tuple[str, int]], mode: str) -> dict:

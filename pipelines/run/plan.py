@@ -16,6 +16,7 @@ from pipelines import storage
 from pipelines.cluster import stop_ray
 from pipelines.config import to_yaml
 from pipelines.run import output, stages
+from pipelines.run.lease import Lease
 from pipelines.run.progress import ErrorRateExceeded, Progress
 
 
@@ -66,16 +67,18 @@ def prompt_actors(ds, stage: type, actors, constructor_kwargs: dict):
                           resources=actors.resources or None, fn_constructor_kwargs=constructor_kwargs)
 
 
-def write_and_report(ds, config, out_fs, out_root: str, lease_token: str, progress: Progress,
+def write_and_report(ds, config, out_fs, out_root: str, lease: Lease, progress: Progress,
                      status_column: str = "status") -> None:
-    """The plan's last stage and its driver loop: commit pieces, print progress, stop past max_error_rate."""
+    """The plan's last stage and its driver loop: commit pieces, print progress, stop past max_error_rate
+    or when the lease is lost (lease.raise_if_lost)."""
     ds = ds.map_batches(stages.write_pieces, batch_format="pyarrow", batch_size=config.output.rows_per_file,
-                        fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease_token,
+                        fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease.token,
                                    "status_column": status_column})
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         progress.add_batch(batch.to_pydict())
         if progress.due():
             print(progress.line(), flush=True)
         progress.check_error_rate(config.max_error_rate)
+        lease.raise_if_lost()
     print(progress.line(), flush=True)
     stop_ray()

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from pipelines import storage
+from pipelines.config import redact
 from pipelines.cluster import joins_cluster, start_ray
 from pipelines.core import sizing
 from pipelines.run.lease import Lease, LeaseHeld
@@ -64,6 +65,12 @@ def check_output(config, checks: Checklist, lease: Lease | None) -> None:
     """output.path takes a probe object; with a lease, takes it (else says who holds it). Any job's config
     with `output`, `s3`, `run` and `lease`."""
     path = config.output.path
+    source = getattr(config, "input", None)
+    if source is not None and storage.covers(path, source.path):
+        checks.fail("output", f"output.path {path!r} is input.path {source.path!r} or a folder holding it: the job "
+                              "would write among its input, and resume=overwrite would delete it; choose another "
+                              "output.path")
+        return
     try:
         fs, root = storage.filesystem(path, config.s3)
         if not path.startswith("s3://"):  # on S3 there are no folders (and makedirs would create a missing bucket)
@@ -77,7 +84,8 @@ def check_output(config, checks: Checklist, lease: Lease | None) -> None:
         return
     if lease is None:  # preflight=true alone: say who holds it, take nothing
         holder = Lease(fs, root, config.run.id, stale_after_s=config.lease.stale_after_s).holder()
-        if holder is not None and not (holder.stale or holder.dead_here):
+        # The holder's own timestamp, shown only: a run started now decides by watching the record.
+        if holder is not None and not (holder.age_s > config.lease.stale_after_s or holder.dead_here):
             checks.fail("output", f"run {holder.run_id!r} on {holder.host} holds output.path {path!r} (heartbeat "
                                   f"{holder.age_s:.0f} s ago); wait for it to end, or choose another output.path")
         else:
@@ -224,16 +232,16 @@ def check_endpoint(section, ray_config, checks: Checklist, prefix: str = "") -> 
     except PermissionError as e:
         held = (f"the key in ${endpoint.api_key_env} ({key}.api_key_env)" if endpoint.api_key_env
                 else f"no key ({key}.api_key_env is unset)")
-        checks.fail("endpoint", f"{endpoint.base_url} refused {held}: {e}; set the right key there")
+        checks.fail("endpoint", f"{redact(endpoint.base_url)} refused {held}: {e}; set the right key there")
         return
     except EndpointUnavailable as e:
-        checks.fail("endpoint", f"{key}.base_url {endpoint.base_url} does not answer ({e}); start the server or fix the URL")
+        checks.fail("endpoint", f"{key}.base_url {redact(endpoint.base_url)} does not answer ({e}); start the server or fix the URL")
         return
     if endpoint.model not in served:
-        checks.fail("endpoint", f"{key}.model={endpoint.model!r} is not served at {endpoint.base_url} (it serves: "
+        checks.fail("endpoint", f"{key}.model={endpoint.model!r} is not served at {redact(endpoint.base_url)} (it serves: "
                                 f"{', '.join(map(str, served)) or 'nothing'}); set {key}.model to one of those")
         return
-    checks.ok("endpoint", f"{endpoint.base_url} answers{' and takes the key' if endpoint.api_key_env else ''}; "
+    checks.ok("endpoint", f"{redact(endpoint.base_url)} answers{' and takes the key' if endpoint.api_key_env else ''}; "
                           f"serves {endpoint.model}")
     checks.ok("ray", start_ray(ray_config, metrics=False))
 

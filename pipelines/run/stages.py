@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.core.reasons import FAILURES, PROMPT_TOO_LONG, Reason
+from pipelines.run.guard import exception_reason
 from pipelines.run.output import skip_mask, to_ranges, write_piece
 
 # Internal columns, dropped before writing.
@@ -49,6 +50,22 @@ def read_shard(item: dict, *, filesystem, add_id: bool, batch_rows: int = 4096) 
 def too_long(token_ids: list[int], limit: int) -> Reason | None:
     """Why a prompt skips the engine (over max_model_len - max_tokens), or None when it fits."""
     return Reason(PROMPT_TOO_LONG, f"{len(token_ids)} tokens, limit {limit}") if len(token_ids) > limit else None
+
+
+def encode_rows(rows: list[dict], schema: pa.Schema, failed: Callable[[int, Reason], dict]) -> pa.Table:
+    """Rows as one Arrow table of `schema`; a row Arrow cannot encode (a value of the wrong type, text
+    that is not UTF-8) is replaced by failed(its index, why), so the block is never lost for one row."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        pass
+    tables = []
+    for i, row in enumerate(rows):
+        try:
+            tables.append(pa.Table.from_pylist([row], schema=schema))
+        except (pa.ArrowException, ValueError, TypeError, OverflowError) as e:
+            tables.append(pa.Table.from_pylist([failed(i, exception_reason(e))], schema=schema))
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:

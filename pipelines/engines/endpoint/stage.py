@@ -32,6 +32,7 @@ from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
                                        MESSAGES_COL, READS, TOOLS_REQUEST_COL, WRITE_TYPES, WRITES, require_columns,
                                        sample_seed)
+from pipelines.config import redact
 from pipelines.engines.config import api_key, rows_per_block
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -189,23 +190,23 @@ class EndpointStage:
                         if response.status == 200:
                             return await response.json()
                         message = _error_message(await response.text())
-                        last = f"HTTP {response.status} from {endpoint.base_url}: {message}"
+                        last = f"HTTP {response.status} from {redact(endpoint.base_url)}: {message}"
                         if response.status not in RETRY_STATUSES:
                             raise RowFailed(last)
                         wait = _retry_after(response.headers.get("Retry-After"))
                         unreachable = False
                 except aiohttp.ClientConnectionError as e:
-                    last = f"{type(e).__name__} from {endpoint.base_url}: {e}"
+                    last = f"{type(e).__name__} from {redact(endpoint.base_url)}: {e}"
                     unreachable = True
                 except asyncio.TimeoutError:  # the server is there but slow for this row: the row fails, not the run
-                    last = f"no answer from {endpoint.base_url} within engine.endpoint.timeout_s={endpoint.timeout_s:g} s"
+                    last = f"no answer from {redact(endpoint.base_url)} within engine.endpoint.timeout_s={endpoint.timeout_s:g} s"
                     unreachable = False
             if attempt < endpoint.max_retries:
                 backoff = min(endpoint.backoff_s * 2 ** attempt, endpoint.backoff_max_s)
                 await asyncio.sleep(wait if wait is not None else backoff * random.uniform(0.5, 1.0))
         tries = f"after {endpoint.max_retries + 1} attempts"
         if unreachable:
-            raise EndpointUnavailable(f"the endpoint {endpoint.base_url} did not answer {tries} ({last}); the rows "
+            raise EndpointUnavailable(f"the endpoint {redact(endpoint.base_url)} did not answer {tries} ({last}); the rows "
                                       "written so far are kept: rerun when it is back to label the rest")
         raise RowFailed(f"{last} ({tries})")
 
@@ -244,14 +245,14 @@ def probe(endpoint, key: str | None, timeout_s: float = 10.0) -> list[str]:
     request = urllib.request.Request(endpoint.base_url.rstrip("/") + "/models",
                                      headers=_auth(key))
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with _open(request, timeout_s) as response:
             listing = json.loads(response.read())
     except urllib.error.HTTPError as e:
         if e.code in (401, 403):
             raise PermissionError(f"HTTP {e.code}: {_error_message(e.read().decode(errors='replace'))}") from None
-        raise EndpointUnavailable(f"GET {request.full_url}: HTTP {e.code}") from None
+        raise EndpointUnavailable(f"GET {redact(request.full_url)}: HTTP {e.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise EndpointUnavailable(f"GET {request.full_url}: {getattr(e, 'reason', e)}") from None
+        raise EndpointUnavailable(f"GET {redact(request.full_url)}: {getattr(e, 'reason', e)}") from None
     return [m.get("id") for m in listing.get("data", [])]
 
 
@@ -276,13 +277,35 @@ def served_template_problem(endpoint, timeout_s: float = 10.0) -> str | None:
                 **({"tools": tools} if tools else {})}
         request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            with _open(request, timeout_s) as response:
                 counts.append(json.loads(response.read())["count"])
         except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
-            raise TemplateNotChecked(f"the server renders no chat on POST {url} ({getattr(e, 'reason', e)}); its "
+            raise TemplateNotChecked(f"the server renders no chat on POST {redact(url)} ({getattr(e, 'reason', e)}); its "
                                      "template's handling of tools is its own") from None
     return None if counts[0] > counts[1] else "its chat template ignores tools (a probe tool adds no token to the prompt)"
 
 
 def _auth(key: str | None) -> dict:
     return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _origin(url: str) -> tuple:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+def _open(request, timeout_s: float):
+    """urllib's urlopen, but a redirect to another origin loses the key. (urllib copies every header
+    onto the redirected request; aiohttp, the stage's client, already drops Authorization there.)"""
+    import urllib.request
+
+    class SameOriginKey(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            new = super().redirect_request(req, fp, code, msg, headers, newurl)
+            if new is not None and _origin(newurl) != _origin(req.full_url):
+                new.remove_header("Authorization")
+            return new
+
+    return urllib.request.build_opener(SameOriginKey).open(request, timeout=timeout_s)
