@@ -531,7 +531,7 @@ def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written
     _check_complete(fs, root)
     table = pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs, root), format="parquet").to_table()
     assert set(table.column("run_id").to_pylist()) == {"first-run"}
-    assert not fs.exists(f"{root}/_lease.json")  # released at the end
+    assert json.loads(fs.cat(f"{root}/_lease.json")) == {"released": True, "run_id": "first-run", "token": None}
 
 
 def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path):

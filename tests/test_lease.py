@@ -87,7 +87,8 @@ def test_the_other_order_the_process_started_second_is_refused(place):
         assert second.returncode == 2 and "refused: run 'in-test-run'" in second.stdout, second.stdout
     finally:
         lease.release()
-    assert not fs.exists(f"{root}/{LEASE_FILE}")
+    assert lease_of(fs, root, "x").holder() is None  # released: the next run takes it at once
+    assert lease_of(fs, root, "next").acquire() is None
 
 
 def test_a_killed_runs_lease_is_taken_over_at_once_on_its_host(place):
@@ -117,14 +118,33 @@ def test_a_lease_from_another_host_without_heartbeat_is_waited_out_then_taken(pl
     assert now[0] - 999.0 > STALE_AFTER_S  # it waited until the lease was stale, not less
 
 
+class FakeClock:
+    """A run's own clock, moved by its sleeps: waits take no time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def take_over(fs, root, run_id) -> tuple[Lease, str]:
+    clock = FakeClock()
+    lease = lease_of(fs, root, run_id, clock=clock, sleep=clock.sleep)
+    return lease, lease.acquire()
+
+
 def test_a_holder_that_lost_its_lease_commits_nothing(place):
     _, _, fs, root = place
     old = lease_of(fs, root, "stalled-run")
     old.acquire()
-    # The stalled run's heartbeat is long gone: the next run takes over.
-    later = [old.clock() + 10 * STALE_AFTER_S]
-    new = lease_of(fs, root, "new-run", clock=lambda: later[0])
-    assert "stalled-run" in new.acquire()
+    # The stalled run's heartbeat is long gone: the next run, once the record stood still for
+    # stale_after_s on its own clock, takes over.
+    new, took_over = take_over(fs, root, "new-run")
+    assert "stalled-run" in took_over and "no heartbeat for" in took_over
     with pytest.raises(LeaseLost, match="taken over by run 'new-run'"):
         check(fs, root, old.token)
     with pytest.raises(LeaseLost):
@@ -132,9 +152,11 @@ def test_a_holder_that_lost_its_lease_commits_nothing(place):
     assert parquet_files(fs, root) == []
     write_piece(fs, root, pa.table({"x": [1]}), {"s.parquet": [[0, 1]]}, new.token)
     assert len(parquet_files(fs, root)) == 1
-    # The old holder's heartbeat finds out too, and stops renewing.
+    # The old holder's heartbeat finds out too, stops renewing, and its driver stops.
     old.start_heartbeat()
     assert old.lost.wait(10 * HEARTBEAT_S)
+    with pytest.raises(LeaseLost, match="taken over by run 'new-run'"):
+        old.raise_if_lost()
     assert lease_of(fs, root, "x").holder().run_id == "new-run"
 
 
@@ -142,10 +164,56 @@ def test_release_leaves_a_lease_it_no_longer_holds(place):
     _, _, fs, root = place
     old = lease_of(fs, root, "old")
     old.acquire()
-    new = lease_of(fs, root, "new", clock=lambda: old.clock() + 10 * STALE_AFTER_S)
-    new.acquire()
-    old.release()
+    take_over(fs, root, "new")
+    old.release()  # a swap against the version it wrote: refused, the new holder's record stays
     assert lease_of(fs, root, "x").holder().run_id == "new"
+
+
+class SkewedLease(Lease):
+    """A holder whose clock is off: the heartbeat time it writes is `skew_s` from the truth."""
+
+    skew_s = 0.0
+
+    def _record(self) -> bytes:
+        record = json.loads(super()._record())
+        return json.dumps({**record, "heartbeat": record["heartbeat"] + self.skew_s}).encode()
+
+
+@pytest.mark.parametrize("skew_s", [-3600.0, -120.0, 3600.0])
+def test_a_live_holder_is_never_taken_over_whatever_its_clock_says(place, skew_s):
+    """Its record says its last heartbeat was an hour (or two minutes) ago, or an hour ahead: it
+    beats, so a second run refuses, and never takes the lease."""
+    _, _, fs, root = place
+    holder = SkewedLease(fs, root, "skewed-run", heartbeat_s=HEARTBEAT_S, stale_after_s=STALE_AFTER_S)
+    holder.skew_s = skew_s
+    holder.acquire()
+    holder.start_heartbeat()
+    try:
+        assert lease_of(fs, root, "x").holder().age_s > STALE_AFTER_S or skew_s > 0  # its stamp looks stale
+        with pytest.raises(LeaseHeld, match="run 'skewed-run' on .* is writing this output"):
+            lease_of(fs, root, "second-run").acquire()
+        assert not holder.lost.is_set()
+        assert lease_of(fs, root, "x").holder().run_id == "skewed-run"
+    finally:
+        holder.release()
+
+
+def test_a_heartbeat_that_cannot_renew_stops_the_run(place):
+    _, _, fs, root = place
+    lease = lease_of(fs, root, "run")
+    lease.acquire()
+    failures = []
+
+    def failing_swap(data, expected):
+        failures.append(expected)
+        raise OSError("the store is unreachable")
+
+    lease.store.swap = failing_swap
+    lease.start_heartbeat()
+    assert lease.lost.wait(STALE_AFTER_S / 2 + 4 * HEARTBEAT_S)
+    assert len(failures) >= 2  # retried before giving up
+    with pytest.raises(LeaseLost, match="could not renew its lease .*OSError: the store is unreachable"):
+        lease.raise_if_lost()
 
 
 def test_no_lease_on_other_filesystems():

@@ -9,7 +9,7 @@ from pipelines.run.lease import Lease
 from pipelines.run.output import (committed_coverage, count, differences, fingerprint, merge_ranges, open_output,
                                     piece_name, safe_name, skip_mask, to_ranges, write_piece)
 from pipelines.run.progress import ErrorRateExceeded, Progress
-from pipelines.storage import OutputError, Shards, find_bad_ids, list_shards
+from pipelines.storage import OutputError, Shards, find_bad_ids, hidden, list_shards
 
 FS = fsspec.filesystem("file")
 
@@ -21,18 +21,21 @@ def test_ranges():
     assert skip_mask([[1, 3], [6, 9]], 2, 5) == [True, False, False, False, True]
 
 
-@pytest.mark.parametrize("shard", ["../../etc/passwd", "/abs/x.parquet", "a/b c/ü.parquet", ".hidden", "..", ""])
-def test_piece_names_never_leave_the_output_folder(shard):
+@pytest.mark.parametrize("shard", ["../../etc/passwd", "/abs/x.parquet", "a/b c/ü.parquet", ".hidden", "..", "",
+                                   "émissions.parquet", "日本.parquet", "_side.parquet", "-x.parquet"])
+def test_piece_names_never_leave_the_output_folder_nor_hide_in_it(shard):
     name = piece_name({shard: [[0, 1]]})
-    assert "/" not in name and not name.startswith(".") and name.endswith(".parquet")
+    assert "/" not in name and not name.startswith((".", "_")) and name.endswith(".parquet")
+    assert not hidden(name, "")  # what resume and the summary read
     assert set(safe_name(shard)) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     assert safe_name(shard) and not safe_name(shard).startswith(".")
 
 
 def test_safe_names_by_hand():
-    assert safe_name("../../etc/passwd") == "_.._etc_passwd"
-    assert safe_name("a/b c/ü.parquet") == "a_b_c__.parquet"
-    assert safe_name("..") == "_" and safe_name("") == "_"
+    assert safe_name("../../etc/passwd") == "etc_passwd"
+    assert safe_name("a/b c/ü.parquet") == "a_b_c_u.parquet"
+    assert safe_name("émissions") == "emissions" and safe_name("日本") == "shard"
+    assert safe_name("..") == "shard" and safe_name("") == "shard"
 
 
 def test_piece_names_are_deterministic_and_distinct():

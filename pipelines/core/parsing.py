@@ -264,8 +264,8 @@ def parse_pythonic(text: str, max_chars: int = 100_000, max_depth: int = 32, len
         return Parsed(None, [Reason("parse_error", f"not a Python list of calls: {e.msg} (line {e.lineno})")])
     except (RecursionError, MemoryError):
         return Parsed(None, [Reason("output_too_large", "nested too deep for Python's parser")])
-    except ValueError as e:  # an integer literal past Python's string-conversion limit
-        return Parsed(None, [Reason("number_too_large", str(e)[:120])])
+    except ValueError as e:  # a null character, which Python's parser refuses with a ValueError
+        return Parsed(None, [Reason("parse_error", f"not a Python list of calls: {str(e)[:120]}")])
     if not isinstance(tree, ast.List):
         return Parsed(None, [Reason("not_a_list", "the output is a Python expression, expected a list of calls")])
     calls, errors = [], []

@@ -110,13 +110,17 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     return value
 
 
-def raw_decode(text: str, at: int) -> tuple[Any, int]:
-    """One JSON value starting at `at` (json.JSONDecoder.raw_decode), checked as `loads` checks;
-    the caller has bounded the text's depth."""
+def raw_decode(text: str, at: int, max_depth: int = MAX_DEPTH) -> tuple[Any, int]:
+    """One JSON value starting at `at` (json.JSONDecoder.raw_decode), checked as `loads` checks. Its
+    depth is measured on the text it took (a scan of the whole text can be misled by a stray quote
+    before it)."""
     try:
         value, end = DECODER.raw_decode(text, at)
     except RecursionError:
         raise UntrustedValue("too_deep", "nested too deep for the parser") from None
+    deep = too_deep(text[at:end], max_depth)
+    if deep:
+        raise deep
     check_strings(value)
     return value, end
 
