@@ -10,6 +10,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipelines.core import untrusted
 from pipelines.core.parsing import PARSERS, strip_fence
@@ -292,3 +294,132 @@ def test_a_row_that_ends_at_its_deadline_leaves_no_exception_behind():
         guard_row(lambda: time.sleep(0.004), 0.004)
     time.sleep(0.05)
     assert within_budget(lambda: "still fine", 1.0) == "still fine"
+
+
+# --------------------------------------------------------------------- any cell, any output
+
+def _dumps(value) -> str:
+    """JSON text as a hostile writer makes it: NaN and Infinity kept, surrogates escaped (so that the
+    text is UTF-8 an Arrow string holds), integers past Python's conversion limit spelled out."""
+    try:
+        return json.dumps(value, ensure_ascii=True)
+    except ValueError:
+        return "[" + "9" * 5000 + "]"
+
+
+KEYS = st.sampled_from(["name", "description", "parameters", "type", "properties", "required", "items", "enum",
+                        "pattern", "patternProperties", "uniqueItems", "additionalProperties", "$ref", "$dynamicRef",
+                        "$id", "default", "arguments", "role", "content", "minimum", "format"])
+TEXT_ANY = st.text(st.characters(exclude_categories=()), max_size=12)  # lone surrogates included
+LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from([5000, -400, 70]).map(lambda d: (-1 if d < 0 else 1) * 10 ** abs(d)),
+                   st.floats(), TEXT_ANY, st.sampled_from(["^(a+)+$", "(a)\\1", "a" * 40 + "!", "string", "int",
+                                                           "List[" * 50 + "int" + "]" * 50, "file:///etc/hostname"]))
+JSON_LIKE = st.recursive(LEAVES, lambda children: st.lists(children, max_size=4)
+                         | st.dictionaries(st.one_of(KEYS, TEXT_ANY), children, max_size=4), max_leaves=25)
+TOOLS_LIKE = st.lists(st.fixed_dictionaries(
+    {"name": st.one_of(st.sampled_from(["f", "g"]), TEXT_ANY), "description": st.one_of(TEXT_ANY, JSON_LIKE),
+     "parameters": st.one_of(JSON_LIKE, st.fixed_dictionaries(
+         {"type": st.just("object"), "properties": st.dictionaries(st.sampled_from(["a", "b"]), JSON_LIKE, max_size=2),
+          "required": st.one_of(st.just([]), st.just(["a"]), JSON_LIKE)}))}), max_size=3)
+CELL = st.one_of(st.none(), st.text(max_size=40), JSON_LIKE.map(_dumps), TOOLS_LIKE.map(_dumps),
+                 st.sampled_from(["[" * 5000 + "]" * 5000, '[{"role": "user", "content": "hi \\ud800"}]']))
+CALLS_LIKE = st.lists(st.fixed_dictionaries({"name": st.one_of(st.sampled_from(["f", "g"]), TEXT_ANY),
+                                             "arguments": st.one_of(JSON_LIKE, st.dictionaries(
+                                                 st.sampled_from(["a", "b"]), JSON_LIKE, max_size=2))}), max_size=3)
+OUTPUT = st.one_of(st.text(max_size=60), JSON_LIKE.map(_dumps), CALLS_LIKE.map(_dumps),
+                   CALLS_LIKE.map(lambda c: f"```json\n{_dumps(c)}\n```"),
+                   CALLS_LIKE.map(lambda c: "".join(f"<tool_call>{_dumps(x)}</tool_call>" for x in c)),
+                   CALLS_LIKE.map(lambda c: f'"[TOOL_CALLS]{_dumps(c)}'),
+                   st.sampled_from(["```" + "a" * 20_000, '[{"name": "f", "arguments": {"a": NaN, "a": 1}}]',
+                                    "[f(a=0x" + "f" * 3000 + ")]", '"<tool_call>' + "[" * 3000]))
+
+_STAGES = {}
+
+
+def _prompt_stage(tiny_model):
+    from pipelines.label.stages import PromptStage
+    if "prompt" not in _STAGES:
+        _STAGES["prompt"] = PromptStage(tiny_model, "hammer1", 100_000, False, constrained=True, mask_names=True)
+    return _STAGES["prompt"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(query=CELL, tools=CELL, answers=CELL, output=OUTPUT, parser=st.sampled_from(sorted(PARSERS)))
+def test_any_cells_and_any_output_give_one_row_through_the_row_stages(tiny_model, query, tools, answers, output,
+                                                                      parser):
+    """The prompt stage (with the tokenizer, name masking and the call schema) and the validation
+    stage, on one row of any cells and any model text: exactly one row out, a known status, no
+    exception, within a time bound, and every written call strict JSON."""
+    import pyarrow as pa
+
+    from pipelines.core.reasons import STATUSES
+    from pipelines.engines.columns import ENGINE_TEXT_COL, WRITE_TYPES
+    from pipelines.label.stages import annotate_batch
+    from pipelines.run.stages import ROW_COL, SHARD_COL
+
+    started = time.perf_counter()
+    batch = pa.table({"id": ["r"], "query": pa.array([query], pa.string()), "tools": pa.array([tools], pa.string()),
+                      "answers": pa.array([answers], pa.string())})
+    prompted = _prompt_stage(tiny_model)(batch)
+    assert prompted.num_rows == 1
+    generated = prompted.append_column(SHARD_COL, pa.array(["s"])).append_column(ROW_COL, pa.array([0], pa.int64()))
+    for name, type_ in WRITE_TYPES.items():
+        generated = generated.append_column(name, pa.array([output if name == ENGINE_TEXT_COL else None], type_))
+    out = annotate_batch(generated, input_schema=batch.schema, lineage={}, mode=Mode.GENERATE,
+                         validation=ValidationConfig(parser=parser), row_time_budget_s=10.0)
+    assert out.num_rows == 1
+    row = out.to_pylist()[0]
+    assert row["id"] == "r" and row["status"] in STATUSES and row["status"] != "row_error", row["errors"]
+    for call in (row["calls"] or []) + (row["consensus_calls"] or []):
+        json.loads(call["arguments"], parse_constant=lambda name: pytest.fail(f"{name} written in calls"))
+    assert time.perf_counter() - started < 10.0
+
+
+VALID_TOOL_SETS = [
+    tools_with({"type": "string", "pattern": "^(a+)+$"}),
+    [{"name": "f", "description": "d", "parameters": {"type": "object", "properties": {
+        "a": {"type": "array", "uniqueItems": True, "items": {"type": "object"}},
+        "b": {"type": "object", "patternProperties": {"^(a|aa)+$": {"type": "integer"}}, "additionalProperties": False}},
+        "required": ["a"]}},
+     {"name": "g", "description": "", "parameters": {"a": {"type": "List[Dict[str, int]]"}, "b": {"type": "int, optional",
+                                                                                              "default": 3}}}],
+    [{"name": "f", "description": "", "parameters": {"type": "object", "properties": {
+        "a": {"type": "string", "enum": ["x", "y"]}, "b": {"type": "number", "minimum": 0, "maximum": 10}}}}],
+]
+
+
+# calls to the tools' own names and parameters: what reaches the schema checks
+CALLS_TO_TOOLS = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["f", "g"]), "arguments": st.dictionaries(
+    st.sampled_from(["a", "b"]), st.one_of(JSON_LIKE, st.just("a" * 34 + "!"), st.lists(JSON_LIKE, max_size=30)),
+    max_size=2)}), min_size=1, max_size=3).map(_dumps)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tools=st.sampled_from(VALID_TOOL_SETS), answers=st.one_of(CELL, CALLS_TO_TOOLS),
+       output=st.one_of(OUTPUT, CALLS_TO_TOOLS), samples=st.lists(st.one_of(OUTPUT, CALLS_TO_TOOLS), max_size=2),
+       parser=st.sampled_from(["json", "json", "json", "hermes", "llama3_json", "mistral", "pythonic"]))
+def test_any_output_against_valid_tools_gives_one_judged_row(tiny_model, tools, answers, output, samples, parser):
+    """The validation stage proper (parsing, schema checks, grounding, the gold audit and scoring,
+    the samples' agreement) on any model text and any gold: one row, no exception, no row_error."""
+    import pyarrow as pa
+
+    from pipelines.core.reasons import STATUSES
+    from pipelines.engines.columns import ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, WRITE_TYPES
+    from pipelines.label.stages import annotate_batch
+    from pipelines.run.stages import ROW_COL, SHARD_COL
+
+    started = time.perf_counter()
+    batch = pa.table({"id": ["r"], "query": ["aaaa x y 3"], "tools": [json.dumps(tools)],
+                      "answers": pa.array([answers], pa.string())})
+    prompted = _prompt_stage(tiny_model)(batch)
+    generated = prompted.append_column(SHARD_COL, pa.array(["s"])).append_column(ROW_COL, pa.array([0], pa.int64()))
+    values = {ENGINE_TEXT_COL: output, ENGINE_SAMPLES_COL: samples or None}
+    for name, type_ in WRITE_TYPES.items():
+        generated = generated.append_column(name, pa.array([values.get(name)], type_))
+    out = annotate_batch(generated, input_schema=batch.schema, lineage={}, mode=Mode.GENERATE,
+                         validation=ValidationConfig(parser=parser), samples=len(samples), row_time_budget_s=10.0)
+    row = out.to_pylist()[0]
+    assert out.num_rows == 1 and row["status"] in STATUSES and row["status"] not in ("row_error", "bad_input"), row
+    for call in (row["calls"] or []) + (row["consensus_calls"] or []):
+        json.loads(call["arguments"], parse_constant=lambda name: pytest.fail(f"{name} written in calls"))
+    assert time.perf_counter() - started < 10.0
