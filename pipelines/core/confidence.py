@@ -16,6 +16,7 @@ from pipelines.core.parsing import strip_fence
 from pipelines.core.reasons import NO_CALL, OK
 from pipelines.core.scoring import same_calls
 from pipelines.core.tools import Tool
+from pipelines.core.untrusted import too_deep
 
 VALID = (OK, NO_CALL)  # outputs that count towards a consensus
 
@@ -96,10 +97,12 @@ def argument_value_spans(text: str) -> list[tuple[int, int]]:
     offset = text.find(body) if body else -1
     if offset < 0:
         return []
+    if too_deep(body):  # the scanner recurses: a deep output has no spans (and is a parse error anyway)
+        return []
     scanner = _Scanner(text, offset)
     try:
         scanner.value(in_arguments=False)
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):  # ValueError: also a number past Python's digit limit
         return []
     return scanner.spans
 

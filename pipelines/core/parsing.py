@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from pipelines.core.reasons import Reason
 from pipelines.core import untrusted
-from pipelines.core.untrusted import UntrustedValue, nesting_depth, raw_decode
+from pipelines.core.untrusted import UntrustedValue, raw_decode
 
 _FENCE = "```"
 CALL_KEYS = ("name", "arguments")
@@ -64,11 +64,11 @@ def parse_output(text: str, max_chars: int = 100_000, max_depth: int = 32, lenie
     body = strip_fence(text)
     if not body:
         return Parsed(None, [Reason("parse_error", "empty output")])
-    depth = nesting_depth(body)
-    if depth > max_depth:
-        return Parsed(None, [Reason("output_too_large", f"nested {depth} deep, limit {max_depth}")])
+    deep = untrusted.too_deep(body, max_depth)
+    if deep:
+        return Parsed(None, [Reason("output_too_large", deep.reason.detail)])
     try:
-        value = untrusted.loads(body, max_depth)
+        value = untrusted.loads(body, max_depth=None)  # its depth checked just above
     except json.JSONDecodeError as e:
         return Parsed(None, [Reason("parse_error", str(e))])
     flags = []
@@ -132,9 +132,9 @@ def _checked(text: str, max_chars: int, max_depth: int) -> Parsed | None:
     """The size limits every parser applies first (None: within them)."""
     if len(text) > max_chars:
         return Parsed(None, [Reason("output_too_large", f"{len(text)} characters, limit {max_chars}")])
-    depth = nesting_depth(text)
-    if depth > max_depth:
-        return Parsed(None, [Reason("output_too_large", f"nested {depth} deep, limit {max_depth}")])
+    deep = untrusted.too_deep(text, max_depth)
+    if deep:
+        return Parsed(None, [Reason("output_too_large", deep.reason.detail)])
     return None
 
 

@@ -16,7 +16,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import jsonschema_rs
@@ -169,21 +169,19 @@ def normalize_tool(raw: Any, index: int = 0) -> Tool:
     depth = _depth(params)
     if depth > MAX_SCHEMA_DEPTH:
         raise BadInput("schema_too_deep", f"{where}: parameters nest {depth} levels deep, limit {MAX_SCHEMA_DEPTH}")
-    keyword = _keyword_in(params, REFERENCE_KEYWORDS)
-    if keyword:
-        raise BadInput("unsupported_ref", f"{where}: parameters use {keyword}; inline the referenced schema "
+    reference, unsupported, patterns = _scan(params)
+    if reference:
+        raise BadInput("unsupported_ref", f"{where}: parameters use {reference}; inline the referenced schema "
                                           "(nothing outside the row's own tools is ever read)")
-    keyword = _keyword_in(params, UNSUPPORTED_KEYWORDS)
-    if keyword:
-        raise BadInput("unsupported_keyword", f"{where}: parameters use {keyword}, which is not checked; "
+    if unsupported:
+        raise BadInput("unsupported_keyword", f"{where}: parameters use {unsupported}, which is not checked; "
                                               "use additionalProperties / items")
-    tool = Tool(name, description, properties, list(required), form)
-    schema = parameters_schema(tool)[0]
-    for pattern in _patterns(schema):
+    for pattern in patterns:
         problem = pattern_problem(pattern)
         if problem:
-            raise BadInput("unsupported_pattern", f"{where}: pattern {untrusted._shown(pattern)} {problem}")
-    problem = _schema_problem(json.dumps(schema, sort_keys=True))
+            raise BadInput("unsupported_pattern", f"{where}: pattern {untrusted.shown(pattern)} {problem}")
+    tool = Tool(name, description, properties, list(required), form)
+    problem = _schema_problem(json.dumps(parameters_schema(tool)[0], sort_keys=True))
     if problem:
         raise BadInput("invalid_schema", f"{where}: {problem}")
     return tool
@@ -210,21 +208,6 @@ def pattern_problem(pattern: str) -> str | None:
         return (f"cannot run in linear time ({e.args[0].decode() if isinstance(e.args[0], bytes) else e}): "
                 "back-references and look-arounds are not checked; rewrite the pattern without them")
     return None
-
-
-def _patterns(schema) -> Iterator[str]:
-    """Every `pattern` and `patternProperties` key in a schema (its depth already bounded)."""
-    stack = [schema]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if isinstance(item.get("pattern"), str):
-                yield item["pattern"]
-            if isinstance(item.get("patternProperties"), dict):
-                yield from item["patternProperties"]
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 def _is_linear_regex(pattern: str) -> bool:
@@ -266,18 +249,25 @@ UNSUPPORTED_KEYWORDS = ("unevaluatedProperties", "unevaluatedItems")
 MAX_TOOLS_DEPTH = 64  # nesting of a whole tools cell, refused (too_deep) before any schema is read
 
 
-def _keyword_in(value, keywords: tuple[str, ...]) -> str | None:
-    stack = [value]
+def _scan(params) -> tuple[str | None, str | None, list[str]]:
+    """One walk over a tool's parameters (its depth already bounded): the first reference keyword,
+    the first unsupported keyword, and every `pattern` and `patternProperties` key."""
+    reference = unsupported = None
+    patterns: list[str] = []
+    stack = [params]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            found = next((k for k in keywords if k in item), None)
-            if found:
-                return found
+            reference = reference or next((k for k in REFERENCE_KEYWORDS if k in item), None)
+            unsupported = unsupported or next((k for k in UNSUPPORTED_KEYWORDS if k in item), None)
+            if isinstance(item.get("pattern"), str):
+                patterns.append(item["pattern"])
+            if isinstance(item.get("patternProperties"), dict):
+                patterns.extend(item["patternProperties"])
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return None
+    return reference, unsupported, patterns
 
 
 def _is_optional(spec: dict) -> bool:

@@ -6,8 +6,8 @@ through `check_value`. What each does with the values that break a run or the fi
 
   * nesting past `max_depth`: refused (`too_deep`), found by one linear scan before parsing, so a
     deep value never reaches a recursive parser;
-  * integers of more than MAX_INT_DIGITS digits: refused (`number_too_large`); Python cannot write
-    them back as text (its string-conversion limit), and reading them costs quadratic time;
+  * integers of more than MAX_INT_DIGITS (4,300) digits: refused (`number_too_large`); past Python's
+    string-conversion limit they can be neither read nor written back as text;
   * `NaN`, `Infinity`, `-Infinity` and float literals past the double range (`1e999`): refused
     (`not_finite`); they are not JSON, and a call holding one could not be written as JSON;
   * the same key twice in one object: refused (`duplicate_key`); which value was meant is unknowable;
@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from typing import Any
 
 from pipelines.core.reasons import Reason
 
-MAX_INT_DIGITS = 1000  # far past any real argument; well inside Python's 4300-digit conversion limit
+MAX_INT_DIGITS = sys.get_int_max_str_digits() or 4300  # Python's own conversion limit: json raises past it
 MAX_DEPTH = 32  # nesting of lists and objects in one value
 
 
@@ -40,7 +42,8 @@ class UntrustedValue(ValueError):
 
 def nesting_depth(text: str) -> int:
     """Deepest bracket nesting outside strings: checked before parsing so that a hostile text costs
-    one linear scan, not a deep recursion."""
+    one linear scan, not a deep recursion. (A stray quote makes the rest look like a string; json's
+    own recursion limit, turned into `too_deep`, is the backstop for what that hides.)"""
     depth = deepest = 0
     in_string = escaped = False
     for ch in text:
@@ -61,13 +64,6 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-def _int(text: str) -> int:
-    digits = len(text.lstrip("-"))
-    if digits > MAX_INT_DIGITS:
-        raise UntrustedValue("number_too_large", f"an integer of {digits} digits, limit {MAX_INT_DIGITS}")
-    return int(text)
-
-
 def _float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -84,44 +80,69 @@ def _object(pairs: list[tuple[str, Any]]) -> dict:
     if len(out) != len(pairs):
         seen: set[str] = set()
         key = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise UntrustedValue("duplicate_key", f"the key {_shown(key)} appears twice in one object")
+        raise UntrustedValue("duplicate_key", f"the key {shown(key)} appears twice in one object")
     return out
 
 
-DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant, object_pairs_hook=_object)
+# Integers are read by json's own C code, which raises ValueError past MAX_INT_DIGITS (number_too_large).
+DECODER = json.JSONDecoder(parse_float=_float, parse_constant=_constant, object_pairs_hook=_object)
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # how a lone surrogate gets into JSON text
+
+
+def _decode(decode, *args):
+    """json's decode or raw_decode, its failures as the module's refusals (JSONDecodeError stays)."""
+    try:
+        return decode(*args)
+    except (UntrustedValue, json.JSONDecodeError):
+        raise
+    except RecursionError:  # a depth the scan did not see (a caller's own bound): refused all the same
+        raise UntrustedValue("too_deep", "nested too deep for the parser") from None
+    except ValueError as e:  # json's int(): past Python's digit limit
+        raise UntrustedValue("number_too_large", f"an integer past {MAX_INT_DIGITS} digits ({str(e)[:80]})") from None
+
+
+def _check_decoded(text: str, value: Any) -> None:
+    """Lone surrogates in what `text` decoded to: only escapes or raw ones in the text can make them."""
+    if _ESCAPED_SURROGATE.search(text) or not text.isascii() and _has_surrogate(text):
+        check_strings(value)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def too_deep(text: str, max_depth: int = MAX_DEPTH) -> UntrustedValue | None:
+    if text.count("[") + text.count("{") <= max_depth:  # cannot nest deeper than it has brackets: no scan
+        return None
     depth = nesting_depth(text)
     return UntrustedValue("too_deep", f"nested {depth} deep, limit {max_depth}") if depth > max_depth else None
 
 
-def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
+def loads(text: str, max_depth: int | None = MAX_DEPTH) -> Any:
     """A JSON text -> its value, refusing what the module's docstring lists (UntrustedValue);
-    json.JSONDecodeError for text that is not JSON."""
-    deep = too_deep(text, max_depth)
-    if deep:
-        raise deep
-    try:
-        value = DECODER.decode(text)
-    except RecursionError:  # a depth the scan did not see (a caller's own bound): refused all the same
-        raise UntrustedValue("too_deep", "nested too deep for the parser") from None
-    check_strings(value)
+    json.JSONDecodeError for text that is not JSON. max_depth None: the caller checked the depth."""
+    if max_depth is not None:
+        deep = too_deep(text, max_depth)
+        if deep:
+            raise deep
+    value = _decode(DECODER.decode, text)
+    _check_decoded(text, value)
     return value
 
 
 def raw_decode(text: str, at: int, max_depth: int = MAX_DEPTH) -> tuple[Any, int]:
     """One JSON value starting at `at` (json.JSONDecoder.raw_decode), checked as `loads` checks. Its
-    depth is measured on the text it took (a scan of the whole text can be misled by a stray quote
-    before it)."""
-    try:
-        value, end = DECODER.raw_decode(text, at)
-    except RecursionError:
-        raise UntrustedValue("too_deep", "nested too deep for the parser") from None
-    deep = too_deep(text[at:end], max_depth)
+    depth is measured on the text it took (what precedes it cannot mislead the scan)."""
+    value, end = _decode(DECODER.raw_decode, text, at)
+    taken = text[at:end]
+    deep = too_deep(taken, max_depth)
     if deep:
         raise deep
-    check_strings(value)
+    _check_decoded(taken, value)
     return value, end
 
 
@@ -186,7 +207,8 @@ def check_value(value: Any, max_depth: int = MAX_DEPTH) -> Any:
     return value
 
 
-def _shown(text: str, limit: int = 60) -> str:
+def shown(text: str, limit: int = 60) -> str:
+    """A row's text in a message: its start, quoted, ASCII (no lone surrogate reaches a column)."""
     return repr(text[:limit]).encode("ascii", "backslashreplace").decode()
 
 

@@ -165,14 +165,20 @@ class EndpointStage:
                 raise answer  # EndpointUnavailable, or a bug: the run stops
         if isinstance(answers[0], RowFailed):
             return {ENGINE_ERROR_COL: str(answers[0])}
-        out = label_columns(answers[0])
+        try:  # a server's answer is untrusted too: one it did not shape as the API says fails its row only
+            out = label_columns(answers[0])
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+            return {ENGINE_ERROR_COL: _unreadable(e)}
         if samples:
             if isinstance(answers[1], RowFailed):
                 out[ENGINE_SAMPLE_ERROR_COL] = str(answers[1])
             else:
-                choices = sorted(answers[1]["choices"], key=lambda c: c.get("index", 0))
-                out[ENGINE_SAMPLES_COL] = [message_text(c["message"]) for c in choices]
-                out[ENGINE_SAMPLE_FINISH_COL] = [c.get("finish_reason") for c in choices]
+                try:
+                    choices = sorted(answers[1]["choices"], key=lambda c: c.get("index", 0))
+                    out[ENGINE_SAMPLES_COL] = [message_text(c["message"]) for c in choices]
+                    out[ENGINE_SAMPLE_FINISH_COL] = [c.get("finish_reason") for c in choices]
+                except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+                    out[ENGINE_SAMPLE_ERROR_COL] = _unreadable(e)
         return out
 
     async def _request(self, session, body: dict) -> dict:
@@ -217,6 +223,10 @@ class EndpointStage:
             self.next_send = slot + 1 / self.endpoint.qps
             if slot > now:
                 await asyncio.sleep(slot - now)
+
+
+def _unreadable(e: Exception) -> str:
+    return f"the server's answer is not a chat completion this job can read ({type(e).__name__}: {str(e)[:200]})"
 
 
 def _retry_after(value: str | None) -> float | None:
