@@ -127,13 +127,13 @@ class RecordingServer:
     """A real HTTP server on 127.0.0.1 (aiohttp, in a thread of its own) that answers chat completions
     after `delay_s` and records when each request arrived: where engine.endpoint.qps and timeout_s land."""
 
-    def __init__(self, delay_s: float = 0.0):
+    def __init__(self, delay_s: float = 0.0, answer: dict | None = None, redirect_to: str | None = None):
         import asyncio
         import threading
 
         from aiohttp import web
 
-        self.delay_s, self.arrivals = delay_s, []
+        self.delay_s, self.arrivals, self.keys = delay_s, [], []
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
 
@@ -141,10 +141,14 @@ class RecordingServer:
             import time
 
             self.arrivals.append(time.monotonic())
+            self.keys.append(request.headers.get("Authorization"))
             await request.json()
+            if redirect_to:
+                raise web.HTTPTemporaryRedirect(redirect_to)
             await asyncio.sleep(self.delay_s)
-            return web.json_response({"choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "[]"}}],
-                                      "usage": {"prompt_tokens": 5, "completion_tokens": 1}})
+            return web.json_response(answer if answer is not None else {
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "[]"}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1}})
 
         async def serve():
             app = web.Application()
@@ -169,7 +173,7 @@ class RecordingServer:
         self.thread.join(10)
 
 
-def run_stage(server, rows: int, **endpoint_settings):
+def run_stage(server, rows: int, key: str | None = None, **endpoint_settings):
     """EndpointStage, the client actor's class, on one batch of `rows` rows against `server`."""
     import asyncio
 
@@ -183,7 +187,7 @@ def run_stage(server, rows: int, **endpoint_settings):
     batch = pa.table({"id": [f"r{i}" for i in range(rows)], EARLY_STATUS_COL: pa.array([None] * rows, pa.string()),
                       CALL_SCHEMA_COL: pa.array([None] * rows, pa.string()),
                       MESSAGES_COL: [json.dumps(MESSAGES)] * rows})
-    stage = EndpointStage(endpoint, None, generation(), keep=["id"], seed=0)
+    stage = EndpointStage(endpoint, key, generation(), keep=["id"], seed=0)
     return asyncio.run(stage(batch))
 
 
@@ -208,3 +212,31 @@ def test_a_request_past_timeout_s_is_retried_then_its_row_is_an_engine_error_nam
     assert out.column(ENGINE_ERROR_COL).to_pylist() == [
         f"no answer from {server.base_url} within engine.endpoint.timeout_s=0.5 s (after 2 attempts)"]
     assert len(server.arrivals) == 2  # the first try and its one retry, each cut at timeout_s
+
+
+@pytest.mark.parametrize("answer", [{"choices": []}, {"choices": [{"message": None}]}, {"no": "choices"}, [1, 2]])
+def test_an_answer_of_the_wrong_shape_fails_its_row_only(answer):
+    """A server's answer is untrusted too: one that is not a chat completion makes its row an
+    engine_error naming what was wrong, and the batch comes out whole."""
+    server = RecordingServer(answer=answer)
+    try:
+        out = run_stage(server, rows=3)
+    finally:
+        server.stop()
+    errors = out.column(ENGINE_ERROR_COL).to_pylist()
+    assert len(errors) == 3 and all(e.startswith("the server's answer is not a chat completion this job can read (")
+                                    for e in errors), errors
+
+
+def test_the_key_goes_only_to_the_configured_origin_across_a_redirect():
+    """aiohttp, the stage's client, drops Authorization on a redirect to another origin (urllib, the
+    preflight's, needs the job's own handler: tests/test_hostile.py)."""
+    elsewhere = RecordingServer()
+    server = RecordingServer(redirect_to=f"{elsewhere.base_url}/chat/completions")
+    try:
+        out = run_stage(server, rows=1, key="sekrit")
+    finally:
+        server.stop()
+        elsewhere.stop()
+    assert out.column(ENGINE_TEXT_COL).to_pylist() == ["[]"]  # followed to the other server, which answered
+    assert server.keys == ["Bearer sekrit"] and elsewhere.keys == [None]

@@ -423,3 +423,42 @@ def test_any_output_against_valid_tools_gives_one_judged_row(tiny_model, tools, 
     for call in (row["calls"] or []) + (row["consensus_calls"] or []):
         json.loads(call["arguments"], parse_constant=lambda name: pytest.fail(f"{name} written in calls"))
     assert time.perf_counter() - started < 10.0
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"verdict": "agree", "reason": "\\ud800"}', "invalid_unicode"),
+    ('{"verdict": "agree", "verdict": "disagree", "reason": "r"}', "duplicate_key"),
+    ('{"verdict": "agree", "reason": "r", "n": ' + "1" * 5000 + "}", "number_too_large"),
+    ('{"verdict": NaN, "reason": "r"}', "not_finite"),
+    ('{"a": ' + "[" * 3000 + "]" * 3000 + "}", "too_deep"),
+])
+def test_a_hostile_judge_answer_is_unparseable_with_its_reason(text, reason):
+    from pipelines.core.judging import UNPARSEABLE, parse_verdict
+    verdict = parse_verdict(text)
+    assert verdict.verdict == UNPARSEABLE and verdict.reason.startswith(reason), verdict
+
+
+def test_the_judges_stages_write_a_row_the_job_could_not_handle_as_row_error():
+    import pyarrow as pa
+
+    from pipelines.engines.columns import EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL
+    from pipelines.judge.stages import annotate_verdicts
+    from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL
+
+    schema = pa.schema([("id", pa.string())])
+    batch = pa.table({"id": ["a", "b"], EARLY_STATUS_COL: pa.array([None, None], pa.string()),
+                      EARLY_ERRORS_COL: pa.array([[], []], pa.list_(pa.string())),
+                      ENGINE_TEXT_COL: ['{"verdict": "agree", "reason": "fine"}', "{" + "[" * 5000],
+                      ENGINE_ERROR_COL: pa.array([None, None], pa.string()), SHARD_COL: ["s", "s"], ROW_COL: [0, 1]})
+    out = {r["id"]: r for r in annotate_verdicts(batch, input_schema=schema, lineage={},
+                                                 row_time_budget_s=5.0).to_pylist()}
+    assert out["a"]["judge_verdict"] == "agree" and out["b"]["judge_verdict"] == "unparseable"
+    slow = batch.slice(0, 1)
+    import pipelines.judge.stages as judge_stages
+    original = judge_stages.parse_verdict
+    judge_stages.parse_verdict = lambda text: (_spin(), original(text))[1]  # a row that never ends
+    try:
+        stuck = annotate_verdicts(slow, input_schema=schema, lineage={}, row_time_budget_s=0.3).to_pylist()
+    finally:
+        judge_stages.parse_verdict = original
+    assert stuck[0]["judge_verdict"] == "row_error" and stuck[0]["judge_reason"].startswith("row_time_budget")

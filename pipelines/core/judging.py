@@ -12,6 +12,7 @@ import json
 import string
 from dataclasses import dataclass
 
+from pipelines.core import untrusted
 from pipelines.core.prompts import Prompt, parse_query
 from pipelines.core.reasons import ENGINE_ERROR, NO_CALL, OK, PROMPT_TOO_LONG
 from pipelines.core.tools import Tool
@@ -84,9 +85,11 @@ def parse_verdict(text: str) -> Verdict:
     if start < 0:
         return Verdict(UNPARSEABLE, "no JSON object in the answer")
     try:
-        value, _ = json.JSONDecoder().raw_decode(text, start)
-    except (json.JSONDecodeError, RecursionError) as e:
+        value, _ = untrusted.raw_decode(text, start)
+    except json.JSONDecodeError as e:
         return Verdict(UNPARSEABLE, f"not JSON: {str(e).splitlines()[0]}")
+    except untrusted.UntrustedValue as e:  # NaN, a duplicate key, a lone surrogate, a 5,000-digit number, depth
+        return Verdict(UNPARSEABLE, str(e.reason))
     if not isinstance(value, dict):
         return Verdict(UNPARSEABLE, "not a JSON object")
     verdict, reason = value.get("verdict"), value.get("reason")
