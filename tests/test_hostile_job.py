@@ -65,7 +65,7 @@ def hostile_rows(port: int, secret_file: str) -> list[tuple[dict, str, str | Non
                                  '"maximum": NaN}}}]'}, "bad_input", "not_finite"),
         ({"query": "q", "tools": '[{"name": "f", "name": "g", "description": "", "parameters": {}}]'},
          "bad_input", "duplicate_key"),
-        ({"query": "q", "tools": "[" * 5000 + "]" * 5000}, "bad_input", "too_deep"),
+        ({"query": "q", "tools": "[" * 5000 + "]" * 5000}, "bad_input", "schema_too_deep"),
         ({"query": "[" * 5000 + "]" * 5000, "tools": json.dumps([tool({"type": "string"})])}, "bad_input", "too_deep"),
         # a type name whose nested generics would cost depth x length: an unknown type, labeled as usual
         ({"query": "q", "tools": json.dumps([{"name": "f", "description": "", "parameters": {

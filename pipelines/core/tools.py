@@ -94,8 +94,14 @@ def load_tools(raw: Any) -> list[Tool]:
     try:
         untrusted.check_value(raw, MAX_TOOLS_DEPTH)
     except untrusted.UntrustedValue as e:
-        raise BadInput(e.code, f"tools: {e.reason.detail}") from None
+        raise _tools_refused(e) from None
     return _load_tools_value(raw)
+
+
+def _tools_refused(e: untrusted.UntrustedValue) -> BadInput:
+    """A tools cell the untrusted reader refused, as the row's reason; nesting keeps the one code a
+    too-deep schema has (schema_too_deep), whichever check met it first."""
+    return BadInput("schema_too_deep" if e.code == "too_deep" else e.code, f"tools: {e.reason.detail}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -106,7 +112,7 @@ def _load_tools_text(raw: str) -> tuple[Tool, ...]:
     except json.JSONDecodeError as e:
         raise BadInput("tools_not_json", f"tools is not valid JSON ({e})") from None
     except untrusted.UntrustedValue as e:
-        raise BadInput(e.code, f"tools: {e.reason.detail}") from None
+        raise _tools_refused(e) from None
     return tuple(_load_tools_value(value))
 
 
