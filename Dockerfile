@@ -16,8 +16,9 @@ USER 1000:100
 WORKDIR /home/ray/hammer-labeling
 
 # Every Python package at the version the lock names (make lock regenerates it), then `pip check`,
-# so two builds of one commit hold the same packages; the project itself without dependencies.
-# jobs/, conf/ and deploy/ come after, so that editing a config or an entry script reinstalls nothing.
+# so two builds of one commit hold the same packages; the project itself without dependencies, as a
+# wheel with its profiles (pipelines/conf/) and commands (hammer-label, ...). jobs/ and deploy/ come
+# after, so that editing an entry script reinstalls nothing.
 COPY --chown=1000:100 deploy/requirements-gpu.lock ./deploy/
 RUN pip install --no-cache-dir --no-deps -r deploy/requirements-gpu.lock && pip check
 COPY --chown=1000:100 pyproject.toml README.md ./
@@ -25,7 +26,6 @@ COPY --chown=1000:100 pipelines ./pipelines
 RUN pip install --no-cache-dir --no-deps .
 
 COPY --chown=1000:100 jobs ./jobs
-COPY --chown=1000:100 conf ./conf
 COPY --chown=1000:100 deploy ./deploy
 
 # No credentials are baked in: S3 access comes from the node's IAM role or AWS_* variables, and a

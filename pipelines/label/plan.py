@@ -38,8 +38,6 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
                   stale_after_s=config.lease.stale_after_s)
     try:
         mode = cfg.Mode.of(config, revalidate)
-        if mode == cfg.Mode.GENERATE:
-            engines.preload(config.engine)
         checks, model = check(config, mode, lease=lease)
         return _run(config, mode, started, checks.shards, model, lease, out_fs, out_root)
     finally:

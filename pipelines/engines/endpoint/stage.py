@@ -46,10 +46,6 @@ class RowFailed(Exception):
     """The server answered this request with an error (after retries where retrying could help)."""
 
 
-def preload(engine=None) -> None:
-    """Nothing heavy to import ahead (the in-process engine's hook)."""
-
-
 def generate(ds, config, model: str, keep: list[str], seed: int = 0):
     """The engine stage on a dataset through the endpoint: rows with READS and MESSAGES_COL in, the
     same rows with `keep` and WRITES out."""
