@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from pipelines.core.reasons import ENGINE_ERROR, INVALID_CALL, NO_CALL, OK, PARSE_ERROR
 from pipelines.config import CONF_DIR, HELP_FLAGS, ConfigError, key_help, profile_loader, to_yaml
 from pipelines.engines.endpoint.stage import EndpointUnavailable
 from pipelines.label.config import LabelConfig, Mode, load_config
@@ -64,7 +65,23 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     if summary["rows"] != summary["input_rows"]:
         print(f"error: {summary['input_rows']} input rows but {summary['rows']} output rows")
         return 1
+    unanswered = no_answer(summary)
+    if unanswered:
+        print(f"error: {unanswered}")
+        return 1
     return 0
+
+
+def no_answer(summary: dict) -> str | None:
+    """Why a generating run whose engine answered none of the rows sent to it is not a success: every
+    row is written (as engine_error), so a scheduler that reads exit 0 would take an output of no labels
+    for a finished one. Exit 1 says the run failed; its rows stay, and resume=overwrite redoes them."""
+    status = summary["status"]
+    answered = sum(status.get(s, 0) for s in (OK, NO_CALL, PARSE_ERROR, INVALID_CALL))
+    if summary.get("mode") != Mode.GENERATE.value or answered or not status.get(ENGINE_ERROR):
+        return None
+    return (f"the engine answered none of the {status[ENGINE_ERROR]} rows sent to it (all engine_error; their "
+            "`errors` say why): fix the engine or the settings it refused, then rerun with resume=overwrite")
 
 
 def data_job_main(argv: list[str], load: Callable[[list[str]], Any], job: Callable[[Any], dict],
