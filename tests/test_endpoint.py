@@ -279,9 +279,9 @@ def test_the_preflight_refuses_settings_the_server_refuses_naming_the_keys():
         check_endpoint(section, section.ray, checks)
         refused = checks.failed
         from pipelines.engines.endpoint.stage import refused_settings
-        taken = refused_settings(EndpointConfig(base_url=server.base_url, model="m", structured_outputs="json_object"),
-                                 None, section.generation)
-        samples = refused_settings(section.engine.endpoint, None, generation(samples=3, constrained=True))
+        json_object = EndpointConfig(base_url=server.base_url, model="m", structured_outputs="json_object")
+        taken = refused_settings(json_object, None, section.generation)
+        samples = refused_settings(json_object, None, generation(samples=3, constrained=True))
     finally:
         server.stop()
     assert len(refused) == 1 and "refused a request with this run's settings (HTTP 500: 1 validation error" in refused[0]
