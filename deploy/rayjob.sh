@@ -9,9 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 date="${1:-$(date -u -d yesterday +%F)}"
-# It goes into the RayJob's name and a label: lowercase letters, digits, '.' and '-' only.
-if ! [[ "$date" =~ ^[0-9a-z][0-9a-z.-]{0,39}$ ]]; then
-    echo "rayjob.sh: '$date' cannot name a Kubernetes object (lowercase letters, digits, . and -; e.g. 2026-11-24)" >&2
+# It goes into the RayJob's name, hammer-labeling-DATE-xxxxx (generateName's 5 characters), which KubeRay
+# 1.x refuses unless it is a DNS-1035 label of at most 47 characters (MaxRayJobNameLength: its
+# RayCluster's 53 less the 6 it appends): lowercase letters, digits and '-', so at most 25 of them here.
+if ! [[ "$date" =~ ^[0-9a-z][0-9a-z-]{0,24}$ ]]; then
+    echo "rayjob.sh: '$date' cannot name a RayJob (hammer-labeling-DATE-xxxxx must be a DNS-1035 label of at most 47" \
+         "characters: DATE of lowercase letters, digits and -, at most 25; e.g. 2026-11-24)" >&2
     exit 2
 fi
 overrides=""

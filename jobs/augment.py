@@ -13,10 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, wherever this is started from
 
-from pipelines.recipe import augment  # noqa: E402
-from pipelines.cli import data_job_main  # noqa: E402
-from pipelines.config import profile_loader  # noqa: E402
-from pipelines.recipe.config import AugmentConfig  # noqa: E402
+from pipelines.cli import augment_command  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(data_job_main(sys.argv[1:], profile_loader(AugmentConfig, "augment"), augment.run))
+    augment_command()

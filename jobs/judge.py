@@ -14,9 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, wherever this is started from
 
-from pipelines.cli import data_job_main  # noqa: E402
-from pipelines.judge.config import load_judge_config  # noqa: E402
-from pipelines.judge.plan import run  # noqa: E402
+from pipelines.cli import judge_command  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(data_job_main(sys.argv[1:], load_judge_config, run))
+    judge_command()

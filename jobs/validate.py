@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, wherever this is started from
 
-from pipelines.cli import main  # noqa: E402
+from pipelines.cli import validate_command  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], revalidate=True))
+    validate_command()

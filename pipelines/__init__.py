@@ -1,8 +1,11 @@
-"""Batch labeling of function-calling data with Hammer models.
+"""Batch labeling of function-calling data with Hammer models (docs/design.md, "Layout").
 
-    core/      pure: statuses and reasons, tools and their JSON schemas, prompts, parsing, validation, scoring, masking, sizing
-    label/     the labeling job: config, stages, engine, plan, preflight, lease, output protocol, summary
-    recipe/    Hammer's data recipe: prepare and augment
-    storage.py files, not runs: filesystems, shard listing, id checks
-    cli.py     the command line the jobs share
+    core/      pure: statuses and reasons, the untrusted JSON reader, tools and their schemas, prompts,
+               parsing, validation, scoring, masking, confidence, judging, sizing
+    engines/   the engine stage, one kind per folder (vllm/, endpoint/)
+    models/    where a model comes from, its prompt tokenizer, the models the job builds
+    run/       what every job over shards shares: reader, writer, output protocol, lease, guard, preflight
+    label/     the labeling job; judge/ the judge job; recipe/ the data jobs without a model
+    conf/      the profiles (conf=NAME)
+    api.py     the jobs and the row-level pieces from Python; cli.py the commands
 """

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
-from pipelines.config import ConfigError, to_yaml
+from pipelines.core.reasons import ENGINE_ERROR, INVALID_CALL, NO_CALL, OK, PARSE_ERROR
+from pipelines.config import CONF_DIR, HELP_FLAGS, ConfigError, key_help, profile_loader, to_yaml
 from pipelines.engines.endpoint.stage import EndpointUnavailable
-from pipelines.label.config import Mode, load_config
+from pipelines.label.config import LabelConfig, Mode, load_config
 from pipelines.label.plan import check, run
 from pipelines.label.summary import format_table
 from pipelines.models.built import BUILT_MODELS, built_name
@@ -37,6 +40,9 @@ def built_model_notice(source: str) -> str | None:
 
 
 def main(argv: list[str], *, revalidate: bool = False) -> int:
+    if set(argv) & set(HELP_FLAGS):
+        return _help("jobs/validate.py" if revalidate else "jobs/label.py", LabelConfig, CONF_DIR,
+                     (CONF_DIR / "base.yaml",))
     try:
         config = load_config(argv)
     except ConfigError as e:
@@ -59,12 +65,32 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     if summary["rows"] != summary["input_rows"]:
         print(f"error: {summary['input_rows']} input rows but {summary['rows']} output rows")
         return 1
+    unanswered = no_answer(summary)
+    if unanswered:
+        print(f"error: {unanswered}")
+        return 1
     return 0
 
 
-def data_job_main(argv: list[str], load: Callable[[list[str]], Any], job: Callable[[Any], dict]) -> int:
+def no_answer(summary: dict) -> str | None:
+    """Why a generating run whose engine answered none of the rows sent to it is not a success: every
+    row is written (as engine_error), so a scheduler that reads exit 0 would take an output of no labels
+    for a finished one. Exit 1 says the run failed; its rows stay, and resume=overwrite redoes them."""
+    status = summary["status"]
+    answered = sum(status.get(s, 0) for s in (OK, NO_CALL, PARSE_ERROR, INVALID_CALL))
+    if summary.get("mode") != Mode.GENERATE.value or answered or not status.get(ENGINE_ERROR):
+        return None
+    return (f"the engine answered none of the {status[ENGINE_ERROR]} rows sent to it (all engine_error; their "
+            "`errors` say why): fix the engine or the settings it refused, then rerun with resume=overwrite")
+
+
+def data_job_main(argv: list[str], load: Callable[[list[str]], Any], job: Callable[[Any], dict],
+                  profiles: tuple[str, type, Path, tuple[Path, ...]] | None = None) -> int:
     """The command line of the jobs besides labeling: `[conf=NAME] [key=value ...]` through `load`
-    (pipelines.config.profile_loader, or a job's own), the job, its summary as JSON."""
+    (pipelines.config.profile_loader, or a job's own), the job, its summary as JSON. `--help`: the
+    keys of the job's schema and its profiles: (name, schema, profile folder, base files)."""
+    if profiles is not None and set(argv) & set(HELP_FLAGS):
+        return _help(*profiles)
     try:
         config = load(argv)
     except ConfigError as e:
@@ -77,6 +103,64 @@ def data_job_main(argv: list[str], load: Callable[[list[str]], Any], job: Callab
     print(json.dumps(summary, indent=2))
     print(f"output: {summary['output']} (summary: _summary.json)")
     return code
+
+
+def _help(name: str, schema: type, conf_dir: Path, base: tuple[Path, ...]) -> int:
+    profiles = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+    print(f"{name}: [conf=NAME] [key=value ...]\n\nprofiles (conf=NAME, default local): {', '.join(profiles)} "
+          f"(in {conf_dir})\nexit codes: 0 done; 1 the job failed or stopped; 2 a config or input problem, before "
+          f"any work\n\nkeys (default without a profile):\n{key_help(schema, base)}")
+    return 0
+
+
+# One command per job (pyproject.toml's [project.scripts]); jobs/*.py call the same.
+
+def label_command() -> None:
+    sys.exit(main(sys.argv[1:]))
+
+
+def validate_command() -> None:
+    sys.exit(main(sys.argv[1:], revalidate=True))
+
+
+def judge_command() -> None:
+    from pipelines.judge.config import JUDGE_CONF_DIR, JudgeConfig, load_judge_config
+    from pipelines.judge.plan import run as judge
+
+    sys.exit(data_job_main(sys.argv[1:], load_judge_config, judge,
+                           ("jobs/judge.py", JudgeConfig, JUDGE_CONF_DIR, (JUDGE_CONF_DIR / "base.yaml",))))
+
+
+def _recipe_command(name: str) -> None:
+    import importlib
+
+    from pipelines.recipe import config as recipe_config
+
+    schema = getattr(recipe_config, f"{name.capitalize()}Config")
+    job = importlib.import_module(f"pipelines.recipe.{name}").run
+    load = profile_loader(schema, name)
+    sys.exit(data_job_main(sys.argv[1:], load, job, (f"jobs/{name}.py", schema, load.keywords["conf_dir"],
+                                                     load.keywords["base"])))
+
+
+def compare_command() -> None:
+    _recipe_command("compare")
+
+
+def prepare_command() -> None:
+    _recipe_command("prepare")
+
+
+def augment_command() -> None:
+    _recipe_command("augment")
+
+
+def export_command() -> None:
+    _recipe_command("export")
+
+
+def leaderboard_command() -> None:
+    _recipe_command("leaderboard")
 
 
 def _guarded(job: Callable[[], dict]) -> tuple[dict | None, int]:

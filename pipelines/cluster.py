@@ -25,8 +25,10 @@ def start_ray(ray_config: RayConfig, metrics: bool = False) -> str:
     not use: no dashboard and no metrics export, unless `metrics` (engine.log_metrics) asks for them."""
     import ray
 
+    global _connected_here
     if ray.is_initialized():
         return "connected"
+    _connected_here = True
     if joins_cluster(ray_config):
         address = ray_config.address or os.environ["RAY_ADDRESS"]
         ray.init(address=address)
@@ -36,16 +38,22 @@ def start_ray(ray_config: RayConfig, metrics: bool = False) -> str:
     return f"started a local instance ({ray_config.num_cpus or os.cpu_count()} CPUs{'' if metrics else ', no dashboard'})"
 
 
+_connected_here = False  # whether this process's Ray session is the job's (start_ray made it) or its caller's
+
+
 def stop_ray(timeout_s: float = 60.0) -> None:
     """Ends the run's use of Ray in order, before its summary: waits until the run's stage actors have
     exited (an engine actor stops vLLM on its way out, and prints as it does), then disconnects,
-    stopping the local instance the job started. Nothing the run's processes print comes after the
+    stopping the local instance the job started. A Ray session the caller started before the job
+    (pipelines.api from a notebook) is left as it was. Nothing the run's processes print comes after the
     summary, and the teardown counts in the run's wall time."""
     import ray
     from ray._private import state
 
-    if not ray.is_initialized():
+    global _connected_here
+    if not ray.is_initialized() or not _connected_here:  # a session the caller owns (a notebook's) stays
         return
+    _connected_here = False
     job_id = ray.get_runtime_context().get_job_id()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

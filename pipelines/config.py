@@ -8,8 +8,13 @@ values, out-of-range choices and numbers all stop the job with a message naming 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib.resources
+import inspect
+import json
 import re
+import typing
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +56,8 @@ _POSITIVE = (
 )  # or null, where the schema allows it
 
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# The profiles ship inside the package (an installed wheel has them too); a checkout's `conf/` links here.
+CONF_DIR = Path(str(importlib.resources.files("pipelines") / "conf"))
 
 
 def profile_name(args: list[str], default: str = "local") -> str:
@@ -67,7 +73,7 @@ def load_profile(schema: type, args: list[str], conf_dir: Path, base: tuple[Path
     profiles = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
     if name not in profiles:
         raise ConfigError(f"conf={name}: no {conf_dir / (name + '.yaml')}; profiles: {', '.join(profiles)}")
-    relative = conf_dir.relative_to(CONF_DIR.parent) if conf_dir.is_relative_to(CONF_DIR.parent) else conf_dir
+    relative = Path("conf", conf_dir.relative_to(CONF_DIR)) if conf_dir.is_relative_to(CONF_DIR) else conf_dir
     config = build_config(schema, [*base, conf_dir / f"{name}.yaml"], overrides,
                           f"profile conf={name}; set them in {relative}/{name}.yaml or on the command line")
     check_keys(config)
@@ -193,3 +199,56 @@ def to_plain(config) -> dict:
 def to_yaml(config) -> str:
     """The resolved config with secrets redacted: what is printed and saved beside the output."""
     return OmegaConf.to_yaml(OmegaConf.create(redact(to_plain(config))))
+
+
+# ----------------------------------------------------------------------------------- --help
+
+HELP_FLAGS = ("-h", "--help")
+
+
+def key_help(schema: type, base: tuple[Path, ...] = ()) -> str:
+    """Every key of a job's schema with its default (the schema's, under the `base` files) and its
+    meaning (the comment the schema gives it): what `--help` prints. The same schema is what
+    docs/configuration.md is checked against (tests/test_docs.py)."""
+    defaults = OmegaConf.merge(OmegaConf.structured(schema), *(OmegaConf.load(f) for f in base))
+    lines = []
+    for key, meaning in _schema_keys(schema):
+        value = OmegaConf.select(defaults, key, throw_on_missing=False)
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        shown = "(required)" if value == "???" else json.dumps(value)
+        lines.append(f"  {key} = {shown}" + (f"\n      {meaning}" if meaning else ""))
+    return "\n".join(lines)
+
+
+def _schema_keys(schema: type, prefix: str = ""):
+    """(dotted key, meaning) of every leaf of a config dataclass, in declaration order."""
+    hints = typing.get_type_hints(schema)
+    meanings = _field_comments(schema)
+    for f in dataclasses.fields(schema):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            yield from _schema_keys(kind, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", meanings.get(f.name, "")
+
+
+_FIELD = re.compile(r"^\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
+
+
+def _field_comments(schema: type) -> dict[str, str]:
+    """A dataclass's fields -> the comment on the field's line, else the comment lines just above it."""
+    try:
+        lines, _ = inspect.getsourcelines(schema)
+    except (OSError, TypeError):
+        return {}
+    out, above = {}, []
+    for line in lines[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        found = _FIELD.match(line.rstrip("\n"))
+        if found:
+            out[found.group(1)] = found.group(2) or " ".join(above)
+        above = []
+    return out

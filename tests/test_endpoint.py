@@ -127,13 +127,14 @@ class RecordingServer:
     """A real HTTP server on 127.0.0.1 (aiohttp, in a thread of its own) that answers chat completions
     after `delay_s` and records when each request arrived: where engine.endpoint.qps and timeout_s land."""
 
-    def __init__(self, delay_s: float = 0.0, answer: dict | None = None, redirect_to: str | None = None):
+    def __init__(self, delay_s: float = 0.0, answer: dict | None = None, redirect_to: str | None = None,
+                 refuse=None):
         import asyncio
         import threading
 
         from aiohttp import web
 
-        self.delay_s, self.arrivals, self.keys = delay_s, [], []
+        self.delay_s, self.arrivals, self.keys, self.bodies = delay_s, [], [], []
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
 
@@ -142,7 +143,11 @@ class RecordingServer:
 
             self.arrivals.append(time.monotonic())
             self.keys.append(request.headers.get("Authorization"))
-            await request.json()
+            body = await request.json()
+            self.bodies.append(body)
+            refused = refuse(body) if refuse else None
+            if refused:  # as a server that does not take a setting answers: (HTTP status, its message)
+                return web.json_response({"error": {"message": refused[1]}}, status=refused[0])
             if redirect_to:
                 raise web.HTTPTemporaryRedirect(redirect_to)
             await asyncio.sleep(self.delay_s)
@@ -153,6 +158,7 @@ class RecordingServer:
         async def serve():
             app = web.Application()
             app.router.add_post("/v1/chat/completions", completions)
+            app.router.add_get("/v1/models", lambda request: web.json_response({"data": [{"id": "m"}]}))
             self.runner = web.AppRunner(app)
             await self.runner.setup()
             await web.TCPSite(self.runner, "127.0.0.1", 0).start()
@@ -240,3 +246,57 @@ def test_the_key_goes_only_to_the_configured_origin_across_a_redirect():
         elsewhere.stop()
     assert out.column(ENGINE_TEXT_COL).to_pylist() == ["[]"]  # followed to the other server, which answered
     assert server.keys == ["Bearer sekrit"] and elsewhere.keys == [None]
+
+
+def test_a_call_schema_goes_in_the_form_the_server_takes():
+    row = {"id": "r1", MESSAGES_COL: json.dumps(MESSAGES), CALL_SCHEMA_COL: json.dumps(SCHEMA)}
+    label, _ = request_bodies(row, "m", generation(), seed=0, structured_outputs="json_object")
+    assert label["response_format"] == {"type": "json_object", "schema": SCHEMA}  # llama-cpp-python's server
+    with pytest.raises(ConfigError, match="structured_outputs' must be one of json_schema, json_object, none"):
+        load_config(["conf=local", "input.path=x", "output.path=y", "engine.kind=endpoint",
+                     "engine.endpoint.base_url=http://h/v1", "engine.endpoint.model=m",
+                     "engine.endpoint.structured_outputs=grammar"])
+
+
+def _llama_cpp_like(body):
+    """llama-cpp-python's server on OpenAI's json_schema response_format: HTTP 500 (what the issue saw)."""
+    if body.get("response_format", {}).get("type") == "json_schema":
+        return 500, "1 validation error: response_format.type must be 'text' or 'json_object'"
+    if body.get("n", 1) > 1:
+        return 400, "n > 1 is not supported"
+    return None
+
+
+def test_the_preflight_refuses_settings_the_server_refuses_naming_the_keys():
+    from pipelines.engines.config import EndpointConfig
+    from pipelines.run.preflight import Checklist, check_endpoint
+
+    server = RecordingServer(refuse=_llama_cpp_like)
+    try:
+        section = load_config(["conf=local", "input.path=x", "output.path=y", "engine.kind=endpoint",
+                               f"engine.endpoint.base_url={server.base_url}", "engine.endpoint.model=m"])
+        checks = Checklist()
+        check_endpoint(section, section.ray, checks)
+        refused = checks.failed
+        from pipelines.engines.endpoint.stage import refused_settings
+        json_object = EndpointConfig(base_url=server.base_url, model="m", structured_outputs="json_object")
+        taken = refused_settings(json_object, None, section.generation)
+        samples = refused_settings(json_object, None, generation(samples=3, constrained=True))
+    finally:
+        server.stop()
+    assert len(refused) == 1 and "refused a request with this run's settings (HTTP 500: 1 validation error" in refused[0]
+    assert "generation.constrained=True with engine.endpoint.structured_outputs=json_schema" in refused[0]
+    assert server.bodies[0]["max_tokens"] == 8 and server.bodies[0]["response_format"]["type"] == "json_schema"
+    assert taken is None  # the form it takes: the run goes on
+    assert samples == "HTTP 400: n > 1 is not supported"
+
+
+def test_a_run_whose_engine_answered_no_row_is_not_a_success():
+    from pipelines.cli import no_answer
+
+    summary = {"mode": "generate", "status": {"ok": 0, "no_call": 0, "parse_error": 0, "invalid_call": 0,
+                                              "engine_error": 58, "bad_input": 7}}
+    assert no_answer(summary).startswith("the engine answered none of the 58 rows sent to it")
+    assert no_answer({**summary, "status": {**summary["status"], "parse_error": 1}}) is None  # one answer: a run
+    assert no_answer({**summary, "mode": "dry_run"}) is None
+    assert no_answer({"mode": "generate", "status": {"bad_input": 7, "engine_error": 0}}) is None

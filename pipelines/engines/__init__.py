@@ -1,7 +1,7 @@
 """The engine stage, one kind per subpackage: `vllm/` (in-process vLLM actors through ray.data.llm)
 and `endpoint/` (an OpenAI-compatible server). Each kind takes the rows of the prompt stage
-(columns.READS and its prompt column) and writes columns.WRITES; the jobs call `generate`,
-`preload` and `takes_messages` here and never a kind's module.
+(columns.READS and its prompt column) and writes columns.WRITES; the jobs call `generate`
+and `takes_messages` here and never a kind's module.
 """
 
 from __future__ import annotations
@@ -22,11 +22,6 @@ def takes_messages(engine) -> bool:
     applies its own chat template and tokenizes, so no tokenizer loads here), else token ids
     (PROMPT_TOKENS_COL, the in-process engine's)."""
     return engine.kind == "endpoint"
-
-
-def preload(engine) -> None:
-    """Start importing the kind's heavy modules in the background (vLLM's: seconds), if it has any."""
-    _kind(engine).preload()
 
 
 def generate(ds, config, model: str, keep: list[str], seed: int = 0):

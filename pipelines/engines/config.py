@@ -18,6 +18,7 @@ COMPACT_BACKENDS = ("guidance", "xgrammar")
 
 
 TOOL_CHOICES = ("none", "auto")
+STRUCTURED_OUTPUTS = ("json_schema", "json_object", "none")  # engine.endpoint.structured_outputs
 
 
 @dataclass
@@ -33,8 +34,9 @@ class EndpointConfig:
     max_retries: int = 5  # after the first try, on 408/429/5xx and connection errors; then engine_error
     backoff_s: float = 1.0  # the first retry's wait, doubled each time (with jitter), at most backoff_max_s
     backoff_max_s: float = 60.0
-    # structured outputs as the server takes them: `json_schema` (OpenAI's response_format, which
-    # vLLM and SGLang servers honour) or `none` (the server has no schema support: constrained refused)
+    # structured outputs as the server takes them (generation.constrained): `json_schema` (OpenAI's
+    # response_format, which vLLM, SGLang and Ollama's /v1 honour), `json_object` (llama-cpp-python's
+    # server: {"type": "json_object", "schema": ...}) or `none` (no schema support: constrained refused)
     structured_outputs: str = "json_schema"
     # prompt.format=chat_template sends each row's tools; `none`: the server renders them in its template
     # and answers with the model's text, read by validation.parser (the in-process engine's labels);
@@ -94,8 +96,9 @@ def check_endpoint_settings(endpoint: EndpointConfig, generation, prefix: str = 
     if endpoint.api_key_env is not None and not os.environ.get(endpoint.api_key_env):
         raise ConfigError(f"{key}.api_key_env names the environment variable {endpoint.api_key_env}, which is unset "
                           "or empty: export the API key there (the key itself never goes into a config)")
-    if endpoint.structured_outputs not in ("json_schema", "none"):
-        raise ConfigError(f"config key '{key}.structured_outputs' must be json_schema or none")
+    if endpoint.structured_outputs not in STRUCTURED_OUTPUTS:
+        raise ConfigError(f"config key '{key}.structured_outputs' must be one of {', '.join(STRUCTURED_OUTPUTS)}, "
+                          f"not {endpoint.structured_outputs!r}")
     if generation.constrained and endpoint.structured_outputs == "none":
         raise ConfigError(f"{prefix}generation.constrained=true needs a server that takes a JSON schema, and "
                           f"{key}.structured_outputs=none says this one does not: set {prefix}generation.constrained=false")

@@ -39,7 +39,6 @@ def run(config: jcfg.JudgeConfig) -> dict:
     lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
                   stale_after_s=config.lease.stale_after_s)
     try:
-        engines.preload(config.judge.engine)
         model = resolve_engine_model(config.judge, key="judge.model.source")
         checks = preflight(config, model, lease)
         shards = checks.shards

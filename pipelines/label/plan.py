@@ -38,8 +38,6 @@ def run(config: cfg.LabelConfig, *, revalidate: bool = False) -> dict:
                   stale_after_s=config.lease.stale_after_s)
     try:
         mode = cfg.Mode.of(config, revalidate)
-        if mode == cfg.Mode.GENERATE:
-            engines.preload(config.engine)
         checks, model = check(config, mode, lease=lease)
         return _run(config, mode, started, checks.shards, model, lease, out_fs, out_root)
     finally:
@@ -84,12 +82,18 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
     in_fs, _ = storage.filesystem(config.input.path, config.s3)
     add_id = "id" not in shard_schema.names
     input_schema = shard_schema.append(pa.field("id", pa.string())) if add_id else shard_schema
+    start_ray(config.ray, metrics=config.engine.log_metrics)
+    ds = label_plan(read_todo(todo, in_fs, add_id), config, model, mode, input_schema)
+    write_and_report(ds, config, out_fs, out_root, lease, progress)
+
+
+def label_plan(ds, config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, input_schema: pa.Schema):
+    """The labeling stages over a dataset of input rows (with their shard and row columns):
+    prompt -> generate (the engine kind) -> validate. Every labeling plan is this one: the job's over
+    its shards, and pipelines.api.label_dataset's over a caller's dataset."""
     lineage = {"prompt_format": config.prompt.format, "run_id": config.run.id, "config_hash": cfg.config_hash(config, model)}
     if mode != cfg.Mode.REVALIDATE:  # re-validation keeps the input's model column
         lineage["model"] = model
-
-    start_ray(config.ray, metrics=config.engine.log_metrics)
-    ds = read_todo(todo, in_fs, add_id)
     ds = prompt_actors(
         ds, stages.PromptStage, config.prompt, {
             "tokenizer_source": None if engines.takes_messages(config.engine) else model,
@@ -106,11 +110,10 @@ def label_rows(config: cfg.LabelConfig, todo: Todo, shard_schema: pa.Schema,
         # The engine carries what the next stage reads.
         carried = [c for c in [*input_schema.names, *stages.annotate_reads(mode)] if c not in engines.WRITES]
         ds = engines.generate(ds, config, model, keep=list(dict.fromkeys(carried)), seed=config.seed)
-    ds = ds.map_batches(
+    return ds.map_batches(
         stages.annotate_batch,
         batch_format="pyarrow",
         fn_kwargs={"input_schema": input_schema, "lineage": lineage, "mode": mode, "validation": config.validation,
                    "scoring": config.scoring, "samples": config.generation.samples - 1,
                    "row_time_budget_s": config.row_time_budget_s},
     )
-    write_and_report(ds, config, out_fs, out_root, lease, progress)

@@ -29,7 +29,7 @@ class ModelConfig:
 @dataclass
 class GenerationConfig:
     # Values live in conf/base.yaml: they are the labeling contract, changed there or per run.
-    max_tokens: int = MISSING
+    max_tokens: int = MISSING  # new tokens per row; an output cut there says `truncated`
     temperature: float = MISSING  # 0: greedy
     max_model_len: int = MISSING  # prompt + output; longer prompts are marked prompt_too_long
     constrained: bool = False  # structured outputs: only a JSON list of this row's tools' calls can be generated

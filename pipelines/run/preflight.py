@@ -223,7 +223,7 @@ def check_endpoint(section, ray_config, checks: Checklist, prefix: str = "") -> 
     """engine.kind=endpoint: the server answers, takes the key, and serves the model; then Ray
     (the client actors' cluster). section: the config part with `engine` (`judge` with prefix `judge.`)."""
     from pipelines.engines.config import api_key
-    from pipelines.engines.endpoint.stage import EndpointUnavailable, probe
+    from pipelines.engines.endpoint.stage import EndpointUnavailable, probe, refused_settings
 
     endpoint = section.engine.endpoint
     key = f"{prefix}engine.endpoint"
@@ -241,8 +241,17 @@ def check_endpoint(section, ray_config, checks: Checklist, prefix: str = "") -> 
         checks.fail("endpoint", f"{key}.model={endpoint.model!r} is not served at {redact(endpoint.base_url)} (it serves: "
                                 f"{', '.join(map(str, served)) or 'nothing'}); set {key}.model to one of those")
         return
+    refused = refused_settings(endpoint, api_key(endpoint), section.generation)
+    if refused:
+        generation = f"{prefix}generation"
+        checks.fail("endpoint", f"{redact(endpoint.base_url)} refused a request with this run's settings ({refused}); "
+                                f"what shapes it: {generation}.constrained={section.generation.constrained} with "
+                                f"{key}.structured_outputs={endpoint.structured_outputs} (json_schema, json_object or "
+                                f"none), {generation}.logprobs={section.generation.logprobs}, "
+                                f"{generation}.samples={section.generation.samples}; set what this server takes")
+        return
     checks.ok("endpoint", f"{redact(endpoint.base_url)} answers{' and takes the key' if endpoint.api_key_env else ''}; "
-                          f"serves {endpoint.model}")
+                          f"serves {endpoint.model}; takes this run's generation settings")
     checks.ok("ray", start_ray(ray_config, metrics=False))
 
 

@@ -46,10 +46,6 @@ class RowFailed(Exception):
     """The server answered this request with an error (after retries where retrying could help)."""
 
 
-def preload(engine=None) -> None:
-    """Nothing heavy to import ahead (the in-process engine's hook)."""
-
-
 def generate(ds, config, model: str, keep: list[str], seed: int = 0):
     """The engine stage on a dataset through the endpoint: rows with READS and MESSAGES_COL in, the
     same rows with `keep` and WRITES out."""
@@ -72,16 +68,16 @@ def generate(ds, config, model: str, keep: list[str], seed: int = 0):
                                "keep": keep, "seed": seed})
 
 
-def request_bodies(row: dict, model: str, generation, seed: int, tool_choice: str = "none") -> tuple[dict, dict | None]:
+def request_bodies(row: dict, model: str, generation, seed: int, tool_choice: str = "none",
+                   structured_outputs: str = "json_schema") -> tuple[dict, dict | None]:
     """Pure: a row's label request and, with generation.samples > 1, its samples' request (OpenAI's
     chat-completions bodies). The label is greedy at generation.temperature; the samples are one
     request with n = samples - 1, seeded from `seed` and the row's id as the in-process engine's.
-    A row with tools to send (prompt.format=chat_template) sends them with `tool_choice`."""
+    A row with tools to send (prompt.format=chat_template) sends them with `tool_choice`; a row's
+    call schema goes in the form engine.endpoint.structured_outputs names."""
     messages = json.loads(row[MESSAGES_COL])
     schema = row.get(CALL_SCHEMA_COL)
-    both = ({"response_format": {"type": "json_schema",  # what the label's and the samples' requests carry alike
-                                 "json_schema": {"name": "calls", "schema": json.loads(schema), "strict": True}}}
-            if schema else {})
+    both = {"response_format": response_format(json.loads(schema), structured_outputs)} if schema else {}
     if row.get(TOOLS_REQUEST_COL):
         both = {**both, "tools": json.loads(row[TOOLS_REQUEST_COL]), "tool_choice": tool_choice}
     label = {"model": model, "messages": messages, "max_tokens": generation.max_tokens,
@@ -95,6 +91,14 @@ def request_bodies(row: dict, model: str, generation, seed: int, tool_choice: st
                    "top_p": generation.sample_top_p,
                    "seed": sample_seed(seed, row["id"]), **both}
     return label, samples
+
+
+def response_format(schema: dict, structured_outputs: str) -> dict:
+    """A JSON schema as the server takes it: OpenAI's json_schema (vLLM, SGLang, Ollama's /v1), or
+    llama-cpp-python's json_object with the schema beside the type."""
+    if structured_outputs == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": "calls", "schema": schema, "strict": True}}
 
 
 def message_text(message: dict) -> str:
@@ -157,7 +161,8 @@ class EndpointStage:
     async def _row(self, session, row: dict) -> dict:
         if row.get(EARLY_STATUS_COL):  # stopped before generation: passes through
             return {}
-        label, samples = request_bodies(row, self.endpoint.model, self.generation, self.seed, self.endpoint.tool_choice)
+        label, samples = request_bodies(row, self.endpoint.model, self.generation, self.seed, self.endpoint.tool_choice,
+                                        self.endpoint.structured_outputs)
         jobs = [self._request(session, label)] + ([self._request(session, samples)] if samples else [])
         answers = await asyncio.gather(*jobs, return_exceptions=True)
         for answer in answers:
@@ -264,6 +269,38 @@ def probe(endpoint, key: str | None, timeout_s: float = 10.0) -> list[str]:
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise EndpointUnavailable(f"GET {redact(request.full_url)}: {getattr(e, 'reason', e)}") from None
     return [m.get("id") for m in listing.get("data", [])]
+
+
+def refused_settings(endpoint, key: str | None, generation, timeout_s: float = 60.0) -> str | None:
+    """The preflight's one real request with the run's generation settings (the label's body and, with
+    samples, the samples' body, as the stage builds them; a call schema in the configured form when
+    constrained; max_tokens cut to 8): the server's message if it refuses them, else None. A server
+    that refuses a setting refuses every row's request alike: better said once at start than as
+    thousands of engine_error rows."""
+    import dataclasses
+    import urllib.error
+    import urllib.request
+
+    from pipelines.core.prompts import TOOLS_PROBE, TOOLS_PROBE_MESSAGES
+    from pipelines.core.tools import calls_schema, load_tools
+
+    schema = calls_schema(load_tools([TOOLS_PROBE])) if generation.constrained else None
+    row = {"id": "preflight", MESSAGES_COL: json.dumps(TOOLS_PROBE_MESSAGES),
+           CALL_SCHEMA_COL: json.dumps(schema) if schema else None}
+    short = dataclasses.replace(generation, max_tokens=min(generation.max_tokens, 8))
+    label, samples = request_bodies(row, endpoint.model, short, 0, endpoint.tool_choice, endpoint.structured_outputs)
+    url = endpoint.base_url.rstrip("/") + "/chat/completions"
+    for body in [label] + ([samples] if samples else []):
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", **_auth(key)})
+        try:
+            with _open(request, timeout_s) as response:
+                json.loads(response.read())["choices"][0]["message"]
+        except urllib.error.HTTPError as e:
+            return f"HTTP {e.code}: {_error_message(e.read().decode(errors='replace'))}"
+        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
+            return f"no chat completion in its answer ({type(e).__name__}: {getattr(e, 'reason', e)})"
+    return None
 
 
 class TemplateNotChecked(Exception):

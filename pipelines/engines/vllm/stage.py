@@ -14,9 +14,7 @@ The engines record the settings they were built with: see plugin.py.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,19 +102,6 @@ ENGINE_NAMES = frozenset({
     "prompt_logprobs", "request_id", "batch_uuid", "time_taken_llm", "params", "__inference_error__",
 })
 SHELTER = "_carried_"  # the prefix a carried column with an engine name crosses the engine under
-
-
-def preload() -> None:
-    """Starts importing the engine stage (ray.data.llm's, with torch and vLLM: 4-5 s on this machine)
-    in a background thread, so that it overlaps the preflight's waits on storage and on Ray's start;
-    engine_processor's own import then finds it done. A failure is left for that import to raise."""
-    def load():
-        try:
-            importlib.import_module("pipelines.engines.vllm.udf")
-        except Exception:  # noqa: BLE001 - raised again, where it can be reported, by engine_processor
-            pass
-
-    threading.Thread(target=load, name="preload-engine-stage", daemon=True).start()
 
 
 def generate(ds, config, model: str, keep: list[str], seed: int = 0):
