@@ -40,7 +40,8 @@ CASES = [
      "bad_input", "unsupported_ref"),
     ("absurdly_deep", "q", _tools({"name": "f", "parameters": {"type": "object", "properties": {"a": _deep(40)}}}),
      "bad_input", "schema_too_deep"),
-    ("tools_nested_too_deep_for_json", "q", "[" * 50_000 + "]" * 50_000, "bad_input", "tools_not_json"),
+    # valid JSON, nested past any parser's recursion: refused by the depth scan before parsing, as too deep
+    ("tools_nested_too_deep_for_json", "q", "[" * 50_000 + "]" * 50_000, "bad_input", "schema_too_deep"),
     ("unicode_and_control_chars", "Ünïcödé \x00\x1f 東京 \U0001F600", _tools(GOOD_TOOL), "dry_run", None),
 ]
 
