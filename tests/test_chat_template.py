@@ -143,16 +143,21 @@ def test_through_an_endpoint_the_server_renders_the_tools_and_the_labels_are_the
         i: r["num_prompt_tokens"] for i, r in in_process.items()}
 
 
-def test_tool_choice_auto_reaches_the_server(rows, tools_server, cluster, tmp_path, monkeypatch):
-    """The server was started without a tool-call parser, so it rejects tool_choice=auto: every row that
-    went out is the server's engine_error, where tool_choice=none (above) labeled them all."""
+def test_tool_choice_auto_reaches_the_server(rows, tools_server, cluster, tmp_path, monkeypatch, capsys):
+    """The server was started without a tool-call parser, so it rejects tool_choice=auto, where
+    tool_choice=none (above) labeled every row: the preflight's request with the run's settings
+    (a probe tool and the tool_choice) meets the server's refusal, and the run stops at start, exit 2,
+    naming the key, before any row (it used to label every row engine_error and exit 0)."""
+    from pipelines.cli import main
+
     monkeypatch.setenv(KEY_ENV, KEY)
     out = tmp_path / "out"
     args = job_args(rows[0], out, cluster, "unused", "engine.kind=endpoint", "validation.parser=json",
                     f"engine.endpoint.base_url={tools_server.base_url}", "engine.endpoint.model=tiny-tools",
                     f"engine.endpoint.api_key_env={KEY_ENV}", "engine.endpoint.tool_choice=auto")
-    labeled = label(args, out)
-    assert len(labeled) == ROWS
-    rejected = f"engine_error: HTTP 400 from {tools_server.base_url}"
-    assert all(r["status"] == "engine_error" and r["errors"][0].startswith(rejected) for r in labeled.values()), [
-        r["errors"] for r in labeled.values()]
+    assert main(args) == 2
+    printed = capsys.readouterr().out
+    refusal = next(line for line in printed.splitlines() if "[FAIL] endpoint:" in line)
+    assert f"{tools_server.base_url} refused a request with this run's settings (HTTP 400" in refusal
+    assert "engine.endpoint.tool_choice=auto" in refusal
+    assert not list(out.glob("*.parquet"))

@@ -40,7 +40,8 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
     shards = checks.shards = _check_input(config, checks, mode)
     check_output(config, checks, lease)
     if engine:
-        model_config, probe = check_pool(config, config.ray, model, checks)
+        model_config, probe = check_pool(config, config.ray, model, checks,
+                                         sends_tools=config.prompt.format == CHAT_TEMPLATE)
         if probe is not None:
             _report_kv_budget(config, model_config, probe, shards, model, checks)
     elif model and config.engine.kind != "endpoint":

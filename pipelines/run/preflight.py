@@ -209,17 +209,18 @@ def _check_tensor_parallel(engine, node_gpus: list[float], checks: Checklist, pr
     return False
 
 
-def check_pool(section, ray_config, model: str, checks: Checklist, prefix: str = "") -> tuple[dict | None, dict | None]:
+def check_pool(section, ray_config, model: str, checks: Checklist, prefix: str = "",
+               sends_tools: bool = False) -> tuple[dict | None, dict | None]:
     """The engine pool's checks, by its kind: an endpoint's server, or the model and the engine nodes.
     Returns the model's config.json and the engine node's probe (None for an endpoint, or a failure)."""
     if section.engine.kind == "endpoint":
-        check_endpoint(section, ray_config, checks, prefix)
+        check_endpoint(section, ray_config, checks, prefix, sends_tools)
         return None, None
     model_config = check_model(section, model, checks, prefix)
     return model_config, check_engines(section, ray_config, model_config, checks, prefix)
 
 
-def check_endpoint(section, ray_config, checks: Checklist, prefix: str = "") -> None:
+def check_endpoint(section, ray_config, checks: Checklist, prefix: str = "", sends_tools: bool = False) -> None:
     """engine.kind=endpoint: the server answers, takes the key, and serves the model; then Ray
     (the client actors' cluster). section: the config part with `engine` (`judge` with prefix `judge.`)."""
     from pipelines.engines.config import api_key
@@ -241,14 +242,16 @@ def check_endpoint(section, ray_config, checks: Checklist, prefix: str = "") -> 
         checks.fail("endpoint", f"{key}.model={endpoint.model!r} is not served at {redact(endpoint.base_url)} (it serves: "
                                 f"{', '.join(map(str, served)) or 'nothing'}); set {key}.model to one of those")
         return
-    refused = refused_settings(endpoint, api_key(endpoint), section.generation)
+    refused = refused_settings(endpoint, api_key(endpoint), section.generation, tools=sends_tools)
     if refused:
         generation = f"{prefix}generation"
         checks.fail("endpoint", f"{redact(endpoint.base_url)} refused a request with this run's settings ({refused}); "
                                 f"what shapes it: {generation}.constrained={section.generation.constrained} with "
                                 f"{key}.structured_outputs={endpoint.structured_outputs} (json_schema, json_object or "
                                 f"none), {generation}.logprobs={section.generation.logprobs}, "
-                                f"{generation}.samples={section.generation.samples}; set what this server takes")
+                                f"{generation}.samples={section.generation.samples}"
+                                f"{f', {key}.tool_choice={endpoint.tool_choice}' if sends_tools else ''}; set what this "
+                                "server takes")
         return
     checks.ok("endpoint", f"{redact(endpoint.base_url)} answers{' and takes the key' if endpoint.api_key_env else ''}; "
                           f"serves {endpoint.model}; takes this run's generation settings")

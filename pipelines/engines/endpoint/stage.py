@@ -271,10 +271,10 @@ def probe(endpoint, key: str | None, timeout_s: float = 10.0) -> list[str]:
     return [m.get("id") for m in listing.get("data", [])]
 
 
-def refused_settings(endpoint, key: str | None, generation, timeout_s: float = 60.0) -> str | None:
+def refused_settings(endpoint, key: str | None, generation, tools: bool = False, timeout_s: float = 60.0) -> str | None:
     """The preflight's one real request with the run's generation settings (the label's body and, with
     samples, the samples' body, as the stage builds them; a call schema in the configured form when
-    constrained; max_tokens cut to 8): the server's message if it refuses them, else None. A server
+    constrained; a probe tool with tool_choice when the rows send tools; max_tokens cut to 8): the server's message if it refuses them, else None. A server
     that refuses a setting refuses every row's request alike: better said once at start than as
     thousands of engine_error rows."""
     import dataclasses
@@ -286,7 +286,8 @@ def refused_settings(endpoint, key: str | None, generation, timeout_s: float = 6
 
     schema = calls_schema(load_tools([TOOLS_PROBE])) if generation.constrained else None
     row = {"id": "preflight", MESSAGES_COL: json.dumps(TOOLS_PROBE_MESSAGES),
-           CALL_SCHEMA_COL: json.dumps(schema) if schema else None}
+           CALL_SCHEMA_COL: json.dumps(schema) if schema else None,
+           TOOLS_REQUEST_COL: json.dumps([TOOLS_PROBE]) if tools else None}  # with engine.endpoint.tool_choice
     short = dataclasses.replace(generation, max_tokens=min(generation.max_tokens, 8))
     label, samples = request_bodies(row, endpoint.model, short, 0, endpoint.tool_choice, endpoint.structured_outputs)
     url = endpoint.base_url.rstrip("/") + "/chat/completions"
