@@ -57,7 +57,7 @@ NOTEBOOK = textwrap.dedent("""
     import json, sys
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False)  # the notebook's own session
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # the notebook's own session (not another Ray here)
     from pipelines import api
 
     data, out, model = sys.argv[1:4]
