@@ -60,12 +60,12 @@ def label_dataset(ds, settings: Settings = None, *, conf: str = "local"):
 
     from pipelines.cluster import start_ray
     from pipelines.label.plan import label_plan
-    from pipelines.models import resolve_engine_model
+    from pipelines.engines import model_name
     from pipelines.run.stages import ROW_COL, SHARD_COL
 
     labeling = config({"input.path": "(a dataset)", "output.path": "(a dataset)", **(settings or {})}, conf=conf)
     mode = Mode.of(labeling, revalidate=False)
-    model = resolve_engine_model(labeling)
+    model = model_name(labeling)
     start_ray(labeling.ray, metrics=labeling.engine.log_metrics)
     input_schema = _arrow_schema(ds)
     if "id" not in input_schema.names:

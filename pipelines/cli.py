@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 from pipelines.core.reasons import ENGINE_ERROR, INVALID_CALL, NO_CALL, OK, PARSE_ERROR
 from pipelines.config import CONF_DIR, HELP_FLAGS, ConfigError, key_help, profile_loader, to_yaml
-from pipelines.engines.endpoint.stage import EndpointUnavailable
+from pipelines.engines import EngineUnavailable
 from pipelines.label.config import LabelConfig, Mode, load_config
 from pipelines.label.plan import check, run
 from pipelines.label.summary import format_table
 from pipelines.models.built import BUILT_MODELS, built_name
 from pipelines.run.lease import LeaseLost
-from pipelines.run.preflight import PreflightFailed
+from pipelines.checklist import PreflightFailed
 from pipelines.run.progress import ErrorRateExceeded
 from pipelines.storage import InputError, OutputError
 
@@ -179,7 +179,7 @@ def _guarded(job: Callable[[], dict]) -> tuple[dict | None, int]:
         return None, 1
     except Exception as e:  # noqa: BLE001 - one line on stdout for schedulers
         traceback.print_exc()
-        stopped = _cause(e, EndpointUnavailable)
+        stopped = _cause(e, EngineUnavailable)
         if stopped is not None:  # raised in a client actor, reached here wrapped in Ray's errors
             print(f"error: stopped: {str(stopped).splitlines()[0]}")  # Ray Data appends its retry advice
         else:

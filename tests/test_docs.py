@@ -180,11 +180,11 @@ def test_the_stage_contracts_in_the_design_notes_are_the_stages_declarations():
     def names(cell):
         return re.findall(r"`(\w+)`", cell)
 
-    assert names(rows["`PromptStage`"][1])[:len(PromptStage.READS)] == list(PromptStage.READS)
-    assert names(rows["`PromptStage`"][2]) == list(PromptStage.WRITES)
-    assert names(rows["`engines.generate`"][1]) == [*engines.READS, engines.PROMPT_TOKENS_COL, engines.MESSAGES_COL,
+    assert names(rows["`PromptStage`"][1])[:len(PromptStage.CONTRACT.reads)] == list(PromptStage.CONTRACT.reads)
+    assert names(rows["`PromptStage`"][2]) == list(PromptStage.CONTRACT.writes)
+    assert names(rows["`EngineKind.generate`"][1]) == [*engines.READS, engines.PROMPT_TOKENS_COL, engines.MESSAGES_COL,
                                                    engines.TOOLS_REQUEST_COL]
-    assert names(rows["`engines.generate`"][2])[:len(engines.WRITES)] == list(engines.WRITES)
+    assert names(rows["`EngineKind.generate`"][2])[:len(engines.WRITES)] == list(engines.WRITES)
 
 
 JUDGE_PAGE = (REPO / "docs" / "judge-and-compare.md").read_text()

@@ -269,7 +269,8 @@ def _llama_cpp_like(body):
 
 def test_the_preflight_refuses_settings_the_server_refuses_naming_the_keys():
     from pipelines.engines.config import EndpointConfig
-    from pipelines.run.preflight import Checklist, check_endpoint
+    from pipelines.engines.endpoint.preflight import check_endpoint
+    from pipelines.checklist import Checklist
 
     server = RecordingServer(refuse=_llama_cpp_like)
     try:

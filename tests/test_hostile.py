@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipelines.core import untrusted
 from pipelines.core.parsing import PARSERS, strip_fence
 from pipelines.core.scoring import score_row
-from pipelines.core.tools import BadInput, load_tools
+from pipelines.core.tools import load_tools
 from pipelines.core.validation import ValidationConfig, label_output
 from pipelines.label.config import Mode
 from pipelines.label.stages import row_prompt

@@ -37,7 +37,7 @@ def alive_engine_nodes(cluster) -> int:
 def test_each_engine_node_is_probed_once_per_cluster(common_args, cluster, capsys):
     from ray._raylet import GcsClient
 
-    from pipelines.run.preflight import PROBE_NAMESPACE, _probe_key
+    from pipelines.engines.vllm.preflight import PROBE_NAMESPACE, _probe_key
 
     args = ["input.path=s3://shards/sample", "output.path=s3://labels/preflight", *common_args]
     assert preflight(args, capsys)[0] == 0  # probes the nodes no earlier run on this cluster probed
@@ -110,7 +110,7 @@ def test_an_output_folder_without_write_permission(tmp_path, tiny_model, capsys)
 
 
 def test_tensor_parallel_shards_must_share_a_node(common_args, cluster, capsys):
-    from pipelines.run.preflight import replicas_that_fit
+    from pipelines.engines.vllm.preflight import replicas_that_fit
 
     assert replicas_that_fit([1, 1, 1, 1], 2) == 0 and replicas_that_fit([2, 2, 1], 2) == 2
     assert replicas_that_fit([8], 4) == 2 and replicas_that_fit([8, 3], 4) == 2

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pipelines.core.sizing import ModelShape, SizingError, kv_budget
-from pipelines.run.preflight import context_length, driver_problem
+from pipelines.engines.vllm.preflight import context_length, driver_problem
 from tests.conftest import REPO
 
 CONFIGS = REPO / "tests" / "data" / "model_configs"
@@ -115,7 +115,8 @@ def test_rows_in_flight_weigh_stragglers_against_the_mean_label():
 @pytest.mark.parametrize("batches, warned", [(8, True), (32, False)])
 def test_the_preflight_warns_when_stragglers_would_starve_the_engine(batches, warned, capsys):
     from pipelines.label.config import load_config
-    from pipelines.run.preflight import Checklist, check_batching
+    from pipelines.checklist import Checklist
+    from pipelines.run.preflight import check_batching
 
     config = load_config(["conf=prod", "input.path=s3://b/in", "output.path=s3://b/out",
                           f"engine.max_concurrent_batches={batches}"])
@@ -129,7 +130,7 @@ def test_the_preflight_warns_when_stragglers_would_starve_the_engine(batches, wa
 
 
 def test_an_old_driver_is_named_even_when_torch_sees_no_gpu():
-    from pipelines.run.preflight import gpu_node_verdict
+    from pipelines.engines.vllm.preflight import gpu_node_verdict
 
     found = {"node": "gpu-1", "torch": "2.13.0", "torch_cuda": "13.0", "cuda_available": False, "driver": "550.54.15"}
     problem, line = gpu_node_verdict(found)

@@ -249,3 +249,53 @@ def test_stages_refuse_a_batch_without_the_columns_they_declare(prompt_stage):
     with pytest.raises(ValueError, match=r"annotate_batch needs the columns \['_name_map', '_logprob_stats'\]"):
         annotate_batch(pa.Table.from_pylist([row]), input_schema=pa.schema([("query", pa.string()), ("tools", pa.string())]),
                        lineage={}, mode=Mode.GENERATE, validation=ValidationConfig())
+
+
+# ------------------------------------------------------------------------- stage contracts
+
+def test_a_stage_missing_a_column_it_reads_names_itself_and_the_column():
+    from pipelines.contract import StageWiringError
+    from pipelines.judge.stages import JudgePromptStage
+
+    stage = JudgePromptStage(None, "{query}", 100, False)
+    with pytest.raises(StageWiringError, match=r"JudgePromptStage needs the columns \['calls'\]"):
+        stage(pa.table({"query": ["q"], "tools": ["[]"], "status": ["ok"]}))
+
+
+def test_a_row_shaping_stage_that_writes_a_column_of_the_wrong_type_is_stopped():
+    """shape_rows checks what it returns against the contract: a row function that returns a column
+    of another type (here an int where the contract declares text) is a wiring error, not a bad row."""
+    from pipelines.contract import Contract, StageWiringError
+    from pipelines.run.stages import shape_rows
+
+    contract = Contract("toy", ("x",), {"y": pa.string()})
+    wrong = pa.schema([("x", pa.int64()), ("y", pa.int64())])
+    with pytest.raises(StageWiringError, match=r"toy broke its contract: y \(int64, declared string\)"):
+        shape_rows(pa.table({"x": [1, 2]}), contract, wrong, lambda row: {"x": row["x"], "y": row["x"]},
+                   lambda row, why: {"x": row["x"], "y": None}, None)
+
+
+def test_shape_rows_gives_a_raising_row_its_reason_and_keeps_the_others():
+    from pipelines.contract import Contract
+    from pipelines.run.stages import shape_rows
+
+    contract = Contract("toy", ("x",), {"y": pa.string()})
+    schema = pa.schema([("x", pa.int64()), ("y", pa.string())])
+
+    def row_fn(row):
+        if row["x"] == 2:
+            raise ZeroDivisionError("boom")
+        return {"x": row["x"], "y": f"ok {row['x']}"}
+
+    out = shape_rows(pa.table({"x": [1, 2, 3]}), contract, schema, row_fn,
+                     lambda row, why: {"x": row["x"], "y": str(why)}, None)
+    assert out.column("y").to_pylist() == ["ok 1", "row_exception: ZeroDivisionError: boom", "ok 3"]
+
+
+def test_every_engine_kind_writes_its_contract():
+    """The in-process kind's edge returns exactly the engine contract's columns and types."""
+    from pipelines.engines.columns import CONTRACT
+
+    out = engine_response(pa.table({"id": ["a"], "__inference_error__": [""], "generated_text": ["[]"],
+                                    "num_generated_tokens": [2]}), keep=["id"])
+    assert {name: out.schema.field(name).type for name in CONTRACT.writes} == CONTRACT.writes

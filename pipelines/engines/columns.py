@@ -9,6 +9,7 @@ from dataclasses import fields
 
 import pyarrow as pa
 
+from pipelines.contract import Contract
 from pipelines.core.confidence import LogprobStats
 from pipelines.core.masking import row_rng
 
@@ -28,20 +29,14 @@ ENGINE_LOGPROBS_COL = "_logprob_stats"  # the label's log-probabilities, reduced
 ENGINE_PROMPT_TOKENS_COL = "_engine_prompt_tokens"  # the prompt's tokens as a server counted them (endpoint); null in-process
 
 READS = ("id", EARLY_STATUS_COL, CALL_SCHEMA_COL)  # and the kind's prompt column: PROMPT_TOKENS_COL or MESSAGES_COL
-WRITES = (ENGINE_TEXT_COL, ENGINE_ERROR_COL, ENGINE_TOKENS_COL, ENGINE_FINISH_COL, ENGINE_SAMPLES_COL,
-          ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLE_ERROR_COL, ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL)
 LOGPROB_STATS_TYPE = pa.struct([(f.name, pa.float64()) for f in fields(LogprobStats)])
 WRITE_TYPES = {ENGINE_TEXT_COL: pa.string(), ENGINE_ERROR_COL: pa.string(), ENGINE_TOKENS_COL: pa.int32(),
                ENGINE_FINISH_COL: pa.string(), ENGINE_SAMPLES_COL: pa.list_(pa.string()),
                ENGINE_SAMPLE_FINISH_COL: pa.list_(pa.string()), ENGINE_SAMPLE_ERROR_COL: pa.string(),
                ENGINE_LOGPROBS_COL: LOGPROB_STATS_TYPE, ENGINE_PROMPT_TOKENS_COL: pa.int32()}
-
-
-def require_columns(batch: pa.Table, columns, stage: str) -> None:
-    """A stage's declared inputs are there, or the plan is wired wrong: say which stage lacks what."""
-    missing = [c for c in columns if c not in batch.column_names]
-    if missing:
-        raise ValueError(f"{stage} needs the columns {missing}; the batch has {batch.column_names}")
+WRITES = tuple(WRITE_TYPES)
+# Every kind's contract; a use of it adds the kind's prompt column and the columns carried through.
+CONTRACT = Contract("engine", READS, WRITE_TYPES)
 
 
 def sample_seed(seed: int, row_id: str) -> int:

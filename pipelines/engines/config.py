@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pipelines.config import ConfigError
+from pipelines.core import sizing
 
-ENGINE_KINDS = ("vllm", "endpoint")
 # vLLM 0.29's structured-output backends that honour disable_any_whitespace; the first is the default
 # for compact JSON: it takes every schema `auto` would (auto falls back to it from xgrammar).
 COMPACT_BACKENDS = ("guidance", "xgrammar")
@@ -70,11 +70,14 @@ class EngineConfig:
 
 def check_engine(engine: EngineConfig, generation, prefix: str = "") -> None:
     """The pool's settings, before any work; `prefix` names the pool's keys (`judge.` for the judge's)."""
-    if engine.kind not in ENGINE_KINDS:
-        raise ConfigError(f"config key '{prefix}engine.kind' must be one of {', '.join(ENGINE_KINDS)}, not {engine.kind!r}")
-    if engine.kind == "endpoint":
-        check_endpoint_settings(engine.endpoint, generation, prefix)
-        return
+    from pipelines.engines import KINDS, kind_of
+
+    if engine.kind not in KINDS:
+        raise ConfigError(f"config key '{prefix}engine.kind' must be one of {', '.join(KINDS)}, not {engine.kind!r}")
+    kind_of(engine).check_settings(engine, generation, prefix)
+
+
+def check_vllm_settings(engine: EngineConfig, generation, prefix: str = "") -> None:
     backend = engine.structured_outputs_backend
     # Compact JSON (json_whitespace=false) needs a structured-output backend that can forbid free whitespace.
     if generation.constrained and not generation.json_whitespace and backend not in (None, *COMPACT_BACKENDS):
@@ -116,6 +119,12 @@ def check_endpoint_settings(endpoint: EndpointConfig, generation, prefix: str = 
 def api_key(endpoint: EndpointConfig) -> str | None:
     """The key, read from its environment variable where the request is made (never stored)."""
     return os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
+
+
+def scheduler(engine: EngineConfig) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) an in-process engine runs with: as set, else vLLM's defaults."""
+    return (engine.max_num_seqs or sizing.DEFAULT_MAX_NUM_SEQS,
+            engine.max_num_batched_tokens or sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS)
 
 
 def rows_per_block(engine: EngineConfig) -> int:

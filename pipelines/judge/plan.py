@@ -1,30 +1,27 @@
 """The judge plan: a labeling output -> judge prompts -> the judge's engine -> verdicts -> write.
 
-Every job's machinery throughout (pipelines/run/: the shard reader, output protocol with pieces,
-coverage, manifest and resume, lease, preflight and progress; pipelines/engines/: the engine kinds);
-the judge's own are its prompt, its verdicts and its summary.
+Every job's machinery throughout (pipelines/run/: the run skeleton, shard reader, output protocol
+with pieces, coverage, manifest and resume, lease, preflight and progress; pipelines/engines/: the
+engine kinds); the judge's own are its checks, its prompt, its verdicts and its summary.
 """
 
 from __future__ import annotations
 
-import posixpath
-import time
 from collections import Counter
 
 import pyarrow as pa
 
 from pipelines import engines, storage
-from pipelines.cluster import start_ray
 from pipelines.core.judging import VERDICTS
 from pipelines.judge import config as jcfg
 from pipelines.judge import stages
-from pipelines.models import resolve_engine_model
 from pipelines.run import output
 from pipelines.run.config import settings_hash
+from pipelines.run.job import Job, RunFacts, run_job
 from pipelines.run.lease import Lease
-from pipelines.run.plan import Todo, continue_output, prompt_actors, read_todo, write_and_report
-from pipelines.run.preflight import Checklist, PreflightFailed, check_batching, check_output, check_pool
-from pipelines.run.progress import ErrorRateExceeded, Progress
+from pipelines.run.plan import prompt_actors
+from pipelines.checklist import Checklist, PreflightFailed
+from pipelines.run.preflight import check_batching, check_output, check_pool
 
 MODE = "judge"  # in the manifest's fingerprint: an output is finished by the job that started it
 REQUIRED_COLUMNS = ("id", "query", "tools", "status", "calls")
@@ -32,40 +29,31 @@ SUMMARY_COLUMNS = ["status", "judge_verdict", "correct"]
 
 
 def run(config: jcfg.JudgeConfig) -> dict:
-    """Judges every ok / no_call row of a finished labeling output; returns the summary (also
-    `_summary.json`). A rerun into the same output continues where the last one stopped."""
-    started = time.time()
-    out_fs, out_root = storage.filesystem(config.output.path, config.s3)
-    lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
-                  stale_after_s=config.lease.stale_after_s)
-    try:
-        model = resolve_engine_model(config.judge, key="judge.model.source")
-        checks = preflight(config, model, lease)
-        shards = checks.shards
-        template = jcfg.load_template(config.judge.prompt.template)
-        settings = jcfg.judge_settings(config, model, template)
-        fingerprint = output.fingerprint(settings, list(zip(shards.names, shards.rows)), MODE)
+    """Judges every ok / no_call row of a finished labeling output on the run skeleton
+    (pipelines/run/job.py); returns the summary (also `_summary.json`). A rerun into the same output
+    continues where the last one stopped."""
+    return run_job(config, judge_job(config))
 
-        def judge(todo: Todo, progress: Progress) -> None:
-            judge_rows(config, todo, shards.schema, model, template, settings_hash(settings), out_fs, out_root,
-                       progress, lease)
 
-        already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, judge)
+def judge_job(config: jcfg.JudgeConfig) -> Job:
+    """The judge as the run skeleton takes it: its preflight, settings, stages and summary."""
+    model = engines.model_name(config.judge, key="judge.model.source")
+    template = jcfg.load_template(config.judge.prompt.template)
+    settings = jcfg.judge_settings(config, model, template)
+
+    def summarize(batches, facts: RunFacts) -> dict:
         counter = VerdictCounter()
-        for batch in storage.read_columns(out_fs, out_root, SUMMARY_COLUMNS):
+        for batch in batches:
             counter.add(batch.to_pydict())
-        summary = counter.to_dict(run_id=config.run.id, input=config.input.path, output=config.output.path,
-                                  judge_model=model, template=config.judge.prompt.template,
-                                  input_rows=shards.num_rows, rows_before_this_run=already, stopped=stopped,
-                                  wall_seconds=round(time.time() - started, 3))
-        storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
-        if stopped:
-            raise ErrorRateExceeded(stopped)
-        if summary["rows"] != shards.num_rows:
-            raise RuntimeError(f"{shards.num_rows} input rows but {summary['rows']} output rows in {config.output.path}")
-        return summary
-    finally:
-        lease.release()
+        return counter.to_dict(run_id=config.run.id, input=config.input.path, output=config.output.path,
+                               judge_model=model, template=config.judge.prompt.template,
+                               input_rows=facts.shards.num_rows, rows_before_this_run=facts.rows_before_this_run,
+                               stopped=facts.stopped, wall_seconds=round(facts.wall_seconds, 3))
+
+    return Job(mode=MODE, preflight=lambda lease: preflight(config, model, lease), settings=lambda: settings,
+               stages=lambda ds, schema: judge_plan(ds, config, schema, model, template, settings_hash(settings)),
+               summary_columns=(SUMMARY_COLUMNS, ()), summarize=summarize, add_id=False,
+               status_column="judge_verdict", metrics=config.judge.engine.log_metrics)
 
 
 def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Checklist:
@@ -89,16 +77,14 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
     return checks
 
 
-def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, model: str, template: str,
-               config_hash: str, out_fs, out_root: str, progress: Progress, lease: Lease) -> None:
+def judge_plan(ds, config: jcfg.JudgeConfig, input_schema: pa.Schema, model: str, template: str, config_hash: str):
+    """The judge's stages over a labeling output's rows: judge prompt -> the judge's engine -> verdicts."""
     judge = config.judge
-    in_fs, _ = storage.filesystem(config.input.path, config.s3)
+    kind = engines.kind_of(judge.engine)
     lineage = {"judge_model": model, "judge_template": judge.prompt.template, "judge_run_id": config.run.id,
                "judge_config_hash": config_hash}
-    start_ray(config.ray, metrics=judge.engine.log_metrics)
-    ds = read_todo(todo, in_fs, add_id=False)
     ds = prompt_actors(ds, stages.JudgePromptStage, judge.prompt, {
-        "tokenizer_source": None if engines.takes_messages(judge.engine) else model,
+        "tokenizer_source": None if kind.takes_messages else model,
         "template": template,
         "max_prompt_tokens": judge.generation.max_model_len - judge.generation.max_tokens,
         "trust_remote_code": judge.model.trust_remote_code,
@@ -106,11 +92,10 @@ def judge_rows(config: jcfg.JudgeConfig, todo: Todo, input_schema: pa.Schema, mo
         "row_time_budget_s": config.row_time_budget_s,
     })
     carried = [*input_schema.names, *stages.ANNOTATE_READS]
-    ds = engines.generate(ds, judge, model, keep=[c for c in dict.fromkeys(carried) if c not in engines.WRITES])
-    ds = ds.map_batches(stages.annotate_verdicts, batch_format="pyarrow",
-                        fn_kwargs={"input_schema": input_schema, "lineage": lineage,
-                                   "row_time_budget_s": config.row_time_budget_s})
-    write_and_report(ds, config, out_fs, out_root, lease, progress, status_column="judge_verdict")
+    ds = kind.generate(ds, judge, model, keep=[c for c in dict.fromkeys(carried) if c not in engines.WRITES])
+    return ds.map_batches(stages.annotate_verdicts, batch_format="pyarrow",
+                          fn_kwargs={"input_schema": input_schema, "lineage": lineage,
+                                     "row_time_budget_s": config.row_time_budget_s})
 
 
 class VerdictCounter:

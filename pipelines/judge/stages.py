@@ -17,11 +17,12 @@ from pipelines.core.prompts import Prompt
 from pipelines.core.reasons import BAD_INPUT, ENGINE_ERROR, PROMPT_TOO_LONG, ROW_ERROR, Reason
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
-                                       MESSAGES_COL, PROMPT_TOKENS_COL, require_columns)
+                                       MESSAGES_COL, PROMPT_TOKENS_COL)
+from pipelines.contract import Contract
 from pipelines.label.schema import read_calls  # the calls of the labeling output it judges
 from pipelines.models.prompt_tokens import PromptTokenizer
 from pipelines.run.guard import guard_row
-from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, encode_rows, set_column, too_long
+from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, shape_rows, too_long
 
 NOT_JUDGED = "not_judged"  # the early status of rows the judge does not see (their label is not ok or no_call)
 
@@ -48,8 +49,9 @@ class JudgePromptStage:
     """CPU actor: a labeled row -> the judge's prompt as token ids (or, for an endpoint, as chat
     messages: tokenizer_source None), or why the judge does not see it."""
 
-    READS = ("query", "tools", "status", "calls")
-    WRITES = (EARLY_STATUS_COL, EARLY_ERRORS_COL, PROMPT_TOKENS_COL, CALL_SCHEMA_COL, MESSAGES_COL)
+    CONTRACT = Contract("JudgePromptStage", ("query", "tools", "status", "calls"), {
+        EARLY_STATUS_COL: pa.string(), EARLY_ERRORS_COL: pa.list_(pa.string()), PROMPT_TOKENS_COL: pa.list_(pa.int32()),
+        CALL_SCHEMA_COL: pa.string(), MESSAGES_COL: pa.string()})
 
     def __init__(self, tokenizer_source: str | None, template: str, max_prompt_tokens: int, trust_remote_code: bool,
                  constrained: bool = False, row_time_budget_s: float | None = None):
@@ -73,9 +75,9 @@ class JudgePromptStage:
             return Reason("bad_label", f"{type(e).__name__}: {e}")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        require_columns(batch, self.READS, "JudgePromptStage")
+        self.CONTRACT.check_in(batch)
         status, errors, prompts = [], [], {}
-        for i, row in enumerate(batch.select(list(self.READS)).to_pylist()):
+        for i, row in enumerate(batch.select(list(self.CONTRACT.reads)).to_pylist()):
             early, error = None, None
             if row["status"] not in JUDGED_STATUSES:
                 early = NOT_JUDGED
@@ -98,16 +100,16 @@ class JudgePromptStage:
                 errors[i] = [str(long)]
             tokens.append(row_ids if status[i] is None else [])
         new = {
-            EARLY_STATUS_COL: pa.array(status, pa.string()),
-            EARLY_ERRORS_COL: pa.array(errors, pa.list_(pa.string())),
-            PROMPT_TOKENS_COL: pa.array(tokens, pa.list_(pa.int32())),
-            CALL_SCHEMA_COL: pa.array([self.schema if s is None else None for s in status], pa.string()),
-            MESSAGES_COL: pa.array([json.dumps(prompts[i].messages) if status[i] is None and not self.tokenizer else None
-                                    for i in range(batch.num_rows)], pa.string()),
+            EARLY_STATUS_COL: status,
+            EARLY_ERRORS_COL: errors,
+            PROMPT_TOKENS_COL: tokens,
+            CALL_SCHEMA_COL: [self.schema if s is None else None for s in status],
+            MESSAGES_COL: [json.dumps(prompts[i].messages) if status[i] is None and not self.tokenizer else None
+                           for i in range(batch.num_rows)],
         }
-        for name, column in new.items():
-            batch = set_column(batch, name, column)
-        return batch
+        for name, values in new.items():
+            batch = set_column(batch, name, pa.array(values, self.CONTRACT.writes[name]))
+        return self.CONTRACT.check_out(batch)
 
 
 ANNOTATE_READS = (EARLY_STATUS_COL, EARLY_ERRORS_COL, ENGINE_TEXT_COL, ENGINE_ERROR_COL, SHARD_COL, ROW_COL)
@@ -131,10 +133,11 @@ def verdict_row(row: dict) -> dict:
 
 def annotate_verdicts(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict,
                       row_time_budget_s: float | None = None) -> pa.Table:
-    """Each row's verdict, shaped to the judged schema, then the shard and row it came from."""
-    require_columns(batch, input_schema.names + list(ANNOTATE_READS), "annotate_verdicts")
+    """Each row's verdict (one guard per row: run/stages.shape_rows), shaped to the judged schema,
+    then the shard and row it came from."""
     schema = judged_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
-    rows = batch.select(list(dict.fromkeys(input_schema.names + list(ANNOTATE_READS)))).to_pylist()
+    contract = Contract("annotate_verdicts", (*input_schema.names, *ANNOTATE_READS),
+                        {name: t for name, (t, _) in JUDGE_COLUMNS.items()})
 
     def judged(row: dict, verdict: dict) -> dict:
         return {**{name: row[name] for name in input_schema.names}, **verdict, **lineage,
@@ -143,8 +146,4 @@ def annotate_verdicts(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict
     def failed(row: dict, reason: Reason) -> dict:
         return judged(row, {"judge_verdict": ROW_ERROR, "judge_reason": str(reason), "judge_output": None})
 
-    out = []
-    for row in rows:
-        verdict, reason = guard_row(lambda: verdict_row(row), row_time_budget_s)
-        out.append(judged(row, verdict) if reason is None else failed(row, reason))
-    return encode_rows(out, schema, lambda i, reason: failed(rows[i], reason))
+    return shape_rows(batch, contract, schema, lambda row: judged(row, verdict_row(row)), failed, row_time_budget_s)

@@ -18,6 +18,7 @@ from pipelines.config import CONF_DIR, ConfigError, InputConfig, redact, check_k
 from pipelines.core.prompts import CHAT_TEMPLATE
 from pipelines.core.scoring import ScoringConfig
 from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
+from pipelines import engines
 from pipelines.engines.config import EngineConfig, check_engine
 from pipelines.run.config import (GenerationConfig, LeaseConfig, ModelConfig, OutputConfig, RunConfig, new_run_id,
                                   settings_hash)
@@ -112,8 +113,8 @@ def _check(config: LabelConfig) -> None:
     if not 0 < generation.sample_top_p <= 1:
         raise ConfigError("config key 'generation.sample_top_p' must be in (0, 1]")
     check_engine(config.engine, generation)
-    if (config.engine.kind == "endpoint" and config.prompt.format == CHAT_TEMPLATE
-            and config.engine.endpoint.tool_choice == "auto" and config.validation.parser != "json"):
+    if (config.prompt.format == CHAT_TEMPLATE and engines.kind_of(config.engine).parses_calls(config.engine)
+            and config.validation.parser != "json"):
         raise ConfigError("engine.endpoint.tool_choice=auto writes the calls the server parsed as a JSON list: set "
                           f"validation.parser=json (not {config.validation.parser}), or engine.endpoint.tool_choice=none "
                           "to read the model's own text with that parser")

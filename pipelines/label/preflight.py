@@ -13,14 +13,15 @@ import statistics
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import storage
-from pipelines.config import redact
+from pipelines import engines, storage
+from pipelines.engines import TemplateNotChecked
 from pipelines.core import sizing
 from pipelines.core.prompts import CHAT_TEMPLATE
 from pipelines.label import config as cfg
 from pipelines.run.lease import Lease
-from pipelines.run.preflight import (Checklist, PreflightFailed, check_batching, check_model, check_output, check_pool,
-                                     scheduler)
+from pipelines.engines.config import scheduler
+from pipelines.checklist import Checklist, PreflightFailed
+from pipelines.run.preflight import check_batching, check_output, check_pool
 
 PROMPT_SAMPLE_ROWS = 256
 
@@ -44,8 +45,8 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
                                          sends_tools=config.prompt.format == CHAT_TEMPLATE)
         if probe is not None:
             _report_kv_budget(config, model_config, probe, shards, model, checks)
-    elif model and config.engine.kind != "endpoint":
-        check_model(config, model, checks)
+    elif model:
+        engines.kind_of(config.engine).check_model(config, model, checks)
     if config.prompt.format == CHAT_TEMPLATE and mode != cfg.Mode.REVALIDATE and not checks.failed:
         _check_tools_template(config, model, checks)
     check_batching(config, checks, engine)
@@ -57,20 +58,11 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
 def _check_tools_template(config: cfg.LabelConfig, model: str, checks: Checklist) -> None:
     """prompt.format=chat_template hands each row's tools to the model's own chat template: one that
     ignores them would label every row without its tools. An endpoint's server applies its own."""
-    if config.engine.kind == "endpoint":
-        from pipelines.engines.endpoint.stage import TemplateNotChecked, served_template_problem
-
-        where = f"the server at {redact(config.engine.endpoint.base_url)} ({config.engine.endpoint.model})"
-        try:
-            problem = served_template_problem(config.engine.endpoint)
-        except TemplateNotChecked as e:
-            checks.info("prompt", f"prompt.format=chat_template: {where}: not checked: {e}")
-            return
-    else:
-        from pipelines.models import load_tokenizer, tools_template_problem
-
-        problem = tools_template_problem(load_tokenizer(model, config.model.trust_remote_code))
-        where = f"model.source {config.model.source!r}"
+    try:
+        where, problem = engines.kind_of(config.engine).tools_template_problem(config, model)
+    except TemplateNotChecked as e:
+        checks.info("prompt", f"prompt.format=chat_template: not checked: {e}")
+        return
     if problem is None:
         checks.ok("prompt", f"prompt.format=chat_template: {where} shows the row's tools in its prompt")
     else:
@@ -108,7 +100,7 @@ def _report_kv_budget(config: cfg.LabelConfig, model_config: dict, probe: dict, 
         return
     engine = config.engine
     shape = sizing.ModelShape.from_hf_config(model_config)
-    seqs, tokens = scheduler(config)
+    seqs, tokens = scheduler(config.engine)
     budget = sizing.kv_budget(shape, probe["gpu_memory"], engine.gpu_memory_utilization,
                               tensor_parallel_size=engine.tensor_parallel_size, max_num_batched_tokens=tokens,
                               max_num_seqs=seqs)
@@ -130,7 +122,7 @@ def sample_prompt_lengths(config: cfg.LabelConfig, model: str, shards: storage.S
 
     fs, _ = storage.filesystem(config.input.path, config.s3)
     with fs.open(shards.paths[0], "rb") as f:
-        table = first_rows(pq.ParquetFile(f), PROMPT_SAMPLE_ROWS, [*PromptStage.READS, "id"])
+        table = first_rows(pq.ParquetFile(f), PROMPT_SAMPLE_ROWS, [*PromptStage.CONTRACT.reads, "id"])
     if "id" not in table.column_names:
         table = table.append_column("id", pa.array([str(i) for i in range(table.num_rows)]))
     stage = PromptStage(model, config.prompt.format, config.generation.max_model_len, config.model.trust_remote_code,

@@ -29,16 +29,17 @@ from pipelines.core.reasons import (BAD_INPUT, DRY_RUN, ENGINE_ERROR, NO_CALL, O
 from pipelines.core.scoring import CATEGORY_COLUMN, ScoringConfig, score_row
 from pipelines.core.tools import BadInput, Tool, calls_schema, load_tools, plain_cell
 from pipelines.core.untrusted import UntrustedValue
+from pipelines.contract import Contract
 from pipelines.core.validation import ValidationConfig, label_output
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
                                        ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
-                                       MESSAGES_COL, PROMPT_TOKENS_COL, TOOLS_REQUEST_COL, require_columns)
+                                       MESSAGES_COL, PROMPT_TOKENS_COL, TOOLS_REQUEST_COL)
 from pipelines.label.config import Mode
 from pipelines.label.schema import ADDED_COLUMNS, output_schema, written_calls
 from pipelines.models.prompt_tokens import PromptTokenizer
 from pipelines.run.guard import guard_row
-from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, encode_rows, set_column, too_long
+from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, shape_rows, too_long
 
 # Internal columns, dropped before writing.
 USER_MESSAGE_COL = "_user_message"  # becomes `prompt`
@@ -114,9 +115,11 @@ class PromptStage:
     tools only, and the token columns stay empty.
     """
 
-    READS = ("query", "tools")  # and `id` with mask_names: the row's draws
-    WRITES = (USER_MESSAGE_COL, TOOLS_COL, EARLY_STATUS_COL, EARLY_ERRORS_COL, PROMPT_TOKENS_COL,
-              PROMPT_TOKEN_COUNT_COL, CALL_SCHEMA_COL, NAME_MAP_COL, MESSAGES_COL, TOOLS_REQUEST_COL)
+    CONTRACT = Contract("PromptStage", ("query", "tools"), {  # and reads `id` with mask_names: the row's draws
+        USER_MESSAGE_COL: pa.string(), TOOLS_COL: pa.string(), EARLY_STATUS_COL: pa.string(),
+        EARLY_ERRORS_COL: pa.list_(pa.string()), PROMPT_TOKENS_COL: pa.list_(pa.int32()),
+        PROMPT_TOKEN_COUNT_COL: pa.int32(), CALL_SCHEMA_COL: pa.string(), NAME_MAP_COL: pa.string(),
+        MESSAGES_COL: pa.string(), TOOLS_REQUEST_COL: pa.string()})
 
     def __init__(self, tokenizer_source: str | None, prompt_format: str, max_prompt_tokens: int,
                  trust_remote_code: bool, constrained: bool = False, mask_names: bool = False, seed: int = 0,
@@ -156,7 +159,8 @@ class PromptStage:
                 (guard_row(lambda p=p: self.tokenizer([p])[0], self.row_time_budget_s) for p in prompts)]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        require_columns(batch, self.READS + (("id",) if self.mask_names else ()), "PromptStage")
+        contract = self.CONTRACT.with_reads("id") if self.mask_names else self.CONTRACT
+        contract.check_in(batch)
         ids = batch.column("id").to_pylist() if self.mask_names else [None] * batch.num_rows
         rows = []
         for query, tools, row_id in zip(batch.column("query").to_pylist(), batch.column("tools").to_pylist(), ids):
@@ -178,19 +182,20 @@ class PromptStage:
                 tokens[i] = ids_or_reason
         going = [r.status is None for r in rows]  # to the engine: what only the engine reads goes with these
         new = {
-            USER_MESSAGE_COL: pa.array([r.user_message for r in rows], pa.string()),
-            TOOLS_COL: pa.array([r.canonical_tools for r in rows], pa.string()),
-            EARLY_STATUS_COL: pa.array([r.status for r in rows], pa.string()),
-            EARLY_ERRORS_COL: pa.array([r.errors for r in rows], pa.list_(pa.string())),
-            PROMPT_TOKENS_COL: pa.array(tokens, pa.list_(pa.int32())),
-            PROMPT_TOKEN_COUNT_COL: pa.array(counts, pa.int32()),
-            CALL_SCHEMA_COL: pa.array([r.call_schema for r in rows], pa.string()),
-            NAME_MAP_COL: pa.array([r.name_map for r in rows], pa.string()),
-            MESSAGES_COL: pa.array([r.messages if g else None for r, g in zip(rows, going)], pa.string()),
-            TOOLS_REQUEST_COL: pa.array([r.tools_request if g else None for r, g in zip(rows, going)], pa.string()),
+            USER_MESSAGE_COL: [r.user_message for r in rows],
+            TOOLS_COL: [r.canonical_tools for r in rows],
+            EARLY_STATUS_COL: [r.status for r in rows],
+            EARLY_ERRORS_COL: [r.errors for r in rows],
+            PROMPT_TOKENS_COL: tokens,
+            PROMPT_TOKEN_COUNT_COL: counts,
+            CALL_SCHEMA_COL: [r.call_schema for r in rows],
+            NAME_MAP_COL: [r.name_map for r in rows],
+            MESSAGES_COL: [r.messages if g else None for r, g in zip(rows, going)],
+            TOOLS_REQUEST_COL: [r.tools_request if g else None for r, g in zip(rows, going)],
         }
-        for name, column in new.items():
-            batch = set_column(batch, name, column)
+        for name, values in new.items():
+            batch = set_column(batch, name, pa.array(values, self.CONTRACT.writes[name]))
+        contract.check_out(batch)
         # Rows whose prompts share a prefix (the same tool set) go to the engine one after another:
         # where the KV cache cannot hold every tool set, vLLM's prefix cache then hits more
         # (docs/performance.md, "Prefix caching": +22% rows/s with a tight cache).
@@ -303,11 +308,11 @@ def _confidence(row: dict, mode: Mode, samples: int, label: tuple, tools, valida
 def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, mode: Mode,
                    validation: ValidationConfig, scoring: ScoringConfig | None = None, samples: int = 0,
                    row_time_budget_s: float | None = None) -> pa.Table:
-    """Judges a batch (annotate_row, one guard per row) and shapes it to the output schema: input
-    columns, then the added ones, then the shard and row that say where each came from."""
-    require_columns(batch, input_schema.names + list(annotate_reads(mode)), "annotate_batch")
-    rows = batch.select(list(dict.fromkeys(input_schema.names + list(annotate_reads(mode))))).to_pylist()
+    """Judges a batch (annotate_row, one guard per row: run/stages.shape_rows) and shapes it to the
+    output schema: input columns, then the added ones, then the shard and row that say where each came from."""
     schema = output_schema(input_schema).append(pa.field(SHARD_COL, pa.string())).append(pa.field(ROW_COL, pa.int64()))
+    contract = Contract("annotate_batch", (*input_schema.names, *annotate_reads(mode)),
+                        {f.name: f.type for f in schema if f.name not in input_schema.names})
 
     def shaped(row: dict, added: dict) -> dict:
         out = {name: row.get(name) for name in input_schema.names}
@@ -321,9 +326,7 @@ def annotate_batch(batch: pa.Table, *, input_schema: pa.Schema, lineage: dict, m
         added.update(status=ROW_ERROR, errors=[str(reason)], flags=[], gold_errors=[], call_type="none")
         return {**shaped(row, added), "prompt": None}
 
-    out_rows = []
-    for row in rows:
-        added, why = guard_row(lambda: annotate_row(row, mode=mode, validation=validation, scoring=scoring,
-                                                    samples=samples), row_time_budget_s)
-        out_rows.append(shaped(row, added) if why is None else failed(row, why))
-    return encode_rows(out_rows, schema, lambda i, reason: failed(rows[i], reason))
+    def annotated(row: dict) -> dict:
+        return shaped(row, annotate_row(row, mode=mode, validation=validation, scoring=scoring, samples=samples))
+
+    return shape_rows(batch, contract, schema, annotated, failed, row_time_budget_s)

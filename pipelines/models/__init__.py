@@ -1,5 +1,6 @@
 """Where the model comes from: a model the job builds (`built:NAME`), a local directory, a model id,
-or an s3:// prefix."""
+or an s3:// prefix. (The model a pool labels with, an endpoint's served name included, is its engine
+kind's: pipelines.engines.model_name.)"""
 
 from __future__ import annotations
 
@@ -30,15 +31,6 @@ def resolve_model(model, key: str = "model.source") -> str:
     if source.startswith((".", "/", "~")):
         raise ConfigError(f"{key} {source!r}: no such directory (a model id looks like org/name)")
     return source  # a model id, fetched from the hub by vLLM and transformers
-
-
-def resolve_engine_model(section, key: str = "model.source") -> str:
-    """The model a pool's rows are labeled with, as written in their `model` column and fingerprint:
-    an endpoint's served model name (engine.kind=endpoint: model.source is not loaded), else the
-    resolved model.source. section: the config part with `model` and `engine` (the judge's `judge`)."""
-    if section.engine.kind == "endpoint":
-        return section.engine.endpoint.model
-    return resolve_model(section.model, key)
 
 
 def load_model_config(source: str, trust_remote_code: bool = False) -> dict:

@@ -1,6 +1,6 @@
-"""The parts of a plan every job over shards shares (labeling, judging), in the order a plan uses them:
-continue the output (what is left to do), read it, build prompts on a CPU actor pool, and, after
-the job's engine and annotate stages, write the pieces and report progress.
+"""The parts of a plan every job over shards shares (labeling, judging), in the order the run
+skeleton (job.py) uses them: continue the output (what is left to do), read it, build prompts on a
+CPU actor pool, and, after the job's engine and annotate stages, write the pieces and report progress.
 
 A job plugs in its own prompt stage, its annotator and its columns (as ray.data.llm's processor
 takes stages); the engine stage between is pipelines/engines/.
@@ -13,7 +13,6 @@ import posixpath
 from typing import Callable
 
 from pipelines import storage
-from pipelines.cluster import stop_ray
 from pipelines.config import to_yaml
 from pipelines.run import output, stages
 from pipelines.run.lease import Lease
@@ -81,4 +80,3 @@ def write_and_report(ds, config, out_fs, out_root: str, lease: Lease, progress: 
         progress.check_error_rate(config.max_error_rate)
         lease.raise_if_lost()
     print(progress.line(), flush=True)
-    stop_ray()

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.core.reasons import FAILURES, PROMPT_TOO_LONG, Reason
-from pipelines.run.guard import exception_reason
+from pipelines.contract import Contract
+from pipelines.run.guard import exception_reason, guard_row
 from pipelines.run.output import skip_mask, to_ranges, write_piece
 
 # Internal columns, dropped before writing.
@@ -66,6 +67,21 @@ def encode_rows(rows: list[dict], schema: pa.Schema, failed: Callable[[int, Reas
         except (pa.ArrowException, ValueError, TypeError, OverflowError) as e:
             tables.append(pa.Table.from_pylist([failed(i, exception_reason(e))], schema=schema))
     return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def shape_rows(batch: pa.Table, contract: Contract, schema: pa.Schema, row_fn: Callable[[dict], dict],
+               failed: Callable[[dict, Reason], dict], row_time_budget_s: float | None) -> pa.Table:
+    """The row loop of a stage that shapes each row into `schema` (its contract's writes are part of
+    it): the batch checked on entry, each row through row_fn under the row guard (an exception or a
+    row past its budget becomes failed(row, why)), the rows encoded (a row Arrow refuses becomes
+    failed too: the block is never lost), and the result checked on exit."""
+    contract.check_in(batch)
+    rows = batch.select(list(dict.fromkeys(contract.reads))).to_pylist()
+    out = []
+    for row in rows:
+        shaped, why = guard_row(lambda: row_fn(row), row_time_budget_s)
+        out.append(shaped if why is None else failed(row, why))
+    return contract.check_out(encode_rows(out, schema, lambda i, why: failed(rows[i], why)))
 
 
 def set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:

@@ -30,15 +30,16 @@ from pipelines.core.confidence import logprob_stats
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
                                        ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
-                                       MESSAGES_COL, READS, TOOLS_REQUEST_COL, WRITE_TYPES, WRITES, require_columns,
+                                       CONTRACT, MESSAGES_COL, READS, TOOLS_REQUEST_COL, WRITE_TYPES, WRITES,
                                        sample_seed)
 from pipelines.config import redact
+from pipelines.engines import EngineUnavailable, TemplateNotChecked
 from pipelines.engines.config import api_key, rows_per_block
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-class EndpointUnavailable(RuntimeError):
+class EndpointUnavailable(EngineUnavailable):
     """The server could not be reached within the retries: the run stops, keeping what it wrote."""
 
 
@@ -145,7 +146,7 @@ class EndpointStage:
         import aiohttp
         import pyarrow as pa
 
-        require_columns(batch, (*READS, MESSAGES_COL, *self.keep), "endpoint engine")
+        CONTRACT.with_reads(MESSAGES_COL, *self.keep).check_in(batch)
         if self.in_flight is None:  # made on the actor's event loop: one bound across its concurrent batches
             self.in_flight = asyncio.Semaphore(self.endpoint.max_concurrency)
         tools = [TOOLS_REQUEST_COL] if TOOLS_REQUEST_COL in batch.column_names else []  # the judge sends none
@@ -156,7 +157,7 @@ class EndpointStage:
         out = batch.select(self.keep)
         for name in WRITES:
             out = out.append_column(name, pa.array([r.get(name) for r in results], WRITE_TYPES[name]))
-        return out
+        return CONTRACT.check_out(out)
 
     async def _row(self, session, row: dict) -> dict:
         if row.get(EARLY_STATUS_COL):  # stopped before generation: passes through
@@ -302,10 +303,6 @@ def refused_settings(endpoint, key: str | None, generation, tools: bool = False,
         except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
             return f"no chat completion in its answer ({type(e).__name__}: {getattr(e, 'reason', e)})"
     return None
-
-
-class TemplateNotChecked(Exception):
-    """The server renders no chat for us (no POST /tokenize: a hosted API): its template is not checked."""
 
 
 def served_template_problem(endpoint, timeout_s: float = 10.0) -> str | None:

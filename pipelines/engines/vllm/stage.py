@@ -20,10 +20,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.contract import Contract
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_FINISH_COL,
                                        ENGINE_LOGPROBS_COL, ENGINE_PROMPT_TOKENS_COL, ENGINE_SAMPLE_ERROR_COL,
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
-                                       LOGPROB_STATS_TYPE, PROMPT_TOKENS_COL, require_columns,
+                                       CONTRACT, LOGPROB_STATS_TYPE, PROMPT_TOKENS_COL,
                                        sample_seed)
 from pipelines.engines.config import COMPACT_BACKENDS, rows_per_block
 from pipelines.engines.vllm.keys import (FINISH_REASON, LOGPROB_STATS, RECORD_DIR_ENV, SAMPLE_ERROR,
@@ -155,12 +156,12 @@ def engine_response(batch: pa.Table, keep: list[str]) -> pa.Table:
     failed = [bool(e) and not e.startswith(SKIP_MARK) for e in errors]
     ran = [not e for e in errors]
     carried = [SHELTER + c if c in ENGINE_NAMES else c for c in keep]
-    require_columns(batch, carried, "engine_response")
+    Contract("engine_response", tuple(carried)).check_in(batch)  # what ray.data.llm was asked to carry
 
     def ran_only(name, type_):
         return pa.array([v if r else None for v, r in zip(column(name, type_).to_pylist(), ran)], type_)
 
-    return (batch.select(carried).rename_columns(keep).append_column(ENGINE_TEXT_COL, pa.array([t if r else None for t, r in zip(texts, ran)], pa.string()))
+    return CONTRACT.check_out(batch.select(carried).rename_columns(keep).append_column(ENGINE_TEXT_COL, pa.array([t if r else None for t, r in zip(texts, ran)], pa.string()))
             .append_column(ENGINE_ERROR_COL, pa.array([e if f else None for e, f in zip(errors, failed)], pa.string()))
             .append_column(ENGINE_TOKENS_COL, ran_only("num_generated_tokens", pa.int32()))
             .append_column(ENGINE_FINISH_COL, ran_only(FINISH_REASON, pa.string()))

@@ -1,0 +1,83 @@
+"""The run skeleton every job over shards fills (labeling, judging): one place owns the lease, the
+preflight's order, the fingerprint, resume, Ray's start and stop, progress, the summary's file, the
+error rate and the check that no row was lost. A job hands it a `Job`: its checks, the settings that
+change its output, its stages between the reader and the writer, and its summary.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import pyarrow as pa
+
+from pipelines import storage
+from pipelines.cluster import start_ray, stop_ray
+from pipelines.run import output
+from pipelines.run.lease import Lease
+from pipelines.run.plan import continue_output, read_todo, write_and_report
+from pipelines.checklist import Checklist
+from pipelines.run.progress import ErrorRateExceeded
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the skeleton knows of a run when the job's summary is made."""
+
+    shards: storage.Shards
+    rows_before_this_run: int
+    stopped: Optional[str]  # why max_error_rate stopped it, else None
+    wall_seconds: float  # from the start to the end of Ray's use (teardown included)
+
+
+@dataclass(frozen=True)
+class Job:
+    mode: str  # in the output's fingerprint: an output is finished by the job (and mode) that started it
+    preflight: Callable[[Optional[Lease]], Checklist]  # the job's checks; with a lease, takes it; .shards: the input
+    settings: Callable[[], dict]  # the settings that change its output (after the preflight: the model is known)
+    stages: Callable[[object, pa.Schema], object]  # (rows to do as a dataset, the shards' schema) -> rows to write
+    summary_columns: tuple[list[str], tuple[str, ...]]  # (columns the summary reads, those read where present)
+    summarize: Callable[[Iterable[pa.RecordBatch], RunFacts], dict]
+    add_id: bool  # the reader adds `id` where the input has none (labeling); a judge's input has its ids
+    status_column: str = "status"  # what progress and max_error_rate count
+    metrics: bool = False  # Ray's metrics export (the pool's engine.log_metrics)
+    after_summary: Optional[Callable[[dict, object, str], None]] = None  # side files: (summary, out_fs, out_root)
+
+
+def run_job(config, job: Job) -> dict:
+    """Runs a job over the shards of `config.input.path` into `config.output.path` and returns its
+    summary (also `_summary.json`). A rerun into the same output continues where the last one
+    stopped. Raises what the preflight raises (exit 2), ErrorRateExceeded past max_error_rate,
+    LeaseLost when another run took the output over; the lease is released and Ray stopped either way."""
+    started = time.time()
+    out_fs, out_root = storage.filesystem(config.output.path, config.s3)
+    lease = Lease(out_fs, out_root, config.run.id, heartbeat_s=config.lease.heartbeat_s,
+                  stale_after_s=config.lease.stale_after_s)
+    try:
+        shards = job.preflight(lease).shards
+        fingerprint = output.fingerprint(job.settings(), list(zip(shards.names, shards.rows)), job.mode)
+        in_fs, _ = storage.filesystem(config.input.path, config.s3)
+
+        def execute(todo, progress) -> None:
+            start_ray(config.ray, metrics=job.metrics)
+            add_id = job.add_id and "id" not in shards.schema.names
+            ds = job.stages(read_todo(todo, in_fs, add_id), shards.schema)
+            write_and_report(ds, config, out_fs, out_root, lease, progress, status_column=job.status_column)
+
+        already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, execute)
+        stop_ray()  # before the summary: nothing the engines print on their way out comes after it
+        facts = RunFacts(shards, already, stopped, time.time() - started)
+        summary = job.summarize(storage.read_columns(out_fs, out_root, *job.summary_columns), facts)
+        storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
+        if job.after_summary is not None:
+            job.after_summary(summary, out_fs, out_root)
+        if stopped:
+            raise ErrorRateExceeded(stopped)
+        if summary["rows"] != shards.num_rows:  # the output protocol's promise: every row once
+            raise RuntimeError(f"{shards.num_rows} input rows but {summary['rows']} output rows in {config.output.path}")
+        return summary
+    finally:
+        lease.release()
+        stop_ray()
