@@ -27,6 +27,10 @@ $(STAMP): pyproject.toml Makefile
 	# BFCL's own checker and data (tests/test_bfcl_oracle.py, jobs/prepare.py input.path=bfcl-eval), without its
 	# declared dependencies: they pin numpy 1.26.4 and pull in every model vendor's SDK
 	$(PY) -m pip install --quiet --no-deps bfcl-eval==2026.3.23
+	# llama.cpp's OpenAI-compatible server, a second server implementation for the endpoint kind's tests
+	# (tests/engines/test_llama_cpp.py), built from its sdist without -march=native: a native build dies
+	# with "Illegal instruction" on this project's machines (about 9 minutes on 2 cores; pip keeps the wheel)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install --quiet --no-binary llama-cpp-python 'llama-cpp-python[server]==0.3.36'
 	touch $(STAMP)
 
 run: setup

@@ -131,6 +131,14 @@ def judge_command() -> None:
                            ("jobs/judge.py", JudgeConfig, JUDGE_CONF_DIR, (JUDGE_CONF_DIR / "base.yaml",))))
 
 
+def execute_command() -> None:
+    from pipelines.execution.job import EXECUTE_CONF_DIR, ExecuteConfig, load_execute_config
+    from pipelines.execution.job import run as execute
+
+    sys.exit(data_job_main(sys.argv[1:], load_execute_config, execute,
+                           ("jobs/execute.py", ExecuteConfig, EXECUTE_CONF_DIR, (EXECUTE_CONF_DIR / "base.yaml",))))
+
+
 def _recipe_command(name: str) -> None:
     import importlib
 

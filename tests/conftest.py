@@ -131,28 +131,31 @@ class VllmServer:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.process = None
 
-    def start(self, timeout_s: float = 300) -> None:
-        import subprocess
+    def command(self) -> list[str]:
         import sys
-        import time
-        import urllib.request
 
-        args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
+        return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                 "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
                 "--api-key", self.api_key, "--max-model-len", "4096", "--max-num-seqs", "1", "--enforce-eager",
                 "--generation-config", "vllm"]
-        self.process = subprocess.Popen(args, stdout=self.log.open("a"), stderr=subprocess.STDOUT,
+
+    def start(self, timeout_s: float = 300) -> None:
+        import subprocess
+        import time
+        import urllib.request
+
+        self.process = subprocess.Popen(self.command(), stdout=self.log.open("a"), stderr=subprocess.STDOUT,
                                         start_new_session=True, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
         deadline = time.monotonic() + timeout_s
         request = urllib.request.Request(f"{self.base_url}/models", headers={"Authorization": f"Bearer {self.api_key}"})
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"vllm serve exited {self.process.returncode}: see {self.log}"
+            assert self.process.poll() is None, f"the server exited {self.process.returncode}: see {self.log}"
             try:
                 urllib.request.urlopen(request, timeout=2).read()
                 return
             except OSError:
                 time.sleep(1)
-        raise AssertionError(f"vllm serve did not answer within {timeout_s} s: see {self.log}")
+        raise AssertionError(f"{self.command()[:3]} did not answer within {timeout_s} s: see {self.log}")
 
     def kill(self) -> None:
         """SIGKILL to the server and every process of its session (its EngineCore): no shutdown."""
@@ -161,3 +164,15 @@ class VllmServer:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+class LlamaCppServer(VllmServer):
+    """llama.cpp's OpenAI-compatible server (llama-cpp-python[server], built here by make setup) on a
+    GGUF file: a second server implementation, with its own structured-output request shape."""
+
+    def command(self) -> list[str]:
+        import sys
+
+        return [sys.executable, "-m", "llama_cpp.server", "--model", self.model, "--model_alias", self.name,
+                "--host", "127.0.0.1", "--port", str(self.port), "--api_key", self.api_key, "--n_ctx", "4096",
+                "--n_threads", "2", "--seed", "0"]

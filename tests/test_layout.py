@@ -34,6 +34,7 @@ FORBIDDEN = {
     "models": ("pipelines.label", "pipelines.judge", "pipelines.recipe", "pipelines.engines", "pipelines.run",
                "pipelines.cli", "pipelines.api"),
     "run": ("pipelines.label", "pipelines.judge", "pipelines.recipe", "pipelines.cli", "pipelines.api"),
+    "execution": ("pipelines.judge", "pipelines.recipe", "pipelines.cli", "pipelines.api", "pipelines.engines"),
     "label": ("pipelines.judge", "pipelines.recipe", "pipelines.cli", "pipelines.api"),
 }
 
@@ -46,6 +47,11 @@ def test_a_part_imports_nothing_above_it(part):
 
 def test_the_judge_reads_only_the_labeling_outputs_columns_from_label():
     from_label = sorted((f, m) for f, m in imported_modules(PIPELINES / "judge") if m.startswith("pipelines.label"))
+    assert {m for _, m in from_label} <= {"pipelines.label.schema", "pipelines.label.schema.read_calls"}, from_label
+
+
+def test_execution_reads_only_the_labeling_outputs_columns_from_label():
+    from_label = sorted((f, m) for f, m in imported_modules(PIPELINES / "execution") if m.startswith("pipelines.label"))
     assert {m for _, m in from_label} <= {"pipelines.label.schema", "pipelines.label.schema.read_calls"}, from_label
 
 

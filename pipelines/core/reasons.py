@@ -23,6 +23,17 @@ STATUSES = (OK, NO_CALL, PARSE_ERROR, INVALID_CALL, PROMPT_TOO_LONG, BAD_INPUT, 
 FAILURES = (BAD_INPUT, ENGINE_ERROR, ROW_ERROR)  # what max_error_rate counts, and whose reasons progress reports
 NOT_SCORED = (BAD_INPUT, DRY_RUN, ROW_ERROR)  # nothing to score: the input is broken, or nothing was generated on purpose
 
+# A row's execution (`exec_status`, pipelines/execution/): how the label's calls ran on the implementations
+EXEC_OK = "ok"  # every call ran and returned
+EXEC_ERROR = "error"  # a call raised; its result is the error's text, as the leaderboard keeps it
+EXEC_TIMEOUT = "timeout"  # a call (or an environment's construction) ran past execution.call_timeout_s
+EXEC_OUT_OF_MEMORY = "out_of_memory"  # the row's worker went past execution.memory_mb
+EXEC_CRASHED = "crashed"  # the row's worker died (a crash of the interpreter, an exit)
+EXEC_NOT_IMPLEMENTED = "not_implemented"  # a call names a tool no implementation has
+EXEC_SKIPPED = "skipped"  # not run: the label is not ok or no_call, or its calls cannot be read
+EXEC_STATUSES = (EXEC_OK, EXEC_ERROR, EXEC_TIMEOUT, EXEC_OUT_OF_MEMORY, EXEC_CRASHED, EXEC_NOT_IMPLEMENTED, EXEC_SKIPPED,
+                 ROW_ERROR)  # row_error: the job could not handle the row (its JSON cells, say), as for labels
+
 
 @dataclass(frozen=True)
 class Reason:

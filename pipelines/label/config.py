@@ -20,6 +20,7 @@ from pipelines.core.scoring import ScoringConfig
 from pipelines.core.validation import VALIDATION_VERSION, ValidationConfig
 from pipelines import engines
 from pipelines.engines.config import EngineConfig, check_engine
+from pipelines.execution.config import ExecutionConfig, check_execution, execution_settings
 from pipelines.run.config import (GenerationConfig, LeaseConfig, ModelConfig, OutputConfig, RunConfig, new_run_id,
                                   settings_hash)
 from pipelines.storage import S3Config
@@ -62,6 +63,8 @@ class LabelConfig:
     progress_interval_s: float = 30.0  # seconds between progress lines
     run: RunConfig = field(default_factory=RunConfig)
     mask: MaskNamesConfig = field(default_factory=MaskNamesConfig)
+    # Run each label's calls (and its gold's) on real implementations: the exec_* columns (docs/output.md)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     seed: int = 0  # draws of mask.names, per row id
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     preflight: bool = False  # run the preflight checks only: a checklist, exit 0 or 2
@@ -113,6 +116,7 @@ def _check(config: LabelConfig) -> None:
     if not 0 < generation.sample_top_p <= 1:
         raise ConfigError("config key 'generation.sample_top_p' must be in (0, 1]")
     check_engine(config.engine, generation)
+    check_execution(config.execution)
     if (config.prompt.format == CHAT_TEMPLATE and engines.kind_of(config.engine).parses_calls(config.engine)
             and config.validation.parser != "json"):
         raise ConfigError("engine.endpoint.tool_choice=auto writes the calls the server parsed as a JSON list: set "
@@ -135,6 +139,8 @@ def label_settings(config: LabelConfig, model: str | None) -> dict:
         "scoring": plain["scoring"],
         "engine_kwargs": plain["engine"]["engine_kwargs"],
         "mask": {**plain["mask"], "seed": plain["seed"]},
+        # only when on: the fingerprints of runs without execution stay what they were (resume)
+        **({"execution": execution_settings(config.execution)} if config.execution.enabled else {}),
     })
 
 

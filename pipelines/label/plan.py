@@ -13,6 +13,7 @@ from pipelines.label import stages
 from pipelines.label.preflight import preflight
 from pipelines.label.summary import COLUMNS as SUMMARY_COLUMNS
 from pipelines.label.summary import OPTIONAL_COLUMNS, SummaryCounter
+from pipelines.execution.job import execute_plan
 from pipelines.run import output
 from pipelines.run.job import Job, RunFacts, run_job
 from pipelines.run.plan import prompt_actors
@@ -66,7 +67,7 @@ def label_job(config: cfg.LabelConfig, mode: cfg.Mode) -> Job:
 
 def label_plan(ds, config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, input_schema: pa.Schema):
     """The labeling stages over a dataset of input rows (with their shard and row columns):
-    prompt -> generate (the engine kind) -> validate. Every labeling plan is this one: the job's over
+    prompt -> generate (the engine kind) -> validate -> execute (with execution.*). Every labeling plan is this one: the job's over
     its shards, and pipelines.api.label_dataset's over a caller's dataset."""
     lineage = {"prompt_format": config.prompt.format, "run_id": config.run.id, "config_hash": cfg.config_hash(config, model)}
     if mode != cfg.Mode.REVALIDATE:  # re-validation keeps the input's model column
@@ -88,10 +89,13 @@ def label_plan(ds, config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, i
         # The engine carries what the next stage reads.
         carried = [c for c in [*input_schema.names, *stages.annotate_reads(mode)] if c not in engines.WRITES]
         ds = kind.generate(ds, config, model, keep=list(dict.fromkeys(carried)), seed=config.seed)
-    return ds.map_batches(
+    ds = ds.map_batches(
         stages.annotate_batch,
         batch_format="pyarrow",
         fn_kwargs={"input_schema": input_schema, "lineage": lineage, "mode": mode, "validation": config.validation,
                    "scoring": config.scoring, "samples": config.generation.samples - 1,
                    "row_time_budget_s": config.row_time_budget_s},
     )
+    if config.execution.enabled and mode != cfg.Mode.DRY_RUN:
+        ds = execute_plan(ds, config.execution)
+    return ds

@@ -10,10 +10,12 @@ from pipelines.core.confidence import AGREEMENT_BUCKETS, LOGPROB_BUCKETS, agreem
 from pipelines.core.reasons import CUT, STATUSES
 from pipelines.core.scoring import BFCL_RULES, CATEGORY_COLUMN, GOLD_TYPES
 from pipelines.core.validation import CALL_TYPES
+from pipelines.execution.summary import SUMMARY_COLUMNS as EXEC_SUMMARY_COLUMNS
+from pipelines.execution.summary import ExecCounter
 
 COLUMNS = ["status", "call_type", "num_prompt_tokens", "num_output_tokens", "correct", "gold_call_type", "gold_errors",
            "agreement", "mean_logprob", "finish_reason", "sample_finish_reasons", "scoring_rules"]
-OPTIONAL_COLUMNS = (CATEGORY_COLUMN,)  # an input column: read where the output has it
+OPTIONAL_COLUMNS = (CATEGORY_COLUMN, *EXEC_SUMMARY_COLUMNS)  # read where the output has them (an input column; execution.*)
 # The confidence signals the calibration table groups rows by: column -> (bucket of a value, bucket names in order)
 SIGNALS = {"agreement": (agreement_bucket, [name for _, name in AGREEMENT_BUCKETS]),
            "mean_logprob": (logprob_bucket, [name for _, name in LOGPROB_BUCKETS])}
@@ -65,6 +67,7 @@ class SummaryCounter:
     bucket_scored: Counter = field(default_factory=Counter)  # (signal, bucket) -> rows with a verdict
     bucket_correct: Counter = field(default_factory=Counter)  # (signal, bucket) -> correct rows
     leaderboard: LeaderboardCounter = field(default_factory=LeaderboardCounter)
+    execution: ExecCounter | None = None  # where the output has exec_* columns (execution.*)
 
     def add(self, batch: dict[str, list]) -> None:
         """A batch of the COLUMNS, as lists."""
@@ -85,6 +88,9 @@ class SummaryCounter:
                 self.correct[gold_type] += bool(correct)
         self.gold_with_errors += sum(1 for errors in batch["gold_errors"] if errors)
         self.leaderboard.add(batch)
+        if "exec_status" in batch:
+            self.execution = self.execution or ExecCounter()
+            self.execution.add(batch)
         for signal, (bucket_of, _) in SIGNALS.items():
             for value, correct in zip(batch[signal], batch["correct"]):
                 bucket = bucket_of(value)
@@ -122,6 +128,8 @@ class SummaryCounter:
                 for signal, (_, names) in SIGNALS.items()},
             # BFCL's table over the rows the leaderboard's rules scored, by their category (pipelines/core/bfcl.py)
             "bfcl": self.leaderboard.table(),
+            # execution.*: how the labels ran on the implementations, and against the gold's execution
+            "execution": None if self.execution is None else self.execution.to_dict(),
             "wall_seconds": round(wall_seconds, 3),
             "rows_per_second": round(self.rows / wall_seconds, 3) if wall_seconds > 0 else None,
         }
@@ -158,6 +166,12 @@ def format_table(summary: dict) -> str:
             lines.append(f"{signal:<13} {bucket:<14} {cell['rows']:>8}{accuracy}")
     if summary.get("bfcl"):
         lines.append(format_leaderboard(summary["bfcl"]))
+    if summary.get("execution"):
+        execution = summary["execution"]
+        lines += [f"exec      {name:<18} {n:>8}" for name, n in execution["exec_status"].items() if n]
+        judged = execution["exec_correct"]
+        if judged["rows"]:
+            lines.append(f"exec      {'correct':<18} {judged['accuracy']:>8.1%}  of {judged['rows']} rows with gold calls run")
     lines += [
         f"prompt tokens   {summary['prompt_tokens']}",
         f"output tokens   {summary['output_tokens']}",

