@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[cpu,test,bench]'
 	# PyPI's torchvision/torchaudio/torchcodec break transformers imports beside the CPU torch
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
-	# BFCL's own checker and data (tests/test_bfcl_oracle.py, jobs/prepare.py input.path=bfcl-eval), without its
+	# BFCL's own checker and data (tests/core/test_bfcl_oracle.py, jobs/prepare.py input.path=bfcl-eval), without its
 	# declared dependencies: they pin numpy 1.26.4 and pull in every model vendor's SDK
 	$(PY) -m pip install --quiet --no-deps bfcl-eval==2026.3.23
 	# llama.cpp's OpenAI-compatible server, a second server implementation for the endpoint kind's tests

@@ -1,4 +1,4 @@
-"""The reference path for tests/test_real_model.py and test_chat_template.py: plain vLLM's `LLM.chat`
+"""The reference path for tests/label/test_real_model.py and test_chat_template.py: plain vLLM's `LLM.chat`
 on the same messages (and tools) and settings as a labeling run, no Ray, no job code on the generation path.
 
     python tests/reference_chat.py REQUEST.json RESULT.json

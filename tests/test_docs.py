@@ -140,7 +140,8 @@ def _codes_in_source(pattern: str) -> set[str]:
 @pytest.mark.parametrize("pattern", [r'BadInput\(\s*"(\w+)"', r'Reason\(\s*"(\w+)"'])
 def test_every_reason_code_the_code_emits_is_documented(pattern):
     codes = _codes_in_source(pattern)
-    documented = OUTPUT + (REPO / "docs" / "recipe.md").read_text() + (REPO / "docs" / "judge-and-compare.md").read_text()
+    documented = OUTPUT + "".join((REPO / "docs" / page).read_text()
+                                  for page in ("recipe.md", "judge-and-compare.md", "execution.md"))
     assert codes and [c for c in sorted(codes) if f"`{c}`" not in documented] == []
 
 
@@ -226,3 +227,25 @@ def _all_tables(text: str, header: str):
     """Every markdown table whose header line starts with `header`."""
     parts = text.split(header)
     return [_table_rows(header + part, header) for part in parts[1:]]
+
+
+EXECUTION_PAGE = (REPO / "docs" / "execution.md").read_text()
+
+
+def test_the_execution_page_documents_every_key_column_and_status():
+    from pipelines.core.reasons import EXEC_STATUSES
+    from pipelines.execution.job import EXECUTE_CONF_DIR, ExecuteConfig
+    from pipelines.execution.stage import EXEC_COLUMNS
+
+    rows = _table_rows(EXECUTION_PAGE, "| key | default | meaning |")
+    wildcards = [k[:-1] for cells in rows for k in re.findall(r"`([\w.]+\.\*)`", cells[0])]
+    named = {k for cells in rows for k in re.findall(r"`([\w.]+)`", cells[0])}
+    assert [k for k in _leaf_keys(ExecuteConfig) if k not in named and not any(k.startswith(w) for w in wildcards)] == []
+    effective = OmegaConf.merge(OmegaConf.structured(ExecuteConfig), OmegaConf.load(EXECUTE_CONF_DIR / "base.yaml"))
+    for key, written in _documented_defaults(EXECUTION_PAGE).items():
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(effective, parent) if parent else effective
+        assert written == ("required" if OmegaConf.is_missing(node, leaf) else _spelled(node[leaf])), key
+    columns = {re.sub(r"`", "", name): _arrow_type(t) for name, t, _ in _table_rows(EXECUTION_PAGE, "| column | type | meaning |")}
+    assert columns == {name: _arrow_type(str(t)) for name, (t, _) in EXEC_COLUMNS.items()}
+    assert [s for s in EXEC_STATUSES if f"`{s}`" not in EXECUTION_PAGE] == []

@@ -1,6 +1,6 @@
 """Hostile rows and outputs, one class at a time, through the pure row functions and the stages'
 guard: each comes out as its row's reason, within a bounded time, reading nothing and calling no one.
-The same classes go through the real job in tests/test_hostile_job.py."""
+The same classes go through the real job in tests/label/test_hostile_job.py."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ table, in-process. Pure.
 
 A port of bfcl-eval 2026.3.23 (Apache-2.0; `bfcl_eval/eval_checker/ast_eval/ast_checker.py`, the
 relevance runner of `eval_runner.py`, the aggregates of `eval_runner_helper.py`), Python rules only.
-tests/test_bfcl_oracle.py feeds the same outputs to this and to the installed leaderboard code, row
+tests/core/test_bfcl_oracle.py feeds the same outputs to this and to the installed leaderboard code, row
 for row. The checker's quirks are the leaderboard's and are kept on purpose (each is named in
 docs/output.md, "Scoring like the leaderboard"); where this differs, it says so below.
 

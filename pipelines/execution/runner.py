@@ -74,11 +74,11 @@ class Executor:
                 side = message[1]
                 step = f"call 0 of the {side}'s"
             elif kind == "done":
-                _, side, index, text, failed = message
+                _, side, index, text, outcome = message
                 step = f"call {index + 1} of the {side}'s"
                 if side == "model":
                     out.results.append(text)
-                    if failed and out.status == EXEC_OK:
+                    if outcome == "error" and out.status == EXEC_OK:  # (not_implemented comes with the end)
                         out.status = EXEC_ERROR
                         out.errors.append(Reason("exec_error", f"call {index}: {text}"))
             elif kind == "environment_failed":  # the row's configuration: no verdict either way

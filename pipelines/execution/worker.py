@@ -93,7 +93,8 @@ def serve(conn, specs: list[str], job: dict, memory_bytes: int, max_result_chars
                 values.append(value if error is None else None)
                 if not implemented:
                     missing_names.append(str(call.get("name") if isinstance(call, dict) else call))
-                conn.send(("done", side, index, text[:max_result_chars], error is not None))
+                outcome = "ok" if error is None else ("error" if implemented else "not_implemented")
+                conn.send(("done", side, index, text[:max_result_chars], outcome))
             sides[side] = (env, texts, values, missing_names)
         conn.send(("end", verdict(job, sides)))
     except MemoryError:

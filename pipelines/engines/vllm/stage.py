@@ -93,7 +93,7 @@ def engine_settings(config) -> EngineSettings:
 
 # The names ray.data.llm's engine stage reads from a row or writes into it (its optional and
 # required input keys, `_prepare_llm_request`'s pops, vLLMOutputData and the stage's own output;
-# pinned by tests/test_engine_udf.py). A carried column of one of these names (the `prompt` and
+# pinned by tests/engines/test_engine_udf.py). A carried column of one of these names (the `prompt` and
 # `model` of a labeling output the judge reads, or a user's input column) would be taken as an
 # engine input (`model` as a LoRA adapter) or overwritten: it crosses the engine under another name.
 ENGINE_NAMES = frozenset({

@@ -12,7 +12,7 @@ pickle the whole column).
 Everything else is ray.data.llm's, unchanged: the actor and its engine, placement (tensor
 parallelism), per-row engine errors, the restart of a dead engine with its batch rerun. The
 subclass reaches into ray.data.llm's internals (the wrapper's `_prepare_llm_request`,
-`_generate_async`, `semaphore`, and `vLLMOutputData`'s names for the text and its token count); `tests/test_engine_udf.py` fails if they
+`_generate_async`, `semaphore`, and `vLLMOutputData`'s names for the text and its token count); `tests/engines/test_engine_udf.py` fails if they
 move, and the Ray pin in pyproject.toml keeps them where they are.
 """
 

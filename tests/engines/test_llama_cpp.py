@@ -67,9 +67,13 @@ def test_json_object_labels_every_row_constrained_to_its_call_schema(server, row
     answered = [r for r in labeled if r["status"] != "bad_input"]
     assert answered and {r["model"] for r in answered} == {"smollm2-gguf"}
     for row in answered:
-        # the server's grammar held the text to the row's call schema: a JSON list, never prose
-        assert isinstance(json.loads(row["raw_output"]), list), row["raw_output"]
-        assert row["status"] in ("ok", "no_call", "invalid_call"), (row["status"], row["errors"])
+        # the server's grammar held the text to the row's call schema: a JSON list, never prose (one
+        # cut at generation.max_tokens is the start of one)
+        assert row["raw_output"].lstrip().startswith("["), row["raw_output"]
+        if row["finish_reason"] == "stop":
+            assert isinstance(json.loads(row["raw_output"]), list), row["raw_output"]
+            assert row["status"] in ("ok", "no_call", "invalid_call"), (row["status"], row["errors"])
+    assert any(r["finish_reason"] == "stop" for r in answered)
     assert summary["prompt_tokens"] > 0  # the server's usage counts reach the summary
     assert KEY not in done.stdout + done.stderr
 

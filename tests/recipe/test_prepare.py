@@ -149,8 +149,8 @@ def test_bfcl_import_refuses_what_it_cannot_score_like_the_leaderboard(tmp_path)
     out = f"output.path={tmp_path / 'out'}"
     with pytest.raises(ConfigError, match="simple_java are not scored like the leaderboard"):
         run(_config("input.format=bfcl", f"input.path={data}", out, "prepare.categories=[simple_java]"))
-    with pytest.raises(ConfigError, match="names multi_turn_base"):
-        run(_config("input.format=bfcl", f"input.path={data}", out, "prepare.categories=[multi_turn_base]"))
+    with pytest.raises(ConfigError, match="names multi_turn_long_context"):  # first turns of multi_turn_base only
+        run(_config("input.format=bfcl", f"input.path={data}", out, "prepare.categories=[multi_turn_long_context]"))
     with pytest.raises(InputError, match="has no BFCL_v4_simple_python.json"):  # the possible answers are missing
         run(_config("input.format=bfcl", f"input.path={data}", out, "prepare.categories=[simple_python]"))
     with pytest.raises(InputError, match="is not a folder"):
@@ -169,3 +169,25 @@ def test_bfcl_import_from_the_installed_package_reads_every_category(tmp_path):
     assert counts == {"simple_python": 400, "multiple": 200, "parallel": 200, "parallel_multiple": 200, "live_simple": 258,
                       "live_multiple": 1053, "live_parallel": 16, "live_parallel_multiple": 24, "irrelevance": 240,
                       "live_irrelevance": 880, "live_relevance": 16}
+
+
+def test_bfcl_multi_turn_first_turns_come_with_their_environments_and_gold_calls(tmp_path):
+    import json
+
+    summary = run(_config("input.format=bfcl", "input.path=bfcl-eval", f"output.path={tmp_path / 'out'}",
+                          "prepare.categories=[multi_turn_base]"))
+    assert (summary["rows"], summary["bad_rows"]) == (200, 0)
+    rows = {r["id"]: r for r in pq.read_table(tmp_path / "out").to_pylist()}
+    first = rows["multi_turn_base_0"]
+    assert first["query"].startswith("Move 'final_report.pdf' within document directory")
+    assert first["involved_classes"] == ["TwitterAPI", "GorillaFileSystem"]  # as BFCL lists them
+    assert "final_report.pdf" in json.loads(first["initial_config"])["GorillaFileSystem"]["root"]["workspace"]["contents"][
+        "document"]["contents"]
+    assert json.loads(first["answers"]) == [{"name": "cd", "arguments": {"folder": "document"}},
+                                            {"name": "mkdir", "arguments": {"dir_name": "temp"}},
+                                            {"name": "mv", "arguments": {"source": "final_report.pdf", "destination": "temp"}}]
+    assert {t["name"] for t in json.loads(first["tools"])} >= {"cd", "mkdir", "mv", "post_tweet"}
+    # BFCL writes `displayCarStatus('fuel')`: positional arguments are named by the environment's signature
+    assert json.loads(rows["multi_turn_base_55"]["answers"])[:2] == [
+        {"name": "displayCarStatus", "arguments": {"option": "fuel"}},
+        {"name": "fillFuelTank", "arguments": {"fuelAmount": 15.0}}]

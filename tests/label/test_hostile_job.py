@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.test_integration import run_job
+from tests.label.test_integration import run_job
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """The endpoint engine: its requests, how it reads answers, its config checks, and its client against
-a local HTTP server (where qps and timeout_s land). Against a real vllm serve: tests/test_real_model.py."""
+a local HTTP server (where qps and timeout_s land). Against a real vllm serve: tests/label/test_real_model.py."""
 
 import json
 

@@ -127,7 +127,7 @@ def test_judge_killed_mid_run_then_rerun_finishes_without_redoing_work(tmp_path,
     fs, root, _ = _read(s3_endpoint, "s3://labels/judged/killed")
     proc = subprocess.Popen([sys.executable, "jobs/judge.py", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    from tests.test_integration import _alive_actors, _wait_for
+    from tests.label.test_integration import _alive_actors, _wait_for
 
     try:
         _wait_for(lambda: len(_read(s3_endpoint, "s3://labels/judged/killed")[2]) >= 2, proc, what="two committed pieces")
