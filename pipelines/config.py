@@ -47,12 +47,12 @@ _ENGINE_POSITIVE = (
 _CHOICES = {"prompt.format": PROMPT_FORMATS, "engine.device": ("gpu", "cpu"), "judge.engine.device": ("gpu", "cpu"),
             "resume": ("auto", "overwrite"), "input.format": (None, *SOURCE_FORMATS), "export.format": ("xlam", "openai"),
             "export.file_format": ("jsonl", "parquet"), "scoring.rules": SCORING_RULES,
-            "validation.parser": tuple(PARSERS)}
+            "validation.parser": tuple(PARSERS), "export.decontaminate_match": ("query", "query_and_tools")}
 _SHARES = ("max_error_rate", "augment.irrelevance.fraction", "augment.mask.probability", "export.min_agreement")  # in [0, 1] or null
 _POSITIVE = (
     *_ENGINE_POSITIVE, *(f"judge.{key}" for key in _ENGINE_POSITIVE),
     "validation.max_output_chars", "validation.max_depth", "output.rows_per_file", "output.rows_per_shard",
-    "lease.heartbeat_s", "row_time_budget_s",
+    "lease.heartbeat_s", "row_time_budget_s", "export.decontaminate_ngram",
 )  # or null, where the schema allows it
 
 

@@ -88,6 +88,13 @@ class ExportSettings:
     require_correct: bool = False  # drop rows scored incorrect against gold (rows without gold stay)
     judge_verdicts: Optional[list[str]] = None  # keep rows a judge gave one of these verdicts (a jobs/judge.py output)
     dedupe: bool = True  # one row per (query, tools): the first
+    # Leave out rows whose query overlaps an evaluation set (docs/judge-and-compare.md, "Decontamination")
+    decontaminate: bool = False
+    # the evaluation sets: `bfcl` (every question of the installed bfcl-eval), or parquet/JSON/JSON Lines
+    # files or folders of rows with a `query` (or BFCL's `question`) and optional `tools` (or `function`)
+    eval_sets: list[str] = field(default_factory=lambda: ["bfcl"])
+    decontaminate_ngram: int = 8  # words per n-gram; a shorter query matches by its whole text only
+    decontaminate_match: str = "query"  # query, or query_and_tools: an overlap counts with the same function names
 
 
 @dataclass

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines import storage
+from pipelines.core.decontamination import EvalIndex
 from pipelines.core.prompts import parse_query
 from pipelines.core.tools import load_tools, parameters_schema, plain_cell
 from pipelines.run.output import finished_output
@@ -60,6 +61,7 @@ def run(config: ExportConfig) -> dict:
     out_fs.makedirs(out_root, exist_ok=True)
 
     settings = config.export
+    evaluation = eval_index(settings) if settings.decontaminate else None
     dropped: Counter = Counter()
     seen: set[bytes] = set()
     rows_in = files = kept = 0
@@ -68,7 +70,7 @@ def run(config: ExportConfig) -> dict:
         for row in batch.to_pylist():
             row = consensus_row(row) if from_compare else row
             rows_in += 1
-            reason = drop_reason(row, settings, seen)
+            reason = drop_reason(row, settings, seen, evaluation)
             if reason:
                 dropped[reason] += 1
                 continue
@@ -83,12 +85,15 @@ def run(config: ExportConfig) -> dict:
     summary = {"input": config.input.path, "output": config.output.path, "format": settings.format,
                "file_format": settings.file_format, "rows_in": rows_in, "rows": kept, "files": files,
                "dropped": {reason: dropped[reason] for reason in DROP_REASONS if dropped[reason]},
+               "decontamination": None if evaluation is None else {
+                   "eval_sets": list(settings.eval_sets), "eval_queries": evaluation.queries,
+                   "ngram": settings.decontaminate_ngram, "match": settings.decontaminate_match},
                "wall_time_s": round(time.time() - started, 2)}
     storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
     return summary
 
 
-DROP_REASONS = ("status", "low_agreement", "incorrect", "judge_verdict", "duplicate")
+DROP_REASONS = ("status", "low_agreement", "incorrect", "judge_verdict", "contaminated", "duplicate")
 # A compare output's rows, read as labeled rows: the consensus of the runs is the label.
 COMPARE_COLUMNS = ["id", "query", "tools", "consensus_calls", "consensus_share"]
 NO_CONSENSUS = "no_consensus"  # the status a compare row without a majority exports under (never kept)
@@ -102,7 +107,7 @@ def consensus_row(row: dict) -> dict:
     return {**row, "calls": calls, "status": status, "agreement": row["consensus_share"], "correct": None}
 
 
-def drop_reason(row: dict, settings, seen: set[bytes]) -> str | None:
+def drop_reason(row: dict, settings, seen: set[bytes], evaluation: EvalIndex | None = None) -> str | None:
     """Why a labeled row is not exported, or None; a kept row's digest joins `seen`."""
     if row["status"] not in settings.statuses or row["calls"] is None:
         return "status"
@@ -112,6 +117,8 @@ def drop_reason(row: dict, settings, seen: set[bytes]) -> str | None:
         return "incorrect"
     if settings.judge_verdicts is not None and row.get("judge_verdict") not in settings.judge_verdicts:
         return "judge_verdict"
+    if evaluation is not None and evaluation.overlaps(row["query"], tool_names(row["tools"], evaluation)):
+        return "contaminated"
     if settings.dedupe:
         digest = hashlib.blake2b(json.dumps([row["query"], row["tools"]], sort_keys=True, default=str).encode(),
                                  digest_size=16).digest()
@@ -119,6 +126,74 @@ def drop_reason(row: dict, settings, seen: set[bytes]) -> str | None:
             return "duplicate"
         seen.add(digest)
     return None
+
+
+def tool_names(tools, evaluation: EvalIndex) -> frozenset[str]:
+    """The function names of a row's tools, where the match needs them (query_and_tools); a row whose
+    tools cannot be read offers none."""
+    if not evaluation.with_tools:
+        return frozenset()
+    try:
+        return frozenset(t.name for t in load_tools(tools if isinstance(tools, str) else plain_cell(tools)))
+    except ValueError:
+        return frozenset()
+
+
+def eval_index(settings) -> EvalIndex:
+    """The evaluation sets' queries as one index (export.eval_sets): `bfcl`, every question of the
+    installed bfcl-eval (single-turn, live, multi-turn: each turn's user messages); else files or
+    folders of parquet, JSON or JSON Lines rows with `query` or `question`, and `tools` or `function`."""
+    index = EvalIndex(ngram=settings.decontaminate_ngram, with_tools=settings.decontaminate_match == "query_and_tools")
+    for name in settings.eval_sets:
+        for query, tools in (_bfcl_questions() if name == "bfcl" else _eval_file_rows(name)):
+            index.add(query, tool_names(tools, index) if tools is not None else frozenset())
+    if not index.queries:
+        raise storage.InputError(f"export.eval_sets {list(settings.eval_sets)} hold no queries: name files with a "
+                                 "`query` or `question` field, or bfcl")
+    return index
+
+
+def _bfcl_questions():
+    """(query, tools) of every BFCL question file of the installed package (each turn of a multi-turn row)."""
+    from pipelines.recipe.prepare import INSTALLED_BFCL, bfcl_folder
+
+    folder = bfcl_folder(INSTALLED_BFCL)
+    for path in sorted([*folder.glob("BFCL_v*.json"), *(folder / "unused_datasets" / "question").glob("BFCL_v*.json")]):
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        if not lines or not lines[0].startswith('{"id"'):
+            continue  # not a question file (format_sensitivity.json lists ids)
+        for line in lines:
+            row = json.loads(line)
+            yield from _question_queries(row.get("question"), row.get("function"))
+
+
+def _question_queries(question, function):
+    """BFCL's `question`: messages, or turns of messages; each turn's user text is a query."""
+    if isinstance(question, str):
+        yield question, function
+        return
+    for turn in question or []:
+        messages = turn if isinstance(turn, list) else [turn]
+        text = "\n".join(m["content"] for m in messages if isinstance(m, dict) and m.get("role", "user") == "user"
+                         and isinstance(m.get("content"), str))
+        if text:
+            yield text, function
+
+
+def _eval_file_rows(path: str):
+    import datasets
+
+    from pipelines.recipe.prepare import load_source
+
+    try:
+        source = load_source(path, None, "train")
+    except (storage.InputError, datasets.exceptions.DatasetNotFoundError, FileNotFoundError, ValueError) as e:
+        raise storage.InputError(f"export.eval_sets names {path!r}, which cannot be read ({e})") from None
+    for row in source:
+        if isinstance(row.get("query"), str):
+            yield row["query"], row.get("tools")
+        else:
+            yield from _question_queries(row.get("question"), row.get("function"))
 
 
 def record(row: dict, form: str) -> dict:

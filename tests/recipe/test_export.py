@@ -96,3 +96,41 @@ def test_agreement_filter_and_refusals(labels):
     refused = _job("export.py", f"input.path={labels / 'given'}", f"output.path={labels / 'nope'}", code=2)
     assert "is not an output of jobs/label.py" in refused
     assert "not empty" in _job("export.py", f"input.path={labels / 'labels'}", f"output.path={out}", code=2)
+
+
+# Decontamination: BFCL's simple_python_0 and simple_python_1, as given and as near copies, beside clean rows.
+BFCL_0 = "Find the area of a triangle with a base of 10 units and height of 5 units."
+CONTAMINATION = [  # id, query, dropped by the BFCL set, by the custom set
+    ("bfcl_exact", "FIND the area of a triangle, with a base of 10 units and height of 5 units!", True, False),
+    ("bfcl_near", "Please find the area of a triangle with a base of 10 units and height of 7 units.", True, False),
+    ("bfcl_short", "Calculate the factorial of 5 using math functions", True, False),  # 8 words: whole text only
+    ("custom_near", "Book a table for two at Luigi's tonight at eight, near the station please", False, True),
+    ("clean", "What is the weather in Oslo today and tomorrow morning at nine?", False, False),
+]
+
+
+@pytest.fixture(scope="module")
+def near_copies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decontaminate")
+    (root / "given").mkdir()
+    calls = json.dumps([{"name": "weather", "arguments": {"city": "Oslo"}}])
+    pq.write_table(pa.table({"id": [r[0] for r in CONTAMINATION], "query": [r[1] for r in CONTAMINATION],
+                             "tools": [TOOLS] * len(CONTAMINATION), "raw_output": [calls] * len(CONTAMINATION)}),
+                   root / "given" / "rows.parquet")
+    (root / "evalset.jsonl").write_text(json.dumps({"query": "Book a table for two at Luigi's tonight at eight, "
+                                                            "near the station"}) + "\n")
+    _job("validate.py", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", "ray.num_cpus=2")
+    return root
+
+
+@pytest.mark.parametrize("eval_sets, column", [("[bfcl]", 2), (None, 3)])
+def test_decontamination_drops_the_rows_an_evaluation_set_holds_and_counts_them(near_copies, eval_sets, column):
+    sets = eval_sets or f"[{near_copies / 'evalset.jsonl'}]"
+    out = near_copies / f"out-{column}"
+    _job("export.py", f"input.path={near_copies / 'labels'}", f"output.path={out}", "export.decontaminate=true",
+         f"export.eval_sets={sets}")
+    kept = {r["id"] for r in _read(out)}
+    assert kept == {r[0] for r in CONTAMINATION if not r[column]}
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["dropped"] == {"contaminated": len(CONTAMINATION) - len(kept)}
+    assert summary["decontamination"]["eval_queries"] > (8000 if eval_sets else 0)
