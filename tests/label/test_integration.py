@@ -385,7 +385,8 @@ def test_revalidating_a_sampled_output_reproduces_its_confidence(samples_job, co
     assert {r["id"]: {c: r[c] for c in judged} for r in revalidated.to_pylist()} == before
 
 
-def test_gold_that_breaks_its_own_tools_is_audited_not_scored(tmp_path, tiny_model, cluster):
+def test_gold_that_breaks_its_own_tools_is_audited_not_scored(tmp_path, cluster):
+    """Re-validation (no engine: the audit is of the gold, whatever the label), each row's label its gold."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -399,12 +400,12 @@ def test_gold_that_breaks_its_own_tools_is_audited_not_scored(tmp_path, tiny_mod
             "enum_mismatch": [{"name": "weather", "arguments": {"city": "Oslo", "unit": "kelvin"}}]}
     (tmp_path / "in").mkdir()
     pq.write_table(pa.table({"id": list(gold), "query": ["Weather in Oslo?"] * len(gold), "tools": [tools] * len(gold),
-                             "answers": [json.dumps(g) for g in gold.values()]}), tmp_path / "in" / "gold.parquet")
+                             "answers": [json.dumps(g) for g in gold.values()],
+                             "raw_output": [json.dumps(g) for g in gold.values()]}), tmp_path / "in" / "gold.parquet")
     _, summary, table, _, _ = run_job(["conf=local", f"input.path={tmp_path / 'in'}", f"output.path={tmp_path / 'out'}",
-                                       "generation.max_tokens=8", f"model.source={tiny_model}", "generation.constrained=false",
-                                       f"ray.address={cluster[0].address}"])
+                                       f"ray.address={cluster[0].address}"], revalidate=True)
     rows = {r["id"]: r for r in table.to_pylist()}
-    assert rows["sound"]["gold_errors"] == [] and rows["sound"]["correct"] is not None
+    assert rows["sound"]["gold_errors"] == [] and rows["sound"]["correct"] is True
     for broken in ("missing_required", "type_mismatch", "enum_mismatch"):
         row = rows[broken]
         assert [e.split(":")[0] for e in row["gold_errors"]] == [broken], row["gold_errors"]
