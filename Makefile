@@ -31,6 +31,8 @@ $(STAMP): pyproject.toml Makefile
 	# (tests/engines/test_llama_cpp.py), built from its sdist without -march=native: a native build dies
 	# with "Illegal instruction" on this project's machines (about 9 minutes on 2 cores; pip keeps the wheel)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install --quiet --no-binary llama-cpp-python 'llama-cpp-python[server]==0.3.36'
+	# headless Chromium for the report's browser tests (tests/report/): Debian's package (no PyPI wheel), as root
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 	touch $(STAMP)
 
 run: setup

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipelines.core.reasons import ENGINE_ERROR, INVALID_CALL, NO_CALL, OK, PARSE_ERROR
-from pipelines.config import CONF_DIR, HELP_FLAGS, ConfigError, key_help, profile_loader, to_yaml
+from pipelines.config import CONF_DIR, HELP_FLAGS, ConfigError, key_help, load_profile, profile_loader, to_yaml
 from pipelines.engines import EngineUnavailable
 from pipelines.label.config import LabelConfig, Mode, load_config
 from pipelines.label.plan import check, run
@@ -62,6 +62,7 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
         return code
     print(format_table(summary))
     print(f"output: {config.output.path} (summary: _summary.json, config: _config.yaml)")
+    print(f"report: {summary['report']} (open it in a browser)")
     if summary["rows"] != summary["input_rows"]:
         print(f"error: {summary['input_rows']} input rows but {summary['rows']} output rows")
         return 1
@@ -100,8 +101,10 @@ def data_job_main(argv: list[str], load: Callable[[list[str]], Any], job: Callab
     summary, code = _guarded(functools.partial(job, config))
     if summary is None:
         return code
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "timeline"}, indent=2))  # the timeline is the report's
     print(f"output: {summary['output']} (summary: _summary.json)")
+    if summary.get("report"):
+        print(f"report: {summary['report']} (open it in a browser)")
     return code
 
 
@@ -137,6 +140,22 @@ def execute_command() -> None:
 
     sys.exit(data_job_main(sys.argv[1:], load_execute_config, execute,
                            ("jobs/execute.py", ExecuteConfig, EXECUTE_CONF_DIR, (EXECUTE_CONF_DIR / "base.yaml",))))
+
+
+def report_command() -> None:
+    """jobs/report.py: the report of any finished output, without a model."""
+    from pipelines.report.write import ReportConfig, write_report
+    from pipelines.run.output import finished_output
+    from pipelines.storage import filesystem
+
+    def report(config: ReportConfig) -> dict:
+        fs, root = filesystem(config.input.path, config.s3)
+        finished = finished_output(fs, root, "input.path", config.input.path)
+        path = write_report(fs, root, config.input.path, finished.mode, finished.summary, finished.settings)
+        return {"output": config.input.path, "report": path}
+
+    load = functools.partial(load_profile, ReportConfig, conf_dir=CONF_DIR / "report")
+    sys.exit(data_job_main(sys.argv[1:], load, report, ("jobs/report.py", ReportConfig, CONF_DIR / "report", ())))
 
 
 def _recipe_command(name: str) -> None:

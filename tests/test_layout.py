@@ -36,6 +36,9 @@ FORBIDDEN = {
     "run": ("pipelines.label", "pipelines.judge", "pipelines.recipe", "pipelines.cli", "pipelines.api"),
     "execution": ("pipelines.judge", "pipelines.recipe", "pipelines.cli", "pipelines.api", "pipelines.engines"),
     "label": ("pipelines.judge", "pipelines.recipe", "pipelines.cli", "pipelines.api"),
+    # the report reads summaries and rows; it knows no job (the skeleton, compare and the command call it)
+    "report": ("pipelines.run", "pipelines.label", "pipelines.judge", "pipelines.recipe", "pipelines.execution",
+               "pipelines.engines", "pipelines.cli", "pipelines.api"),
 }
 
 

@@ -64,7 +64,8 @@ def execute_job(config: ExecuteConfig) -> Job:
             counter.add(batch.to_pydict())
         return {"run_id": config.run.id, "input": config.input.path, "output": config.output.path,
                 "input_rows": facts.shards.num_rows, "rows_before_this_run": facts.rows_before_this_run,
-                "stopped": facts.stopped, **counter.to_dict(), "wall_seconds": round(facts.wall_seconds, 3)}
+                "stopped": facts.stopped, **counter.to_dict(), "wall_seconds": round(facts.wall_seconds, 3),
+                "timeline": facts.timeline}
 
     return Job(mode=MODE, preflight=lambda lease: preflight(config, lease),
                settings=lambda: {"execution": execution_settings(config.execution)},

@@ -48,7 +48,8 @@ def judge_job(config: jcfg.JudgeConfig) -> Job:
         return counter.to_dict(run_id=config.run.id, input=config.input.path, output=config.output.path,
                                judge_model=model, template=config.judge.prompt.template,
                                input_rows=facts.shards.num_rows, rows_before_this_run=facts.rows_before_this_run,
-                               stopped=facts.stopped, wall_seconds=round(facts.wall_seconds, 3))
+                               stopped=facts.stopped, wall_seconds=round(facts.wall_seconds, 3),
+                               timeline=facts.timeline)
 
     return Job(mode=MODE, preflight=lambda lease: preflight(config, model, lease), settings=lambda: settings,
                stages=lambda ds, schema: judge_plan(ds, config, schema, model, template, settings_hash(settings)),

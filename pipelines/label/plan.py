@@ -52,7 +52,7 @@ def label_job(config: cfg.LabelConfig, mode: cfg.Mode) -> Job:
         return counter.to_dict(facts.wall_seconds, run_id=config.run.id, output=config.output.path, model=model,
                                mode=mode.value, input_shards=len(facts.shards.paths), input_rows=facts.shards.num_rows,
                                rows_before_this_run=facts.rows_before_this_run, stopped=facts.stopped,
-                               mask_names=config.mask.names)
+                               mask_names=config.mask.names, timeline=facts.timeline)
 
     def bfcl_table(summary: dict, out_fs, out_root: str) -> None:
         if summary["bfcl"]:

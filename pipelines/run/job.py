@@ -1,6 +1,6 @@
-"""The run skeleton every job over shards fills (labeling, judging): one place owns the lease, the
-preflight's order, the fingerprint, resume, Ray's start and stop, progress, the summary's file, the
-error rate and the check that no row was lost. A job hands it a `Job`: its checks, the settings that
+"""The run skeleton every job over shards fills (labeling, judging, execution): one place owns the
+lease, the preflight's order, the fingerprint, resume, Ray's start and stop, progress, the summary's
+file and the report beside it, the error rate and the check that no row was lost. A job hands it a `Job`: its checks, the settings that
 change its output, its stages between the reader and the writer, and its summary.
 """
 
@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from pipelines import storage
 from pipelines.cluster import start_ray, stop_ray
+from pipelines.report.write import REPORT_FILE, write_report
 from pipelines.run import output
 from pipelines.run.lease import Lease
 from pipelines.run.plan import continue_output, read_todo, write_and_report
@@ -30,6 +31,7 @@ class RunFacts:
     rows_before_this_run: int
     stopped: Optional[str]  # why max_error_rate stopped it, else None
     wall_seconds: float  # from the start to the end of Ray's use (teardown included)
+    timeline: list  # [seconds, rows written this run] per committed piece (run/progress.py)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def run_job(config, job: Job) -> dict:
                   stale_after_s=config.lease.stale_after_s)
     try:
         shards = job.preflight(lease).shards
-        fingerprint = output.fingerprint(job.settings(), list(zip(shards.names, shards.rows)), job.mode)
+        settings = job.settings()
+        fingerprint = output.fingerprint(settings, list(zip(shards.names, shards.rows)), job.mode)
         in_fs, _ = storage.filesystem(config.input.path, config.s3)
 
         def execute(todo, progress) -> None:
@@ -66,10 +69,13 @@ def run_job(config, job: Job) -> dict:
             ds = job.stages(read_todo(todo, in_fs, add_id), shards.schema)
             write_and_report(ds, config, out_fs, out_root, lease, progress, status_column=job.status_column)
 
-        already, stopped = continue_output(config, shards, fingerprint, out_fs, out_root, execute)
+        already, stopped, timeline = continue_output(config, shards, fingerprint, out_fs, out_root, execute)
         stop_ray()  # before the summary: nothing the engines print on their way out comes after it
-        facts = RunFacts(shards, already, stopped, time.time() - started)
+        facts = RunFacts(shards, already, stopped, time.time() - started, timeline)
         summary = job.summarize(storage.read_columns(out_fs, out_root, *job.summary_columns), facts)
+        finished = not stopped and summary["rows"] == shards.num_rows
+        if finished:
+            summary["report"] = posixpath.join(config.output.path.rstrip("/"), REPORT_FILE)
         storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
         if job.after_summary is not None:
             job.after_summary(summary, out_fs, out_root)
@@ -77,6 +83,7 @@ def run_job(config, job: Job) -> dict:
             raise ErrorRateExceeded(stopped)
         if summary["rows"] != shards.num_rows:  # the output protocol's promise: every row once
             raise RuntimeError(f"{shards.num_rows} input rows but {summary['rows']} output rows in {config.output.path}")
+        write_report(out_fs, out_root, config.output.path, job.mode, summary, settings)  # a finished run's
         return summary
     finally:
         lease.release()

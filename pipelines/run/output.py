@@ -155,8 +155,9 @@ def open_output(fs: fsspec.AbstractFileSystem, root: str, fingerprint: dict, res
 @dataclass(frozen=True)
 class Finished:
     """A finished output of these jobs, as a later job (judge, compare, export) reads it."""
-    mode: str | None  # the manifest's: generate, revalidate, dry_run, judge or compare
+    mode: str | None  # the manifest's: generate, revalidate, dry_run, judge, execute or compare
     summary: dict
+    settings: dict | None = None  # the fingerprint's settings that change the output (not the mode, not the input)
 
 
 def finished_output(fs: fsspec.AbstractFileSystem, root: str, key: str, path: str) -> Finished:
@@ -180,7 +181,9 @@ def finished_output(fs: fsspec.AbstractFileSystem, root: str, key: str, path: st
         raise InputError(f"{key} {path!r} is not a finished run ({written}): rerun the job that writes it "
                          "until it completes, then this one")
     fingerprint = manifest.get("fingerprint") if isinstance(manifest, dict) else None
-    return Finished(fingerprint.get("mode") if isinstance(fingerprint, dict) else None, summary)
+    if not isinstance(fingerprint, dict):
+        return Finished(None, summary)
+    return Finished(fingerprint.get("mode"), summary, {k: v for k, v in fingerprint.items() if k not in ("mode", "input")})
 
 
 def _is_lease(path: str) -> bool:

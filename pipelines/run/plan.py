@@ -23,21 +23,22 @@ Todo = list[tuple[str, str, list]]  # (shard path, shard name, its rows already 
 
 
 def continue_output(config, shards: storage.Shards, fingerprint: dict, out_fs, out_root: str,
-                    execute: Callable[[Todo, Progress], None]) -> tuple[int, str | None]:
+                    execute: Callable[[Todo, Progress], None]) -> tuple[int, str | None, list]:
     """The part of a run every job over shards shares (labeling, judging): opens the output for this
     fingerprint (output.open_output), saves the config beside it, and runs `execute` over the rows
-    not yet written. Returns the rows written before this run and, if max_error_rate stopped it, why."""
+    not yet written. Returns the rows written before this run, why max_error_rate stopped it (or None),
+    and the progress timeline ([seconds, rows written] per committed piece)."""
     done = output.open_output(out_fs, out_root, fingerprint, config.resume)
     storage.write_text(out_fs, posixpath.join(out_root, output.CONFIG_FILE), to_yaml(config))
     todo = [(path, name, done.get(name, [])) for path, name, rows in zip(shards.paths, shards.names, shards.rows)
             if output.count(done.get(name, [])) < rows]
     already = sum(output.count(ranges) for ranges in done.values())
-    stopped = None
+    stopped, progress = None, Progress(shards.num_rows, already, config.progress_interval_s)
     if todo:
         if already:
             print(f"resuming: {already} of {shards.num_rows} rows are already written; {len(todo)} shard(s) to go")
         try:
-            execute(todo, Progress(shards.num_rows, already, config.progress_interval_s))
+            execute(todo, progress)
         except ErrorRateExceeded as e:
             stopped = str(e)
         output.remove_tmp(out_fs, out_root)
@@ -45,7 +46,7 @@ def continue_output(config, shards: storage.Shards, fingerprint: dict, out_fs, o
         print(f"nothing to do: the input under {config.input.path} has no rows")
     else:
         print(f"nothing to do: all {shards.num_rows} input rows are already in {config.output.path}")
-    return already, stopped
+    return already, stopped, progress.timeline
 
 
 def read_todo(todo: Todo, in_fs, add_id: bool):

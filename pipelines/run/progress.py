@@ -17,6 +17,7 @@ class Progress:
     # The error rate is judged only once this many rows are in (or all of them): a first small
     # piece with one bad row is not a trend.
     MIN_ROWS_FOR_ERROR_RATE = 100
+    MAX_TIMELINE = 512
 
     def __init__(self, total_rows: int, already_done: int, interval_s: float, clock=time.monotonic):
         self.total = total_rows
@@ -28,9 +29,14 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self.last_print = self.started
+        # [seconds since the start, rows written this run] at each committed piece: the report's rows/s
+        self.timeline: list[list[float]] = [[0.0, 0]]
 
     def add(self, rows: int, statuses: dict, reasons: dict) -> None:
         self.rows += rows
+        self.timeline.append([round(self.clock() - self.started, 2), self.rows])
+        if len(self.timeline) > self.MAX_TIMELINE:  # a long run keeps every other point: the shape, bounded
+            self.timeline = self.timeline[::2]
         self.statuses.update(statuses)
         self.reasons.update(reasons)
 

@@ -67,3 +67,5 @@ def test_validation_with_execution_then_re_execution_exactly_once(labeled, clust
     assert data_job_main(args, load_execute_config, execute) == 0  # a rerun: nothing to do, nothing rewritten
     assert sorted(p.name for p in executed.glob("*.parquet")) == pieces
     assert json.loads((executed / "_summary.json").read_text())["exec_correct"]["accuracy"] == 0.5
+    report = (executed / "_report.html").read_text()
+    assert "Execution report" in report and "exec_status = ok" in report

@@ -87,6 +87,8 @@ def test_judge_judges_ok_and_no_call_rows_and_passes_the_rest_untouched(tmp_path
     summary = json.loads(fs.cat(f"{root}/_summary.json"))
     assert summary["rows"] == summary["input_rows"] == 12
     assert summary["verdicts"]["not_judged"] == 6  # parse_error and invalid_call rows, 3 each
+    report = fs.cat(f"{root}/_report.html").decode()  # the judge's report: its verdicts beside the labels
+    assert "Judge report" in report and any(f"judge_verdict = {v}" in report for v in ("agree", "disagree", "unparseable"))
     assert summary["by_label_status"]["parse_error"] == {"not_judged": 3}
     assert sum(summary["by_label_status"]["ok"].values()) == 3 == sum(summary["by_label_status"]["no_call"].values())
 

@@ -224,7 +224,9 @@ def test_a_successful_run_ends_on_its_summary(tmp_path, tiny_model):
                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    assert lines[-1] == f"output: {out} (summary: _summary.json, config: _config.yaml)", "\n".join(lines[-20:])
+    assert lines[-2] == f"output: {out} (summary: _summary.json, config: _config.yaml)", "\n".join(lines[-20:])
+    assert lines[-1] == f"report: {out}/_report.html (open it in a browser)"
+    assert (out / "_report.html").read_text().startswith("<!doctype html>")
     assert "[  ok] ray: started a local instance (8 CPUs, no dashboard)" in proc.stdout
 
 

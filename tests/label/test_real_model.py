@@ -73,7 +73,7 @@ def constrained(rows, cluster, tmp_path_factory):
 @pytest.fixture(scope="module")
 def sampled(rows, cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("real-samples")
-    return [label(rows[0], root / name, cluster, f"generation.samples={SAMPLES}", "generation.max_tokens=64")[1]
+    return [label(rows[0], root / name, cluster, f"generation.samples={SAMPLES}", "generation.max_tokens=64")
             for name in ("first", "again")]
 
 
@@ -116,13 +116,29 @@ def test_the_model_stops_on_its_end_of_turn_and_the_summary_counts_its_tokens(co
 
 
 def test_a_rerun_with_samples_gives_the_same_agreement_within_the_stated_tolerance(sampled):
-    first, again = sampled
+    (_, first, _), (_, again, _) = sampled
     assert first.keys() == again.keys()
     assert all(len(r["sample_outputs"]) == SAMPLES - 1 for r in first.values() if r["sample_outputs"] is not None)
     gaps = [abs(first[i]["agreement"] - again[i]["agreement"]) for i in first
             if first[i]["agreement"] is not None and again[i]["agreement"] is not None]
     assert len(gaps) == len(first)  # every row of the sample's gold categories got a label and samples
     assert sum(gaps) / len(gaps) <= AGREEMENT_TOLERANCE, gaps
+
+
+def test_the_report_of_a_real_run_with_samples_opens_drawn_and_says_what_the_summary_says(sampled):
+    """The sample's gold rows labeled by SmolLM2 with samples: the report the run wrote, in Chromium."""
+    from tests.report.browser import open_page
+
+    summary, _, out = sampled[0]
+    seen = open_page(out / "_report.html")
+    assert seen.errors == []
+    # the statuses' plot, the rows over the run, accuracy per agreement, and coverage against accuracy
+    assert len(seen.images) >= 4 and all(complete and w > 0 and h > 0 for complete, w, h in seen.images)
+    for status, rows in summary["status"].items():
+        if rows:
+            assert f"{status}\t{rows}\t" in seen.text
+    assert f"rows\t{summary['rows']}" in seen.text and "The least confident ok rows" in seen.text
+    (out / "report.png").write_bytes(seen.screenshot)
 
 
 # ---------------------------------------------------------------- labeling through an endpoint

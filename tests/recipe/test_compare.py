@@ -107,6 +107,7 @@ def test_compare_two_real_runs(runs):
     assert rows["r0"]["query"] == "Weather in Oslo?" and json.loads(rows["r0"]["tools"]) == json.loads(TOOLS)
     summary = json.loads((runs / "ab" / "_summary.json").read_text())
     assert (summary["rows"], summary["input_rows"], summary["runs_agree"]) == (4, 4, 2)
+    assert "Compare report" in (runs / "ab" / "_report.html").read_text()
     (pair,) = summary["pairwise"]
     assert pair["runs"] == ["a", "b"] and (pair["agree"], pair["share"]) == (2, 0.5)
     assert pair["by_status"] == {"no_call": {"rows": 1, "agree": 1, "share": 1.0},
