@@ -42,3 +42,7 @@ class Checklist:
     @property
     def failed(self) -> list[str]:
         return [f"{what}: {detail}" for mark, what, detail in self.lines if mark == "FAIL"]
+
+    def raise_if_failed(self) -> None:
+        if self.failed:
+            raise PreflightFailed("preflight failed:\n  " + "\n  ".join(self.failed))

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipelines.core.reasons import ENGINE_ERROR, INVALID_CALL, NO_CALL, OK, PARSE_ERROR
-from pipelines.config import CONF_DIR, HELP_FLAGS, ConfigError, key_help, load_profile, profile_loader, to_yaml
+from pipelines.config import (CONF_DIR, HELP_FLAGS, ConfigError, key_help, load_profile, profile_loader, profile_name,
+                              to_yaml)
 from pipelines.engines import EngineUnavailable
 from pipelines.label.config import LabelConfig, Mode, load_config
 from pipelines.label.plan import check, run
@@ -48,7 +49,11 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
     except ConfigError as e:
         print(f"config error: {e}")
         return 2
-    print(f"run {config.run.id}, resolved config (secrets redacted):\n{to_yaml(config)}")
+    if sys.stdout.isatty():  # a person: the config is in the output folder; a log keeps it whole
+        print(f"run {config.run.id}: conf={profile_name(argv)}; the resolved config (secrets redacted) goes to "
+              f"{config.output.path}/_config.yaml")
+    else:
+        print(f"run {config.run.id}, resolved config (secrets redacted):\n{to_yaml(config)}")
     notice = None if revalidate else built_model_notice(config.model.source)
     if notice:
         print(notice)

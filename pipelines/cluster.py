@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -34,8 +35,20 @@ def start_ray(ray_config: RayConfig, metrics: bool = False) -> str:
         ray.init(address=address)
         return f"joined the cluster at {address}"
     lean = {} if metrics else {"include_dashboard": False, "_system_config": {"enable_metrics_collection": False}}
-    ray.init(address="local", num_cpus=ray_config.num_cpus, **lean)
-    return f"started a local instance ({ray_config.num_cpus or os.cpu_count()} CPUs{'' if metrics else ', no dashboard'})"
+    # The workers' output (Ray's, Ray Data's and vLLM's lines: hundreds a run) stays in the session's log
+    # files, named here, instead of the terminal; a job that joins a cluster keeps Ray's default, so that
+    # `ray job logs` shows them.
+    ray.init(address="local", num_cpus=ray_config.num_cpus, log_to_driver=False, logging_level=logging.WARNING, **lean)
+    return (f"started a local instance ({ray_config.num_cpus or os.cpu_count()} CPUs{'' if metrics else ', no dashboard'}); "
+            f"Ray's and vLLM's logs: {logs_dir()}")
+
+
+def logs_dir() -> str:
+    """This Ray session's log folder (workers' stdout and stderr, Ray Data's log)."""
+    from ray._private import worker
+
+    node = getattr(worker, "_global_node", None)
+    return node.get_logs_dir_path() if node is not None else "/tmp/ray/session_latest/logs"
 
 
 _connected_here = False  # whether this process's Ray session is the job's (start_ray made it) or its caller's

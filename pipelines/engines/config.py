@@ -64,6 +64,9 @@ class EngineConfig:
     resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per engine worker
     structured_outputs_backend: Optional[str] = None  # for generation.constrained; None: vLLM's choice
     log_metrics: bool = False  # vLLM's engine metrics through Ray's metrics export
+    # the longest an engine actor may take to start (a first download of the weights, loading, compiling)
+    # before the run fails; Ray Data's waits are set to it (vllm kind)
+    start_timeout_s: float = 3600.0
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to vLLM as is
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
@@ -86,6 +89,8 @@ def check_vllm_settings(engine: EngineConfig, generation, prefix: str = "") -> N
                           f"{prefix}generation.json_whitespace=true")
     if not 0 < engine.gpu_memory_utilization <= 1:
         raise ConfigError(f"config key '{prefix}engine.gpu_memory_utilization' must be in (0, 1]")
+    if engine.start_timeout_s < 60:
+        raise ConfigError(f"config key '{prefix}engine.start_timeout_s' must be 60 or more: an engine loads its model in it")
 
 
 def check_endpoint_settings(endpoint: EndpointConfig, generation, prefix: str = "") -> None:

@@ -9,18 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from pipelines import storage
-from pipelines.checklist import Checklist, PreflightFailed
+from pipelines.checklist import Checklist
 from pipelines.cluster import RayConfig
 from pipelines.config import CONF_DIR, ConfigError, InputConfig, load_profile
 from pipelines.execution.config import ExecutionConfig, check_execution, execution_settings
 from pipelines.execution.stage import ExecuteStage
 from pipelines.execution.summary import SUMMARY_COLUMNS, ExecCounter
-from pipelines.run import output
 from pipelines.run.config import LeaseConfig, OutputConfig, RunConfig, new_run_id
 from pipelines.run.job import Job, RunFacts, run_job
 from pipelines.run.lease import Lease
-from pipelines.run.preflight import check_output
+from pipelines.run.preflight import check_finished_input, check_output
 from pipelines.storage import S3Config
 
 EXECUTE_CONF_DIR = CONF_DIR / "execute"
@@ -86,16 +84,8 @@ def execute_plan(ds, execution: ExecutionConfig, row_time_budget_s: float | None
 def preflight(config: ExecuteConfig, lease: Lease | None) -> Checklist:
     print("preflight:", flush=True)
     checks = Checklist()
-    try:
-        in_fs, in_root = storage.filesystem(config.input.path, config.s3)
-        output.finished_output(in_fs, in_root, "input.path", config.input.path)
-        checks.shards = storage.list_shards(in_fs, in_root, REQUIRED_COLUMNS)
-        checks.ok("input", f"a finished labeling output: {len(checks.shards.paths)} file(s), "
-                           f"{checks.shards.num_rows} rows ({config.input.path})")
-    except (storage.InputError, OSError) as e:
-        checks.fail("input", str(e))
+    check_finished_input(config, checks, REQUIRED_COLUMNS)
     check_output(config, checks, lease)
     checks.ok("execution", f"implementations import: {', '.join(config.execution.implementations)}")
-    if checks.failed:
-        raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
+    checks.raise_if_failed()
     return checks

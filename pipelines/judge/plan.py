@@ -11,17 +11,16 @@ from collections import Counter
 
 import pyarrow as pa
 
-from pipelines import engines, storage
+from pipelines import engines
 from pipelines.core.judging import VERDICTS
 from pipelines.judge import config as jcfg
 from pipelines.judge import stages
-from pipelines.run import output
 from pipelines.run.config import settings_hash
 from pipelines.run.job import Job, RunFacts, run_job
 from pipelines.run.lease import Lease
 from pipelines.run.plan import prompt_actors
-from pipelines.checklist import Checklist, PreflightFailed
-from pipelines.run.preflight import check_batching, check_output, check_pool
+from pipelines.checklist import Checklist
+from pipelines.run.preflight import check_batching, check_finished_input, check_output, check_pool
 
 MODE = "judge"  # in the manifest's fingerprint: an output is finished by the job that started it
 REQUIRED_COLUMNS = ("id", "query", "tools", "status", "calls")
@@ -62,19 +61,11 @@ def preflight(config: jcfg.JudgeConfig, model: str, lease: Lease | None) -> Chec
     labeling output."""
     print("preflight:", flush=True)
     checks = Checklist()
-    try:
-        in_fs, in_root = storage.filesystem(config.input.path, config.s3)
-        output.finished_output(in_fs, in_root, "input.path", config.input.path)
-        checks.shards = storage.list_shards(in_fs, in_root, REQUIRED_COLUMNS)
-        checks.ok("input", f"a finished labeling output: {len(checks.shards.paths)} file(s), "
-                           f"{checks.shards.num_rows} rows ({config.input.path})")
-    except (storage.InputError, OSError) as e:
-        checks.fail("input", str(e))
+    check_finished_input(config, checks, REQUIRED_COLUMNS)
     check_output(config, checks, lease)
     check_pool(config.judge, config.ray, model, checks, prefix="judge.")
     check_batching(config.judge, checks, engine=True, prefix="judge.")
-    if checks.failed:
-        raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
+    checks.raise_if_failed()
     return checks
 
 

@@ -20,7 +20,7 @@ from pipelines.core.prompts import CHAT_TEMPLATE
 from pipelines.label import config as cfg
 from pipelines.run.lease import Lease
 from pipelines.engines.config import scheduler
-from pipelines.checklist import Checklist, PreflightFailed
+from pipelines.checklist import Checklist
 from pipelines.run.preflight import check_batching, check_output, check_pool
 
 PROMPT_SAMPLE_ROWS = 256
@@ -50,8 +50,7 @@ def preflight(config: cfg.LabelConfig, model: str | None, mode: cfg.Mode, lease:
     if config.prompt.format == CHAT_TEMPLATE and mode != cfg.Mode.REVALIDATE and not checks.failed:
         _check_tools_template(config, model, checks)
     check_batching(config, checks, engine)
-    if checks.failed:
-        raise PreflightFailed("preflight failed:\n  " + "\n  ".join(checks.failed))
+    checks.raise_if_failed()
     return checks
 
 

@@ -6,6 +6,7 @@ change its output, its stages between the reader and the writer, and its summary
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import time
 from dataclasses import dataclass
@@ -48,6 +49,18 @@ class Job:
     after_summary: Optional[Callable[[dict, object, str], None]] = None  # side files: (summary, out_fs, out_root)
 
 
+def live_progress_bars() -> None:
+    """On a terminal, Ray Data's live bars are the run's progress display; elsewhere (a log, `ray job
+    logs`, a pipe) they would be dumped as hundreds of log lines, so they are off and the job's own
+    progress line (every progress_interval_s) says how far it is."""
+    import sys
+
+    import ray
+
+    ray.data.DataContext.get_current().enable_progress_bars = sys.stdout.isatty()
+    logging.getLogger("ray.data").setLevel(logging.WARNING if sys.stdout.isatty() else logging.ERROR)
+
+
 def run_job(config, job: Job) -> dict:
     """Runs a job over the shards of `config.input.path` into `config.output.path` and returns its
     summary (also `_summary.json`). A rerun into the same output continues where the last one
@@ -65,6 +78,7 @@ def run_job(config, job: Job) -> dict:
 
         def execute(todo, progress) -> None:
             start_ray(config.ray, metrics=job.metrics)
+            live_progress_bars()
             add_id = job.add_id and "id" not in shards.schema.names
             ds = job.stages(read_todo(todo, in_fs, add_id), shards.schema)
             write_and_report(ds, config, out_fs, out_root, lease, progress, status_column=job.status_column)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import sys
 from typing import Callable
 
 from pipelines import storage
@@ -74,10 +75,14 @@ def write_and_report(ds, config, out_fs, out_root: str, lease: Lease, progress: 
     ds = ds.map_batches(stages.write_pieces, batch_format="pyarrow", batch_size=config.output.rows_per_file,
                         fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease.token,
                                    "status_column": status_column})
+    live = sys.stdout.isatty()  # Ray Data's bars show the progress (run/job.py); the line comes at the end
+    printed = None
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         progress.add_batch(batch.to_pydict())
-        if progress.due():
-            print(progress.line(), flush=True)
+        if progress.due() and not live:
+            printed = progress.line()
+            print(printed, flush=True)
         progress.check_error_rate(config.max_error_rate)
         lease.raise_if_lost()
-    print(progress.line(), flush=True)
+    if progress.line() != printed:
+        print(progress.line(), flush=True)

@@ -10,6 +10,7 @@ import uuid
 
 from pipelines import engines, storage
 from pipelines.checklist import Checklist
+from pipelines.run import output
 from pipelines.run.lease import Lease, LeaseHeld
 
 
@@ -64,3 +65,16 @@ def check_batching(section, checks: Checklist, engine: bool, prefix: str = "") -
     """Rows in flight against what the pool runs at once, for a run that generates (engine)."""
     if engine:
         engines.kind_of(section.engine).check_batching(section, checks, prefix)
+
+
+def check_finished_input(config, checks: Checklist, required: tuple[str, ...]) -> None:
+    """input.path is a finished labeling output holding the `required` columns; its listing becomes
+    checks.shards (the jobs that read one: the judge, execution)."""
+    try:
+        fs, root = storage.filesystem(config.input.path, config.s3)
+        output.finished_output(fs, root, "input.path", config.input.path)
+        checks.shards = storage.list_shards(fs, root, required)
+        checks.ok("input", f"a finished labeling output: {len(checks.shards.paths)} file(s), "
+                           f"{checks.shards.num_rows} rows ({config.input.path})")
+    except (storage.InputError, OSError) as e:
+        checks.fail("input", str(e))

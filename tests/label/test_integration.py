@@ -4,8 +4,10 @@ Tests that share a module's job run are one xdist group (for `make test PYTEST_A
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
@@ -228,6 +230,14 @@ def test_a_successful_run_ends_on_its_summary(tmp_path, tiny_model):
     assert lines[-1] == f"report: {out}/_report.html (open it in a browser)"
     assert (out / "_report.html").read_text().startswith("<!doctype html>")
     assert "[  ok] ray: started a local instance (8 CPUs, no dashboard)" in proc.stdout
+    # What a person reads: the workers' output (Ray's, Ray Data's, vLLM's: hundreds of lines a run, 397 in all
+    # for make run before) is in the session's log folder, which the preflight names, not on the terminal.
+    from pipelines.config import to_yaml
+
+    ours = len(to_yaml(load_config(["conf=local", f"output.path={out}"])).splitlines())  # the resolved config
+    assert len(lines) < ours + 70, "\n".join(lines)
+    logs = Path(re.search(r"Ray's and vLLM's logs: (\S+)", proc.stdout).group(1))
+    assert logs.is_dir() and any(logs.iterdir())
 
 
 def test_an_output_inside_the_input_is_not_read_back_as_input(tmp_path, tiny_model):

@@ -110,6 +110,14 @@ def generate(ds, config, model: str, keep: list[str], seed: int = 0):
     columns to carry through (everything else the engine adds is dropped at its edge).
     config: a config with `model`, `engine` and `generation` (the labeling job's, or the judge job's
     `judge` section); seed: with each row's id, seeds its samples."""
+    # An engine's start (a first download of the weights, loading, compiling) yields no rows for a while.
+    # Ray Data 2.60 waits for an actor's start without limit and fails a run after 30 minutes without
+    # progress: both are engine.start_timeout_s, so a slow first start is waited for and one that never
+    # comes (no node can place the engine) fails, naming the operator. Set on the dataset: a dataset
+    # runs with the context it was made with.
+    start = config.engine.start_timeout_s
+    ds.context.wait_for_min_actors_s = int(start)
+    ds.context.execution_no_progress_timeout_s = max(ds.context.execution_no_progress_timeout_s, start)
     # Blocks of one actor's rows in flight (engines/config.py, rows_per_block).
     ds = ds.repartition(target_num_rows_per_block=rows_per_block(config.engine))
     sheltered = [c for c in keep if c in ENGINE_NAMES]
