@@ -39,7 +39,7 @@ def _job(script, *args, code=0):
     return proc.stdout
 
 
-def _labels(tmp_path, s3_endpoint, name, rows):
+def _labels(tmp_path, s3_endpoint, name, rows, judge_args):
     """A finished labeling output on S3 of `rows` rows cycling through OUTPUTS."""
     given = tmp_path / f"{name}-given"
     given.mkdir()
@@ -47,7 +47,8 @@ def _labels(tmp_path, s3_endpoint, name, rows):
                              "query": [f"Weather in Oslo, please ({i})" for i in range(rows)],
                              "tools": [TOOLS] * rows,
                              "raw_output": [OUTPUTS[i % len(OUTPUTS)][0] for i in range(rows)]}), given / "rows.parquet")
-    _job("validate.py", f"input.path={given}", f"output.path=s3://labels/{name}", "ray.num_cpus=2", *_s3(s3_endpoint))
+    joining = [a for a in judge_args if a.startswith("ray.address=")]  # the shared cluster: no Ray start of its own
+    _job("validate.py", f"input.path={given}", f"output.path=s3://labels/{name}", *joining, *_s3(s3_endpoint))
     return f"s3://labels/{name}"
 
 
@@ -70,7 +71,7 @@ def _table(fs, root):
 
 
 def test_judge_judges_ok_and_no_call_rows_and_passes_the_rest_untouched(tmp_path, s3_endpoint, judge_args):
-    labels = _labels(tmp_path, s3_endpoint, "for-judge", 12)
+    labels = _labels(tmp_path, s3_endpoint, "for-judge", 12, judge_args)
     _job("judge.py", *judge_args, f"input.path={labels}", "output.path=s3://labels/judged/one")
     fs, root, pieces = _read(s3_endpoint, "s3://labels/judged/one")
     judged = {r["id"]: r for r in _table(fs, root).to_pylist()}
@@ -123,7 +124,7 @@ def test_judge_refuses_an_input_that_is_not_a_finished_labeling_output(tmp_path,
 
 
 def test_judge_killed_mid_run_then_rerun_finishes_without_redoing_work(tmp_path, s3_endpoint, judge_args, cluster):
-    labels = _labels(tmp_path, s3_endpoint, "for-judge-kill", 96)
+    labels = _labels(tmp_path, s3_endpoint, "for-judge-kill", 96, judge_args)
     args = [*judge_args, f"input.path={labels}", "output.path=s3://labels/judged/killed", "output.rows_per_file=8",
             "judge.prompt.batch_size=8", "judge.engine.batch_size=8", "judge.engine.max_concurrent_batches=1"]
     fs, root, _ = _read(s3_endpoint, "s3://labels/judged/killed")

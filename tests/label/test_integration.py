@@ -194,22 +194,24 @@ def test_stages_spread_across_the_two_nodes(job, cluster):
     actors = list_actors(address=cluster[0].address, detail=True, limit=1000, raise_on_missing_output=False)
     nodes = {}
     for actor in actors:
+        pinned = set(actor.required_resources or {}) & {"prompt_node", "engine_node"}
         for stage in ("PromptStage", ENGINE_ACTOR):
-            if stage in actor.class_name:
+            # the pinned runs' actors (common_args): the shared cluster also held jobs that pin nothing
+            if stage in actor.class_name and pinned:
                 nodes.setdefault(stage, set()).add(actor.node_id)
     assert nodes["PromptStage"] == {head.node_id}
     assert nodes[ENGINE_ACTOR] <= {n.node_id for n in engine_nodes}
 
 
-def test_dry_run_from_the_command_line_loads_no_model(tmp_path, tiny_model):
+def test_dry_run_from_the_command_line_loads_no_model(tmp_path, tiny_model, cluster):
     out = tmp_path / "dry"
     proc = subprocess.run(
         [sys.executable, "jobs/label.py", "conf=local", "input.path=data/sample", f"output.path={out}", "dry_run=true",
-         f"model.source={tiny_model}", "generation.constrained=false", "ray.num_cpus=2"],
+         f"model.source={tiny_model}", "generation.constrained=false", f"ray.address={cluster[0].address}"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # No engine was started: the preflight checked none, and no engine printed the settings it was built with.
+    # No engine was started (joining a cluster, the workers' output reaches the driver's): the preflight checked none, and no engine printed the settings it was built with.
     assert "] engine node:" not in proc.stdout and "engine settings:" not in proc.stdout + proc.stderr
     table = pads.dataset(str(out), format="parquet").to_table()
     statuses = table.column("status").to_pylist()
@@ -240,13 +242,13 @@ def test_a_successful_run_ends_on_its_summary(tmp_path, tiny_model):
     assert logs.is_dir() and any(logs.iterdir())
 
 
-def test_an_output_inside_the_input_is_not_read_back_as_input(tmp_path, tiny_model):
+def test_an_output_inside_the_input_is_not_read_back_as_input(tmp_path, tiny_model, cluster):
     import shutil
 
     data = tmp_path / "data"
     shutil.copytree(REPO / "data" / "sample", data)
     args = [sys.executable, "jobs/label.py", "conf=local", f"input.path={data}", f"output.path={data / 'labels'}",
-            "dry_run=true", f"model.source={tiny_model}", "generation.constrained=false", "ray.num_cpus=2"]
+            "dry_run=true", f"model.source={tiny_model}", "generation.constrained=false", f"ray.address={cluster[0].address}"]
     for run in ("first", "second"):  # the second run lists the input with the first run's output inside it
         proc = subprocess.run([*args, f"run.id={run}"], cwd=REPO, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -78,19 +78,19 @@ def _job(script, *args, code=0):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, cluster):
     root = tmp_path_factory.mktemp("compare")
     for name, outputs in RUNS.items():
         (root / f"{name}-given").mkdir()
         ids = [f"r{i}" for i in range(len(outputs))]
         pq.write_table(pa.table({"id": ids, "query": ["Weather in Oslo?"] * len(ids), "tools": [TOOLS] * len(ids),
                                  "raw_output": outputs}), root / f"{name}-given" / "rows.parquet")
-        _job("validate.py", f"input.path={root / f'{name}-given'}", f"output.path={root / name}", "ray.num_cpus=2")
+        _job("validate.py", f"input.path={root / f'{name}-given'}", f"output.path={root / name}", f"ray.address={cluster[0].address}")
     # a third run of one row fewer
     (root / "short-given").mkdir()
     pq.write_table(pa.table({"id": ["r0", "r1", "r2"], "query": ["q"] * 3, "tools": [TOOLS] * 3, "raw_output": ["[]"] * 3}),
                    root / "short-given" / "rows.parquet")
-    _job("validate.py", f"input.path={root / 'short-given'}", f"output.path={root / 'short'}", "ray.num_cpus=2")
+    _job("validate.py", f"input.path={root / 'short-given'}", f"output.path={root / 'short'}", f"ray.address={cluster[0].address}")
     return root
 
 

@@ -35,13 +35,13 @@ def _job(script, *args, code=0):
 
 
 @pytest.fixture(scope="module")
-def labels(tmp_path_factory):
+def labels(tmp_path_factory, cluster):
     root = tmp_path_factory.mktemp("export")
     (root / "given").mkdir()
     pq.write_table(pa.table({"id": [r[0] for r in ROWS], "query": [r[1] for r in ROWS], "tools": [TOOLS] * len(ROWS),
                              "raw_output": [r[2] for r in ROWS], "answers": [r[3] for r in ROWS]}),
                    root / "given" / "rows.parquet")
-    _job("validate.py", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", "ray.num_cpus=2")
+    _job("validate.py", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", f"ray.address={cluster[0].address}")
     return root
 
 
@@ -55,7 +55,7 @@ def _read(folder):
     return rows
 
 
-def test_xlam_export_keeps_what_the_filters_keep_and_the_labeling_job_reads_it_back(labels):
+def test_xlam_export_keeps_what_the_filters_keep_and_the_labeling_job_reads_it_back(labels, cluster):
     out = labels / "xlam"
     _job("export.py", "conf=local", f"input.path={labels / 'labels'}", f"output.path={out}", "export.file_format=parquet",
          "export.require_correct=true")
@@ -68,7 +68,7 @@ def test_xlam_export_keeps_what_the_filters_keep_and_the_labeling_job_reads_it_b
     assert summary["dropped"] == {"status": 2, "incorrect": 1, "duplicate": 1}
     # The export is the labeling job's input: a dry run reads it and builds every prompt.
     _job("label.py", "conf=local", f"input.path={out}", f"output.path={labels / 'relabeled'}", "dry_run=true",
-         "ray.num_cpus=2")
+         f"ray.address={cluster[0].address}")
     relabeled = json.loads((labels / "relabeled" / "_summary.json").read_text())
     assert relabeled["rows"] == 2 and relabeled["status"]["dry_run"] == 2
 
@@ -110,7 +110,7 @@ CONTAMINATION = [  # id, query, dropped by the BFCL set, by the custom set
 
 
 @pytest.fixture(scope="module")
-def near_copies(tmp_path_factory):
+def near_copies(tmp_path_factory, cluster):
     root = tmp_path_factory.mktemp("decontaminate")
     (root / "given").mkdir()
     calls = json.dumps([{"name": "weather", "arguments": {"city": "Oslo"}}])
@@ -119,7 +119,7 @@ def near_copies(tmp_path_factory):
                    root / "given" / "rows.parquet")
     (root / "evalset.jsonl").write_text(json.dumps({"query": "Book a table for two at Luigi's tonight at eight, "
                                                             "near the station"}) + "\n")
-    _job("validate.py", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", "ray.num_cpus=2")
+    _job("validate.py", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", f"ray.address={cluster[0].address}")
     return root
 
 

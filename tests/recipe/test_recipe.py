@@ -31,12 +31,12 @@ def _rows(path):
 
 
 @pytest.fixture(scope="module")
-def augmented(tmp_path_factory):
+def augmented(tmp_path_factory, cluster):
     root = tmp_path_factory.mktemp("recipe")
     for size in (25, 7):  # two shardings of the same rows: other blocks, other tasks
         _job("prepare.py", "conf=local", f"input.path={SOURCE}", f"output.path={root / f'shards-{size}'}", f"output.rows_per_shard={size}")
         _job("augment.py", "conf=local", f"input.path={root / f'shards-{size}'}", f"output.path={root / f'augmented-{size}'}",
-             "seed=11", "ray.num_cpus=2")
+             "seed=11", f"ray.address={cluster[0].address}")
     return root
 
 
