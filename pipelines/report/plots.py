@@ -8,13 +8,15 @@ import io
 from pipelines.core.confidence import AGREEMENT_BUCKETS
 
 
-def _figure(width: float = 6.0, height: float = 3.0):
+def _figure(width: float = 6.0, height: float = 3.0, panels: int = 1):
+    """A figure and its axes: one Axes, or a list of `panels` side by side."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: the figure goes into the page
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height), dpi=100)
+    fig, axes = plt.subplots(1, panels, figsize=(width, height), dpi=100, squeeze=False)
+    return fig, (axes[0][0] if panels == 1 else list(axes[0]))
 
 
 def _data_uri(fig) -> str:
@@ -44,7 +46,7 @@ def reliability(calibration: dict) -> str | None:
     signals = {s: b for s, b in calibration.items() if any(c["accuracy"] is not None for c in b.values())}
     if not signals:
         return None
-    fig, axes = _figure(width=6.0 * len(signals), height=3.2)
+    fig, axes = _figure(width=6.0 * len(signals), height=3.2, panels=len(signals))
     axes = axes if len(signals) > 1 else [axes]
     for ax, (signal, buckets) in zip(axes, signals.items()):
         names = list(buckets)

@@ -76,13 +76,13 @@ def write_and_report(ds, config, out_fs, out_root: str, lease: Lease, progress: 
                         fn_kwargs={"filesystem": out_fs, "root": out_root, "lease_token": lease.token,
                                    "status_column": status_column})
     live = sys.stdout.isatty()  # Ray Data's bars show the progress (run/job.py); the line comes at the end
-    printed = None
+    printed_at = None  # the rows the last line counted: the closing line only says something new
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         progress.add_batch(batch.to_pydict())
         if progress.due() and not live:
-            printed = progress.line()
-            print(printed, flush=True)
+            printed_at = progress.rows
+            print(progress.line(), flush=True)
         progress.check_error_rate(config.max_error_rate)
         lease.raise_if_lost()
-    if progress.line() != printed:
+    if progress.rows != printed_at:
         print(progress.line(), flush=True)

@@ -48,7 +48,7 @@ def _labels(tmp_path, s3_endpoint, name, rows, judge_args):
                              "tools": [TOOLS] * rows,
                              "raw_output": [OUTPUTS[i % len(OUTPUTS)][0] for i in range(rows)]}), given / "rows.parquet")
     joining = [a for a in judge_args if a.startswith("ray.address=")]  # the shared cluster: no Ray start of its own
-    _job("validate.py", f"input.path={given}", f"output.path=s3://labels/{name}", *joining, *_s3(s3_endpoint))
+    _job("validate.py", "conf=local", f"input.path={given}", f"output.path=s3://labels/{name}", *joining, *_s3(s3_endpoint))
     return f"s3://labels/{name}"
 
 

@@ -85,12 +85,12 @@ def runs(tmp_path_factory, cluster):
         ids = [f"r{i}" for i in range(len(outputs))]
         pq.write_table(pa.table({"id": ids, "query": ["Weather in Oslo?"] * len(ids), "tools": [TOOLS] * len(ids),
                                  "raw_output": outputs}), root / f"{name}-given" / "rows.parquet")
-        _job("validate.py", f"input.path={root / f'{name}-given'}", f"output.path={root / name}", f"ray.address={cluster[0].address}")
+        _job("validate.py", "conf=local", f"input.path={root / f'{name}-given'}", f"output.path={root / name}", f"ray.address={cluster[0].address}")
     # a third run of one row fewer
     (root / "short-given").mkdir()
     pq.write_table(pa.table({"id": ["r0", "r1", "r2"], "query": ["q"] * 3, "tools": [TOOLS] * 3, "raw_output": ["[]"] * 3}),
                    root / "short-given" / "rows.parquet")
-    _job("validate.py", f"input.path={root / 'short-given'}", f"output.path={root / 'short'}", f"ray.address={cluster[0].address}")
+    _job("validate.py", "conf=local", f"input.path={root / 'short-given'}", f"output.path={root / 'short'}", f"ray.address={cluster[0].address}")
     return root
 
 

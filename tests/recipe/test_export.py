@@ -41,7 +41,7 @@ def labels(tmp_path_factory, cluster):
     pq.write_table(pa.table({"id": [r[0] for r in ROWS], "query": [r[1] for r in ROWS], "tools": [TOOLS] * len(ROWS),
                              "raw_output": [r[2] for r in ROWS], "answers": [r[3] for r in ROWS]}),
                    root / "given" / "rows.parquet")
-    _job("validate.py", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", f"ray.address={cluster[0].address}")
+    _job("validate.py", "conf=local", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", f"ray.address={cluster[0].address}")
     return root
 
 
@@ -119,7 +119,7 @@ def near_copies(tmp_path_factory, cluster):
                    root / "given" / "rows.parquet")
     (root / "evalset.jsonl").write_text(json.dumps({"query": "Book a table for two at Luigi's tonight at eight, "
                                                             "near the station"}) + "\n")
-    _job("validate.py", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", f"ray.address={cluster[0].address}")
+    _job("validate.py", "conf=local", f"input.path={root / 'given'}", f"output.path={root / 'labels'}", f"ray.address={cluster[0].address}")
     return root
 
 

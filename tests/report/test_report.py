@@ -84,3 +84,22 @@ def test_the_report_command_writes_it_for_any_finished_output(hostile_output, tm
     refused = subprocess.run([sys.executable, "jobs/report.py", f"input.path={tmp_path / 'nothing'}"], cwd=REPO,
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "input.path" in refused.stdout
+
+
+def test_every_section_renders_from_a_summary_read_back_from_its_file():
+    """Each section at once (sorted keys, as _summary.json holds them): the page's figures are drawn,
+    one per figure the numbers call for."""
+    summary = json.loads(json.dumps({
+        "output": "out", "rows": 10, "status": {"ok": 6, "parse_error": 4}, "timeline": [[0, 0], [5, 4], [9, 10]],
+        "accuracy": {"scored_rows": 10, "overall": 0.5, "single": 0.5},
+        "calibration": {"agreement": {"1": {"rows": 4, "accuracy": 0.75}, "0": {"rows": 6, "accuracy": 1 / 3}},
+                        "mean_logprob": {">= -0.1": {"rows": 5, "accuracy": 0.6}}},
+        "verdicts": {"agree": 5, "disagree": 1}, "against_gold": {"agree": {"correct": 4, "incorrect": 1},
+                                                               "disagree": {"correct": 0, "incorrect": 1}},
+        "execution": {"exec_status": {"ok": 5, "error": 1}, "exec_correct": {"rows": 6, "correct": 3, "accuracy": 0.5}},
+    }, sort_keys=True))
+    page = render("Labeling", summary, None, Picked())
+    # rows over the run, statuses, accuracy per bucket (two signals), coverage against accuracy, verdicts
+    assert page.count('<img src="data:image/png;base64,') == 5
+    # the buckets in their order (the file holds them sorted by name)
+    assert page.index('<td>0</td><td class="n">6</td>') < page.index('<td>1</td><td class="n">4</td>')
