@@ -67,7 +67,8 @@ def main(argv: list[str], *, revalidate: bool = False) -> int:
         return code
     print(format_table(summary))
     print(f"output: {config.output.path} (summary: _summary.json, config: _config.yaml)")
-    print(f"report: {summary['report']} (open it in a browser)")
+    if summary.get("report"):
+        print(f"report: {summary['report']} (open it in a browser)")
     if summary["rows"] != summary["input_rows"]:
         print(f"error: {summary['input_rows']} input rows but {summary['rows']} output rows")
         return 1

@@ -27,7 +27,7 @@ from pipelines.config import ConfigError
 from pipelines.core.confidence import runs_agreement
 from pipelines.core.scoring import same_calls
 from pipelines.core.tools import BadInput, load_tools, plain_cell
-from pipelines.report.write import REPORT_FILE, write_report
+from pipelines.run.job import report
 from pipelines.run.output import MANIFEST_FILE, finished_output
 from pipelines.label.schema import CALL, read_calls, written_calls
 from pipelines.recipe.config import CompareConfig
@@ -86,11 +86,10 @@ def run(config: CompareConfig) -> dict:
                                                           "pairs_agree"]):
         counter.add(batch.to_pydict())
     summary = {"output": config.output.path, "runs": [{"name": n, "path": p} for n, p in zip(names, paths)],
-               "input_rows": rows[0], **counter.to_dict(), "wall_time_s": round(time.time() - started, 2),
-               "report": posixpath.join(config.output.path.rstrip("/"), REPORT_FILE)}
+               "input_rows": rows[0], **counter.to_dict(), "wall_time_s": round(time.time() - started, 2)}
     storage.write_json(out_fs, posixpath.join(out_root, MANIFEST_FILE), {"fingerprint": {"mode": MODE, "runs": paths}})
+    summary["report"] = report(out_fs, out_root, config.output.path, MODE, summary, {"runs": paths})
     storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
-    write_report(out_fs, out_root, config.output.path, MODE, summary, {"runs": paths})
     return summary
 
 

@@ -95,7 +95,7 @@ def render(kind: str, summary: dict, settings: dict | None, picked: Picked) -> s
     if picked.reasons:
         parts.append("<h3>Reasons, ranked</h3>" + table(["reason", "rows"], picked.reasons.most_common()))
     parts += [_quality(summary), _confidence(summary), _judge(summary), _execution(summary), _review(picked)]
-    shown = {k: v for k, v in summary.items() if k != "timeline"}
+    shown = {k: v for k, v in summary.items() if k not in ("timeline", "report")}  # (the report is this page)
     parts.append("<h2>The summary</h2><pre>" + text(json.dumps(shown, indent=2, sort_keys=True), limit=None) + "</pre>")
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Run report</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from pipelines import storage
 from pipelines.cluster import start_ray, stop_ray
-from pipelines.report.write import REPORT_FILE, write_report
+from pipelines.report.write import write_report
 from pipelines.run import output
 from pipelines.run.lease import Lease
 from pipelines.run.plan import continue_output, read_todo, write_and_report
@@ -61,6 +61,19 @@ def live_progress_bars() -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING if sys.stdout.isatty() else logging.ERROR)
 
 
+def report(fs, root: str, path: str, mode: str, summary: dict, settings: dict) -> str | None:
+    """The report's path, or None when it could not be written: the labels are written and counted, so
+    a report that fails (a plotting library's error, say) is said in one line and the run still
+    succeeds; `jobs/report.py input.path=...` writes it later. Otherwise a rerun would find nothing to
+    do and fail at the same place, for good."""
+    try:
+        return write_report(fs, root, path, mode, summary, settings)
+    except Exception as e:  # noqa: BLE001 - any failure of the report, named; never the run's
+        print(f"warning: the report was not written ({type(e).__name__}: {e}); the output is complete: "
+              f"write it with jobs/report.py input.path={path}", flush=True)
+        return None
+
+
 def run_job(config, job: Job) -> dict:
     """Runs a job over the shards of `config.input.path` into `config.output.path` and returns its
     summary (also `_summary.json`). A rerun into the same output continues where the last one
@@ -87,9 +100,8 @@ def run_job(config, job: Job) -> dict:
         stop_ray()  # before the summary: nothing the engines print on their way out comes after it
         facts = RunFacts(shards, already, stopped, time.time() - started, timeline)
         summary = job.summarize(storage.read_columns(out_fs, out_root, *job.summary_columns), facts)
-        finished = not stopped and summary["rows"] == shards.num_rows
-        if finished:
-            summary["report"] = posixpath.join(config.output.path.rstrip("/"), REPORT_FILE)
+        if not stopped and summary["rows"] == shards.num_rows:  # a finished run's report, beside its summary
+            summary["report"] = report(out_fs, out_root, config.output.path, job.mode, summary, settings)
         storage.write_json(out_fs, posixpath.join(out_root, storage.SUMMARY_FILE), summary)
         if job.after_summary is not None:
             job.after_summary(summary, out_fs, out_root)
@@ -97,7 +109,6 @@ def run_job(config, job: Job) -> dict:
             raise ErrorRateExceeded(stopped)
         if summary["rows"] != shards.num_rows:  # the output protocol's promise: every row once
             raise RuntimeError(f"{shards.num_rows} input rows but {summary['rows']} output rows in {config.output.path}")
-        write_report(out_fs, out_root, config.output.path, job.mode, summary, settings)  # a finished run's
         return summary
     finally:
         lease.release()

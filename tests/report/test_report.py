@@ -103,3 +103,25 @@ def test_every_section_renders_from_a_summary_read_back_from_its_file():
     assert page.count('<img src="data:image/png;base64,') == 5
     # the buckets in their order (the file holds them sorted by name)
     assert page.index('<td>0</td><td class="n">6</td>') < page.index('<td>1</td><td class="n">4</td>')
+
+
+@pytest.mark.integration
+def test_a_report_that_fails_is_said_and_the_complete_run_still_succeeds(tmp_path, cluster, monkeypatch, capsys):
+    """The labels are written and counted: a failing report must not turn the run into a failure that
+    every rerun (nothing left to do) would meet again. The fault is injected into the report's writer."""
+    from pipelines.cli import main
+    from pipelines.run import job
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(job, "write_report", broken)
+    (tmp_path / "given").mkdir()
+    pq.write_table(pa.table({"id": ["a"], "query": ["Weather in Oslo?"], "tools": [TOOLS], "raw_output": ["[]"]}),
+                   tmp_path / "given" / "rows.parquet")
+    out = tmp_path / "out"
+    assert main(["conf=local", f"input.path={tmp_path / 'given'}", f"output.path={out}",
+                 f"ray.address={cluster[0].address}"], revalidate=True) == 0
+    printed = capsys.readouterr().out
+    assert "warning: the report was not written (RuntimeError: no fonts)" in printed and "report: " not in printed
+    assert json.loads((out / "_summary.json").read_text())["report"] is None and not (out / "_report.html").exists()
