@@ -8,7 +8,9 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -34,16 +36,18 @@ def chromium() -> str:
 
 
 def open_page(path: Path, width: int = 1200, height: int = 2000) -> Seen:
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    # Chromium's helper processes (renderer, crash handler) may still be leaving files in the profile
+    # as it is removed: what the browser leaves behind is not what these tests look at.
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                                     "--remote-debugging-port=0", f"--user-data-dir={profile}",
                                     f"--window-size={width},{height}", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port = _port(Path(profile) / "DevToolsActivePort", process)
             return asyncio.run(_load(port, path.resolve().as_uri()))
         finally:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # the browser and every helper it started
             process.wait()
 
 
