@@ -86,6 +86,8 @@ class ExportSettings:
     statuses: list[str] = field(default_factory=lambda: ["ok", "no_call"])  # labels worth keeping
     min_agreement: Optional[float] = None  # keep rows whose sampled outputs agree at least this much
     require_correct: bool = False  # drop rows scored incorrect against gold (rows without gold stay)
+    # drop rows whose calls did not do what the gold's do when run (exec_correct false; rows without a verdict stay)
+    require_exec_correct: bool = False
     judge_verdicts: Optional[list[str]] = None  # keep rows a judge gave one of these verdicts (a jobs/judge.py output)
     dedupe: bool = True  # one row per (query, tools): the first
     # Leave out rows whose query overlaps an evaluation set (docs/judge-and-compare.md, "Decontamination")

@@ -66,7 +66,7 @@ def run(config: ExportConfig) -> dict:
     seen: set[bytes] = set()
     rows_in = files = kept = 0
     pending: list[dict] = []
-    for batch in storage.read_columns(in_fs, in_root, columns):
+    for batch in storage.read_columns(in_fs, in_root, columns, ("exec_correct",) if settings.require_exec_correct else ()):
         for row in batch.to_pylist():
             row = consensus_row(row) if from_compare else row
             rows_in += 1
@@ -93,7 +93,7 @@ def run(config: ExportConfig) -> dict:
     return summary
 
 
-DROP_REASONS = ("status", "low_agreement", "incorrect", "judge_verdict", "contaminated", "duplicate")
+DROP_REASONS = ("status", "low_agreement", "incorrect", "exec_incorrect", "judge_verdict", "contaminated", "duplicate")
 # A compare output's rows, read as labeled rows: the consensus of the runs is the label.
 COMPARE_COLUMNS = ["id", "query", "tools", "consensus_calls", "consensus_share"]
 NO_CONSENSUS = "no_consensus"  # the status a compare row without a majority exports under (never kept)
@@ -115,6 +115,8 @@ def drop_reason(row: dict, settings, seen: set[bytes], evaluation: EvalIndex | N
         return "low_agreement"
     if settings.require_correct and row.get("correct") is False:
         return "incorrect"
+    if settings.require_exec_correct and row.get("exec_correct") is False:
+        return "exec_incorrect"
     if settings.judge_verdicts is not None and row.get("judge_verdict") not in settings.judge_verdicts:
         return "judge_verdict"
     if evaluation is not None and evaluation.overlaps(row["query"], tool_names(row["tools"], evaluation)):

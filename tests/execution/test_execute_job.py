@@ -69,3 +69,16 @@ def test_validation_with_execution_then_re_execution_exactly_once(labeled, clust
     assert json.loads((executed / "_summary.json").read_text())["exec_correct"]["accuracy"] == 0.5
     report = (executed / "_report.html").read_text()
     assert "Execution report" in report and "exec_status = ok" in report
+
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    exported = tmp_path / "train"  # training data: the rows whose calls did what the gold's do
+    done = subprocess.run([sys.executable, "jobs/export.py", f"input.path={executed}", f"output.path={exported}",
+                           "export.require_exec_correct=true"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    kept = {json.loads(line)["id"] for path in exported.glob("part-*.jsonl") for line in path.read_text().splitlines()}
+    assert kept == {i for i, right in expected.items() if right}
+    assert json.loads((exported / "_summary.json").read_text())["dropped"] == {"exec_incorrect": ROWS - len(kept)}
