@@ -165,7 +165,7 @@ def agreement_at(row: dict, samples: int) -> float | None:
     from pipelines.core.confidence import confidence
     from pipelines.core.tools import load_tools
     from pipelines.core.validation import label_output
-    from pipelines.label.schema import read_calls
+    from pipelines.core.calls import read_calls
 
     if row["sample_outputs"] is None:
         return None

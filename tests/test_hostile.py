@@ -179,7 +179,7 @@ def test_gold_with_hostile_values_is_bad_gold_not_an_exception():
 
 
 def test_every_written_call_is_strict_json():
-    from pipelines.label.schema import written_calls
+    from pipelines.core.calls import written_calls
     with pytest.raises(ValueError):
         written_calls([{"name": "f", "arguments": {"a": float("inf")}}])
 

@@ -14,7 +14,7 @@ from pipelines.core.reasons import EXEC_SKIPPED, NO_CALL, OK, ROW_ERROR, Reason
 from pipelines.core.tools import plain_cell
 from pipelines.execution.config import ExecutionConfig
 from pipelines.execution.runner import Execution, Executor
-from pipelines.label.schema import read_calls
+from pipelines.core.calls import read_calls
 from pipelines.run.stages import shape_rows
 
 # name -> (type, meaning): what execution adds to every row (docs/output.md, "Execution").

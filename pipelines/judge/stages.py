@@ -19,7 +19,7 @@ from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE_ERROR_COL, ENGINE_TEXT_COL,
                                        MESSAGES_COL, PROMPT_TOKENS_COL)
 from pipelines.contract import Contract
-from pipelines.label.schema import read_calls  # the calls of the labeling output it judges
+from pipelines.core.calls import read_calls  # the calls of the labeling output it judges
 from pipelines.models.prompt_tokens import PromptTokenizer
 from pipelines.run.guard import guard_row
 from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, shape_rows, too_long

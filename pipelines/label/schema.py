@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pyarrow as pa
 
-from pipelines.core import untrusted
 from pipelines.core.reasons import STATUSES
 
 CALL = pa.struct([("name", pa.string()), ("arguments", pa.string())])  # arguments: a JSON object
 
-
-def written_calls(calls: list[dict] | None) -> list[dict] | None:
-    """Calls as the CALL columns hold them (`calls`, `consensus_calls`, ...): `arguments` as a JSON string."""
-    if calls is None:
-        return None
-    return [{"name": c["name"], "arguments": untrusted.dumps(c["arguments"])} for c in calls]
-
-
-def read_calls(calls: list[dict] | None) -> list[dict] | None:
-    """A CALL column's calls back to calls with an `arguments` object (written_calls undone)."""
-    if calls is None:
-        return None
-    return [{"name": c["name"], "arguments": json.loads(c["arguments"])} for c in calls]
 
 # name -> (type, meaning); the README's output table is this, in words.
 ADDED_COLUMNS: dict[str, tuple[pa.DataType, str]] = {

@@ -36,7 +36,8 @@ from pipelines.engines.columns import (CALL_SCHEMA_COL, EARLY_STATUS_COL, ENGINE
                                        ENGINE_SAMPLE_FINISH_COL, ENGINE_SAMPLES_COL, ENGINE_TEXT_COL, ENGINE_TOKENS_COL,
                                        MESSAGES_COL, PROMPT_TOKENS_COL, TOOLS_REQUEST_COL)
 from pipelines.label.config import Mode
-from pipelines.label.schema import ADDED_COLUMNS, output_schema, written_calls
+from pipelines.core.calls import written_calls
+from pipelines.label.schema import ADDED_COLUMNS, output_schema
 from pipelines.models.prompt_tokens import PromptTokenizer
 from pipelines.run.guard import guard_row
 from pipelines.run.stages import EARLY_ERRORS_COL, ROW_COL, SHARD_COL, set_column, shape_rows, too_long

@@ -29,7 +29,8 @@ from pipelines.core.scoring import same_calls
 from pipelines.core.tools import BadInput, load_tools, plain_cell
 from pipelines.run.job import report
 from pipelines.run.output import MANIFEST_FILE, finished_output
-from pipelines.label.schema import CALL, read_calls, written_calls
+from pipelines.core.calls import read_calls, written_calls
+from pipelines.label.schema import CALL
 from pipelines.recipe.config import CompareConfig
 
 MODE = "compare"  # the manifest's mode: export reads a compare output's consensus as its calls

@@ -36,7 +36,7 @@ from pipelines.core.decontamination import EvalIndex
 from pipelines.core.prompts import parse_query
 from pipelines.core.tools import load_tools, parameters_schema, plain_cell
 from pipelines.run.output import finished_output
-from pipelines.label.schema import read_calls
+from pipelines.core.calls import read_calls
 from pipelines.recipe import compare
 from pipelines.recipe.config import ExportConfig
 
