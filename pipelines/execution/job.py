@@ -72,13 +72,13 @@ def execute_job(config: ExecuteConfig) -> Job:
                status_column="exec_status")
 
 
-def execute_plan(ds, execution: ExecutionConfig, row_time_budget_s: float | None = None):
+def execute_plan(ds, execution: ExecutionConfig):
     """The execution stage on its actor pool (each actor one forkserver, one row's worker at a time)."""
     import ray
 
     return ds.map_batches(ExecuteStage, batch_format="pyarrow", batch_size=64,
                           compute=ray.data.ActorPoolStrategy(size=execution.concurrency),
-                          fn_constructor_kwargs={"execution": execution, "row_time_budget_s": row_time_budget_s})
+                          fn_constructor_kwargs={"execution": execution})
 
 
 def preflight(config: ExecuteConfig, lease: Lease | None) -> Checklist:

@@ -28,7 +28,6 @@ EXEC_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "exec_mismatch": (pa.string(), "why not exec_correct, or why there is no verdict, `code: detail`"),
 }
 EXECUTED = (OK, NO_CALL)  # the labels whose calls run; the rest are skipped
-READS = ("status", "calls", "answers")  # answers: where present (a labeling output without gold has none)
 RESULT_TYPES_COLUMN = "execution_result_type"  # per row, BFCL's exec categories: one result rule per gold call
 
 
@@ -36,15 +35,14 @@ class ExecuteStage:
     """CPU actor: one Executor (its forkserver), rows through shape_rows (a row's own failure is its
     row_error, never the block's)."""
 
-    def __init__(self, execution: ExecutionConfig, row_time_budget_s: float | None = None):
+    def __init__(self, execution: ExecutionConfig):
         self.execution = execution
         self.executor = Executor(execution)
-        self.row_time_budget_s = row_time_budget_s
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        optional = [c for c in ("answers", self.execution.environments_column, self.execution.config_column,
-                                RESULT_TYPES_COLUMN) if c in batch.column_names]
-        contract = Contract("ExecuteStage", (*batch.column_names, "status", "calls", *optional),
+        # reads every column (each row passes through whole); needs its label's status and calls; answers,
+        # the environments, their configuration and the result types where the rows have them
+        contract = Contract("ExecuteStage", (*batch.column_names, "status", "calls"),
                             {name: t for name, (t, _) in EXEC_COLUMNS.items()})
         schema = pa.schema([f for f in batch.schema if f.name not in EXEC_COLUMNS] +
                            [pa.field(name, t) for name, (t, _) in EXEC_COLUMNS.items()])

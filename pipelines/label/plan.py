@@ -40,11 +40,6 @@ def label_job(config: cfg.LabelConfig, mode: cfg.Mode) -> Job:
     """The labeling job as the run skeleton takes it: its preflight, settings, stages and summary."""
     model = None if mode == cfg.Mode.REVALIDATE else engines.model_name(config)
 
-    def stages(ds, shard_schema: pa.Schema):
-        add_id = "id" not in shard_schema.names
-        input_schema = shard_schema.append(pa.field("id", pa.string())) if add_id else shard_schema
-        return label_plan(ds, config, model, mode, input_schema)
-
     def summarize(batches, facts: RunFacts) -> dict:
         counter = SummaryCounter()
         for batch in batches:
@@ -60,7 +55,8 @@ def label_job(config: cfg.LabelConfig, mode: cfg.Mode) -> Job:
                                bfcl.markdown(summary["bfcl"], model or config.output.path))
 
     return Job(mode=mode.value, preflight=lambda lease: preflight(config, model, mode, lease=lease),
-               settings=lambda: cfg.label_settings(config, model), stages=stages,
+               settings=lambda: cfg.label_settings(config, model),
+               stages=lambda ds, input_schema: label_plan(ds, config, model, mode, input_schema),
                summary_columns=(SUMMARY_COLUMNS, OPTIONAL_COLUMNS), summarize=summarize, add_id=True,
                metrics=config.engine.log_metrics, after_summary=bfcl_table)
 

@@ -40,7 +40,8 @@ class Job:
     mode: str  # in the output's fingerprint: an output is finished by the job (and mode) that started it
     preflight: Callable[[Optional[Lease]], Checklist]  # the job's checks; with a lease, takes it; .shards: the input
     settings: Callable[[], dict]  # the settings that change its output (after the preflight: the model is known)
-    stages: Callable[[object, pa.Schema], object]  # (rows to do as a dataset, the shards' schema) -> rows to write
+    # (rows to do as a dataset, their schema: the shards', with `id` where the reader adds it) -> rows to write
+    stages: Callable[[object, pa.Schema], object]
     summary_columns: tuple[list[str], tuple[str, ...]]  # (columns the summary reads, those read where present)
     summarize: Callable[[Iterable[pa.RecordBatch], RunFacts], dict]
     add_id: bool  # the reader adds `id` where the input has none (labeling); a judge's input has its ids
@@ -93,7 +94,8 @@ def run_job(config, job: Job) -> dict:
             start_ray(config.ray, metrics=job.metrics)
             live_progress_bars()
             add_id = job.add_id and "id" not in shards.schema.names
-            ds = job.stages(read_todo(todo, in_fs, add_id), shards.schema)
+            schema = shards.schema.append(pa.field("id", pa.string())) if add_id else shards.schema
+            ds = job.stages(read_todo(todo, in_fs, add_id), schema)
             write_and_report(ds, config, out_fs, out_root, lease, progress, status_column=job.status_column)
 
         already, stopped, timeline = continue_output(config, shards, fingerprint, out_fs, out_root, execute)

@@ -37,3 +37,15 @@ def test_query_text_of_a_conversation_is_its_users_messages():
     assert query_text('[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, '
                       '{"role": "user", "content": "c"}]') == "a\nc"
     assert query_text("[not json") == "[not json"
+
+
+def test_a_hostile_query_is_its_own_text_in_bounded_time():
+    """A query that looks like a conversation but nests past the limit or holds a 5,000-digit number is
+    read as text (json.loads would recurse out of the stack on the first)."""
+    deep = "[" * 100_000 + "]" * 100_000
+    assert query_text(deep) == deep
+    huge = '[{"role": "user", "content": "x", "n": ' + "9" * 5000 + "}]"
+    assert query_text(huge) == huge
+    index = EvalIndex(ngram=8)
+    index.add("a b c d e f g h i j")
+    assert not index.overlaps(deep) and not index.overlaps(huge)
