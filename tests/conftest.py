@@ -123,7 +123,8 @@ def vllm_server(model: str, name: str, api_key: str, log: Path):
 class VllmServer:
     """`vllm serve` (vLLM's OpenAI-compatible server, the CPU build) on 127.0.0.1, started and killed
     by the tests that label through an endpoint. Greedy as the in-process engine: the model's
-    generation_config.json is not applied (`--generation-config vllm`), one sequence at a time."""
+    generation_config.json is not applied (`--generation-config vllm`), one sequence at a time, in
+    float32 as conf=local's engine (pipelines/conf/local.yaml)."""
 
     def __init__(self, model: str, name: str, api_key: str, log: Path):
         self.model, self.name, self.api_key, self.log = model, name, api_key, log
@@ -137,7 +138,7 @@ class VllmServer:
         return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                 "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
                 "--api-key", self.api_key, "--max-model-len", "4096", "--max-num-seqs", "1", "--enforce-eager",
-                "--generation-config", "vllm"]
+                "--generation-config", "vllm", "--dtype", "float32"]
 
     def start(self, timeout_s: float = 300) -> None:
         import subprocess

@@ -17,7 +17,7 @@ def test_local_profile_is_the_default():
 def test_overrides_win_and_are_typed():
     config = load_config(["conf=local", "generation.max_tokens=32", "dry_run=true", "engine.engine_kwargs.seed=3"])
     assert config.generation.max_tokens == 32 and config.dry_run is True
-    assert config.engine.engine_kwargs == {"enforce_eager": True, "seed": 3}  # merged into the profile's
+    assert config.engine.engine_kwargs == {"enforce_eager": True, "dtype": "float32", "seed": 3}  # merged into the profile's
 
 
 @pytest.mark.parametrize("args, words", [
@@ -60,7 +60,7 @@ def test_config_hash_tracks_labels_not_paths():
     assert base == config_hash(load_config(["output.path=elsewhere", "engine.replicas=3", "engine.max_num_seqs=64",
                                             "run.id=another"]), "m")
     for changed in (["generation.max_tokens=65"], ["mask.names=true"], ["seed=1"], ["prompt.format=hammer2.1"],
-                    ["validation.lenient=true"], ["engine.engine_kwargs.dtype=float32"]):
+                    ["validation.lenient=true"], ["engine.engine_kwargs.dtype=bfloat16"]):
         assert config_hash(load_config(changed), "m") != base, changed
     assert config_hash(load_config([]), "other-model") != base
 

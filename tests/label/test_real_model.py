@@ -6,6 +6,7 @@ are those of plain vLLM, the model ends its turn on its own, and seeded samples 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,7 +68,24 @@ ONE_AT_A_TIME = ("engine.max_num_seqs=1",)
 
 @pytest.fixture(scope="module")
 def constrained(rows, cluster, tmp_path_factory):
-    return label(rows[0], tmp_path_factory.mktemp("real") / "constrained", cluster, *ONE_AT_A_TIME)
+    """conf=local's run, its engine recording its settings (pipelines/engines/vllm/plugin.py)."""
+    import os
+
+    from pipelines.engines.vllm.keys import RECORD_DIR_ENV
+
+    root = tmp_path_factory.mktemp("real")
+    os.environ[RECORD_DIR_ENV] = str(root / "engines")
+    try:
+        return label(rows[0], root / "constrained", cluster, *ONE_AT_A_TIME)
+    finally:
+        del os.environ[RECORD_DIR_ENV]
+
+
+def test_the_engine_computes_in_conf_locals_float32_on_the_bf16_weights(constrained, real_model):
+    _, _, out = constrained
+    (record,) = [json.loads(p.read_text()) for p in (out.parent / "engines").glob("engine-*.json")]
+    assert json.loads((Path(real_model) / "config.json").read_text())["dtype"] == "bfloat16"
+    assert record["model_config.dtype"] == "float32"
 
 
 @pytest.fixture(scope="module")
@@ -172,21 +190,6 @@ def pieces(out) -> int:
     return len(list(out.glob("*.parquet"))) if out.exists() else 0
 
 
-def test_labels_through_an_endpoint_equal_the_in_process_engines(rows, constrained, server, cluster, tmp_path,
-                                                                 monkeypatch):
-    # greedy, constrained (the server's json_schema response_format), the same chat template applied by the server
-    monkeypatch.setenv(KEY_ENV, KEY)
-    summary, labeled, _ = label(rows[0], tmp_path / "endpoint", cluster, *endpoint_args(server))
-    _, in_process, _ = constrained
-    assert labeled.keys() == in_process.keys()
-    for field in ("raw_output", "status", "calls", "num_output_tokens", "finish_reason", "num_prompt_tokens"):
-        different = {i: (labeled[i][field], in_process[i][field]) for i in labeled if labeled[i][field] != in_process[i][field]}
-        assert not different, (field, different)
-    assert {r["model"] for r in labeled.values()} == {"smollm2"}
-    # the server's token counts reach the summary
-    assert summary["prompt_tokens"] == sum(r["num_prompt_tokens"] for r in in_process.values()) > 0
-
-
 def test_a_wrong_key_stops_the_run_before_any_row_and_names_its_variable_not_its_value(rows, server, cluster, tmp_path):
     out = tmp_path / "wrong-key"
     wrong = "not-the-key-5d2b"
@@ -210,8 +213,11 @@ def test_a_servers_template_that_ignores_tools_is_refused_for_chat_template_befo
     assert pieces(out) == 0
 
 
-def test_a_server_killed_and_restarted_mid_run_gets_the_rows_in_flight_retried(rows, constrained, server, cluster,
-                                                                               tmp_path):
+def test_labels_through_an_endpoint_equal_the_in_process_engines_across_a_server_killed_and_restarted_mid_run(
+        rows, constrained, server, cluster, tmp_path):
+    """Greedy, constrained (the server's json_schema response_format), the chat template applied by the
+    server: every row as the in-process engine labeled it, the rows in flight when the server died
+    retried until it came back."""
     out = tmp_path / "restarted"
     # retries for at least 0.5 x (2 + 4 + 8 + 16 + 30 x 8) = 135 s (jitter halves a wait at most): a restart fits
     proc = run_job(job_args(rows[0], out, cluster, *endpoint_args(server), "engine.batch_size=1",
@@ -231,14 +237,21 @@ def test_a_server_killed_and_restarted_mid_run_gets_the_rows_in_flight_retried(r
     assert sorted(r["id"] for r in table) == sorted(r["id"] for r in rows[1])  # every row once
     _, in_process, _ = constrained
     assert all(r["status"] != "engine_error" for r in table), [r["errors"] for r in table]
-    assert {r["id"]: r["raw_output"] for r in table} == {i: r["raw_output"] for i, r in in_process.items()}
+    labeled = {r["id"]: r for r in table}
+    for field in ("raw_output", "status", "calls", "num_output_tokens", "finish_reason", "num_prompt_tokens"):
+        different = {i: (labeled[i][field], in_process[i][field]) for i in labeled if labeled[i][field] != in_process[i][field]}
+        assert not different, (field, different)
+    assert {r["model"] for r in labeled.values()} == {"smollm2"}
+    # the server's token counts reach the summary
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["prompt_tokens"] == sum(r["num_prompt_tokens"] for r in in_process.values()) > 0
 
 
 def test_a_server_gone_for_good_stops_the_run_and_a_rerun_completes_it_rows_it_rejects_are_engine_errors(
         rows, server, cluster, tmp_path):
     folder = tmp_path / "rows"
     folder.mkdir()
-    picked = rows[1]
+    picked = rows[1][:4]  # enough for pieces before the kill and rows after it
     # a prompt over the server's 4,096 tokens: no tokenizer here to say prompt_too_long, the server rejects it
     long_row = {**picked[0], "id": "over-the-context", "query": "Find the weather. " * 1500}
     pq.write_table(pa.Table.from_pylist([long_row, *picked]), folder / "part-0.parquet")

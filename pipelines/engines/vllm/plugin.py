@@ -97,7 +97,7 @@ def record_engine_config() -> None:
 
 # What the engine's one-line record shows in the job's log.
 SUMMARY_KEYS = ("scheduler_config.max_num_seqs", "scheduler_config.max_num_batched_tokens",
-                "model_config.max_model_len", "cache_config.enable_prefix_caching",
+                "model_config.max_model_len", "model_config.dtype", "cache_config.enable_prefix_caching",
                 "cache_config.gpu_memory_utilization", "parallel_config.tensor_parallel_size",
                 "structured_outputs_config.backend", "model_config.enforce_eager", "compilation_config.mode",
                 "compilation_config.cudagraph_mode")
@@ -106,6 +106,8 @@ SUMMARY_KEYS = ("scheduler_config.max_num_seqs", "scheduler_config.max_num_batch
 def flatten_vllm_config(vllm_config) -> dict[str, Any]:
     """`{"scheduler_config.max_num_seqs": 128, ...}`: the plain-valued fields of the parts that
     engine_kwargs set."""
+    import torch
+
     record = {}
     for part in RECORDED_CONFIGS:
         section = getattr(vllm_config, part, None)
@@ -114,6 +116,8 @@ def flatten_vllm_config(vllm_config) -> dict[str, Any]:
                 continue
             if isinstance(value, enum.Enum):  # e.g. compilation_config.cudagraph_mode, mode
                 value = value.name
+            elif isinstance(value, torch.dtype):  # model_config.dtype, as resolved from "auto"
+                value = str(value).removeprefix("torch.")
             if value is None or isinstance(value, (bool, int, float, str)):
                 record[f"{part}.{name}"] = value
             elif isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
