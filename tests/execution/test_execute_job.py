@@ -3,10 +3,14 @@ no model) and the re-execution job over its output (jobs/execute.py), exactly on
 
 import copy
 import json
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -69,11 +73,6 @@ def test_validation_with_execution_then_re_execution_exactly_once(labeled, clust
     assert json.loads((executed / "_summary.json").read_text())["exec_correct"]["accuracy"] == 0.5
     report = (executed / "_report.html").read_text()
     assert "Execution report" in report and "exec_status = ok" in report
-
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
 
     exported = tmp_path / "train"  # training data: the rows whose calls did what the gold's do
     done = subprocess.run([sys.executable, "jobs/export.py", f"input.path={executed}", f"output.path={exported}",

@@ -69,16 +69,12 @@ ONE_AT_A_TIME = ("engine.max_num_seqs=1",)
 @pytest.fixture(scope="module")
 def constrained(rows, cluster, tmp_path_factory):
     """conf=local's run, its engine recording its settings (pipelines/engines/vllm/plugin.py)."""
-    import os
-
     from pipelines.engines.vllm.keys import RECORD_DIR_ENV
 
     root = tmp_path_factory.mktemp("real")
-    os.environ[RECORD_DIR_ENV] = str(root / "engines")
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RECORD_DIR_ENV, str(root / "engines"))
         return label(rows[0], root / "constrained", cluster, *ONE_AT_A_TIME)
-    finally:
-        del os.environ[RECORD_DIR_ENV]
 
 
 def test_the_engine_computes_in_conf_locals_float32_on_the_bf16_weights(constrained, real_model):
