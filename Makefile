@@ -50,6 +50,7 @@ test-unit: setup
 
 bench: setup
 	$(PY) bench/cpu_stages.py --rows 4000 --repeats 3 --out docs/bench/cpu_stages.json
+	$(PY) bench/cpu_dtype.py --out docs/bench/cpu_dtype.json
 	$(PY) bench/constrained_decoding.py --repeats 3 --out docs/bench/constrained_decoding.json
 	$(PY) bench/prefix_cache.py --rows 2000 --repeats 2 --out docs/bench/prefix_cache.json
 	$(PY) bench/contenders.py --rows 500,2000 --repeats 2 --out docs/bench/contenders-2000.json
