@@ -158,13 +158,104 @@ class VllmServer:
                 time.sleep(1)
         raise AssertionError(f"{self.command()[:3]} did not answer within {timeout_s} s: see {self.log}")
 
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
         """SIGKILL to the server and every process of its session (its EngineCore): no shutdown."""
         import signal
 
-        if self.process is not None and self.process.poll() is None:
+        if self.running():
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+class EndpointGate:
+    """An HTTP relay between a job and a server, in a test's hands, so that a fault lands at a chosen
+    row instead of at a moment: it passes every request and every answer on unchanged, holds the
+    `hold_at`-th chat completion of the rows (the preflight's probe is not one) until the test
+    releases it, and while the server behind it is down closes the job's connection without an
+    answer. (Killing the server once two pieces were written raced: on a fast machine every row had
+    been answered by then.)"""
+
+    def __init__(self, upstream_base_url: str, hold_at: int):
+        import threading
+        from http.server import ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        upstream = urlsplit(upstream_base_url)
+        self.upstream = (upstream.hostname, upstream.port)
+        self.hold_at, self.row_requests = hold_at, 0
+        self.holding, self.released = threading.Event(), threading.Event()
+        self.lock = threading.Lock()
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _relay_handler(self))
+        self.http.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.http.server_port}{upstream.path}"
+
+    def __enter__(self):
+        import threading
+
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.released.set()
+        self.http.shutdown()
+        self.http.server_close()
+
+    def wait_if_held(self, path: str, body: bytes) -> None:
+        import json
+
+        from pipelines.core.prompts import TOOLS_PROBE_MESSAGES
+
+        if not path.endswith("/chat/completions") or json.loads(body).get("messages") == TOOLS_PROBE_MESSAGES:
+            return
+        with self.lock:
+            self.row_requests += 1
+            held = self.row_requests == self.hold_at
+        if held:
+            self.holding.set()
+            self.released.wait()
+
+
+def _relay_handler(gate: EndpointGate):
+    import http.client
+    from http.server import BaseHTTPRequestHandler
+
+    class Relay(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.relay(None)
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            gate.wait_if_held(self.path, body)
+            self.relay(body)
+
+        def relay(self, body: bytes | None) -> None:
+            upstream = http.client.HTTPConnection(*gate.upstream, timeout=600)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            try:
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+            except (OSError, http.client.HTTPException):
+                self.close_connection = True  # no answer, the connection closed: what a dead server gives
+                return
+            finally:
+                upstream.close()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    return Relay
 
 
 class LlamaCppServer(VllmServer):

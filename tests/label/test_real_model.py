@@ -162,14 +162,35 @@ KEY = "endpoint-key-7c1e"  # the server's key: never in any output or log of the
 
 
 @pytest.fixture(scope="module")
-def server(real_model, tmp_path_factory):
+def served(real_model, tmp_path_factory):
     from tests.conftest import vllm_server
 
     with vllm_server(real_model, "smollm2", KEY, tmp_path_factory.mktemp("server") / "serve.log") as served:
         yield served
 
 
+@pytest.fixture
+def server(served):
+    """The module's server, up: a test that killed it and failed before its restart leaves the next one a server."""
+    if not served.running():
+        served.start()
+    return served
+
+
+# The row request the gate holds while the test kills the server: two rows answered before it
+HELD_ROW_REQUEST = 3
+
+
+@pytest.fixture
+def gate(server):
+    from tests.conftest import EndpointGate
+
+    with EndpointGate(server.base_url, hold_at=HELD_ROW_REQUEST) as gate:
+        yield gate
+
+
 def endpoint_args(server, *extra):
+    """The job's keys for labeling through `server` (a VllmServer or the EndpointGate before one)."""
     return [*ONE_AT_A_TIME, "engine.kind=endpoint", f"engine.endpoint.base_url={server.base_url}",
             "engine.endpoint.model=smollm2", f"engine.endpoint.api_key_env={KEY_ENV}", *extra]
 
@@ -210,25 +231,21 @@ def test_a_servers_template_that_ignores_tools_is_refused_for_chat_template_befo
 
 
 def test_labels_through_an_endpoint_equal_the_in_process_engines_across_a_server_killed_and_restarted_mid_run(
-        rows, constrained, server, cluster, tmp_path):
+        rows, constrained, server, gate, cluster, tmp_path):
     """Greedy, constrained (the server's json_schema response_format), the chat template applied by the
     server: every row as the in-process engine labeled it, the rows in flight when the server died
     retried until it came back."""
     out = tmp_path / "restarted"
     # retries for at least 0.5 x (2 + 4 + 8 + 16 + 30 x 8) = 135 s (jitter halves a wait at most): a restart fits
-    proc = run_job(job_args(rows[0], out, cluster, *endpoint_args(server), "engine.batch_size=1",
+    proc = run_job(job_args(rows[0], out, cluster, *endpoint_args(gate), "engine.batch_size=1",
                             "engine.max_concurrent_batches=1", "output.rows_per_file=1",
                             "engine.endpoint.max_concurrency=1",
                             "engine.endpoint.max_retries=12", "engine.endpoint.backoff_s=2",
                             "engine.endpoint.backoff_max_s=30"))
-    _wait_for(lambda: pieces(out) >= 2 or proc.poll() is not None)
-    assert proc.poll() is None, "the run ended before the server could be killed mid-run"
-    server.kill()
-    killed_at = pieces(out)  # rows the first server answered (and a few of them may commit later)
+    killed_mid_run(server, gate, proc, out)  # the held row and those after it go through the restart
     server.start()
     stdout, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout
-    assert killed_at < len(rows[1])  # rows were left when the server died: they went through the restart
     table = pq.read_table(out).to_pylist()
     assert sorted(r["id"] for r in table) == sorted(r["id"] for r in rows[1])  # every row once
     _, in_process, _ = constrained
@@ -244,27 +261,25 @@ def test_labels_through_an_endpoint_equal_the_in_process_engines_across_a_server
 
 
 def test_a_server_gone_for_good_stops_the_run_and_a_rerun_completes_it_rows_it_rejects_are_engine_errors(
-        rows, server, cluster, tmp_path):
+        rows, server, gate, cluster, tmp_path):
     folder = tmp_path / "rows"
     folder.mkdir()
-    picked = rows[1][:4]  # enough for pieces before the kill and rows after it
+    picked = rows[1][:4]  # rows before the held one, and rows after it
     # a prompt over the server's 4,096 tokens: no tokenizer here to say prompt_too_long, the server rejects it
     long_row = {**picked[0], "id": "over-the-context", "query": "Find the weather. " * 1500}
     pq.write_table(pa.Table.from_pylist([long_row, *picked]), folder / "part-0.parquet")
     out = tmp_path / "gone"
-    args = job_args(folder, out, cluster, *endpoint_args(server), "engine.batch_size=1",
+    args = job_args(folder, out, cluster, *endpoint_args(gate), "engine.batch_size=1",
                     "engine.max_concurrent_batches=1", "output.rows_per_file=1",
                     "engine.endpoint.max_concurrency=1", "engine.endpoint.max_retries=1",
                     "engine.endpoint.backoff_s=0.2")
     proc = run_job(args)
-    _wait_for(lambda: pieces(out) >= 2 or proc.poll() is not None)
-    assert proc.poll() is None, "the run ended before the server could be killed mid-run"
-    server.kill()
+    killed_mid_run(server, gate, proc, out)
     stdout, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, stdout
-    assert f"the endpoint {server.base_url} did not answer" in stdout.splitlines()[-1], stdout[-2000:]
+    assert f"the endpoint {gate.base_url} did not answer" in stdout.splitlines()[-1], stdout[-2000:]
     written = pq.read_table(out).num_rows
-    assert 0 < written < len(picked) + 1
+    assert 0 < written < HELD_ROW_REQUEST  # the rows answered before the held one, some or all
     server.start()
     proc = run_job(args)
     stdout, _ = proc.communicate(timeout=600)
@@ -276,13 +291,18 @@ def test_a_server_gone_for_good_stops_the_run_and_a_rerun_completes_it_rows_it_r
     assert all(r["status"] != "engine_error" for i, r in table.items() if i != long_row["id"])
 
 
-def _wait_for(condition, timeout_s: float = 600, poll_s: float = 0.5) -> None:
+def killed_mid_run(server, gate, proc, out) -> None:
+    """Kills the server behind the gate while it holds a row's request, once a row is written, and
+    lets the held request through to the dead server: rows answered before it, rows after it."""
     import time
 
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(poll_s)
+    deadline = time.monotonic() + 600
+    while not (gate.holding.is_set() and pieces(out) >= 1) and proc.poll() is None:
+        assert time.monotonic() < deadline, "timed out: no held request and written row"
+        time.sleep(0.5)
+    assert proc.poll() is None, f"the run ended before its row request {gate.hold_at}: {proc.communicate()[0]}"
+    server.kill()
+    gate.released.set()
 
 
 def test_judging_through_an_endpoint_gives_the_in_process_judges_verdicts(constrained, server, cluster, tmp_path,
