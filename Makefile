@@ -38,9 +38,10 @@ $(STAMP): pyproject.toml Makefile
 run: setup
 	$(PY) jobs/label.py conf=local
 
-# PYTEST_ARGS="-n 2 --dist loadgroup": two xdist workers (tests sharing a module's job run are one group).
-# Not the default: on this project's 2 cores the engines' vLLM imports already fill both, and one
-# timing test failed under the contention (docs in README, "Tests").
+# PYTEST_ARGS="-n 2 --dist loadfile": two xdist workers, a test module whole on one (its module fixtures,
+# the job runs its tests share, once). Not the default: on 2 cores the engines already fill both, and
+# it saves 10 of 57 minutes while the fault tests' runs take twice as long (docs/performance.md,
+# "The suite's time").
 PYTEST_ARGS ?=
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("submit")]  # its module fixtures, once
+pytestmark = pytest.mark.integration
 DATE = "2026-11-24"
 SAMPLE_ROWS = 65
 

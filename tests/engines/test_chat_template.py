@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("chat-template")]
+pytestmark = pytest.mark.integration
 MAX_TOKENS = 24
 ROWS = 4
 KEY, KEY_ENV = "tools-test-key", "HAMMER_TEST_TOOLS_KEY"

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO, LlamaCppServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("llama-cpp")]
+pytestmark = pytest.mark.integration
 
 KEY_ENV = "HAMMER_TEST_LLAMA_CPP_KEY"
 KEY = "llama-cpp-key-51d0"

@@ -1,6 +1,5 @@
 """The whole job for real: a two-node Ray mini-cluster, vLLM on the CPU with the tiny model, and input
-and output through a real S3 endpoint (moto's server on 127.0.0.1). One job run, shared by the tests.
-Tests that share a module's job run are one xdist group (for `make test PYTEST_ARGS="-n 2 --dist loadgroup"`)."""
+and output through a real S3 endpoint (moto's server on 127.0.0.1). One job run, shared by the tests."""
 
 import json
 import os
@@ -55,7 +54,6 @@ def job(common_args):
                     "generation.max_tokens=16", "run.id=label-run", *common_args])
 
 
-@pytest.mark.xdist_group("label-job")
 def test_one_output_row_per_input_row(job):
     _, summary, table, _, _ = job
     assert table.num_rows == SAMPLE_ROWS == summary["rows"] == summary["input_rows"]
@@ -64,14 +62,12 @@ def test_one_output_row_per_input_row(job):
     assert {i.rsplit(":", 1)[0] for i in ids} == {"part-00000.parquet", "part-00001.parquet"}
 
 
-@pytest.mark.xdist_group("label-job")
 def test_columns_and_pass_through(job):
     _, _, table, _, _ = job
     assert table.column_names == ["query", "tools", "answers", "category", "source_row", "id", *ADDED_COLUMNS]
     assert sorted(table.column("source_row").to_pylist()) == list(range(SAMPLE_ROWS))
 
 
-@pytest.mark.xdist_group("label-job")
 def test_statuses(job):
     config, summary, table, _, _ = job
     rows = table.to_pylist()
@@ -89,7 +85,6 @@ def test_statuses(job):
     assert summary["output_tokens"] == sum(r["num_output_tokens"] or 0 for r in rows)
 
 
-@pytest.mark.xdist_group("label-job")
 def test_side_files_and_no_secret_anywhere(job):
     _, summary, table, fs, root = job
     saved_config = fs.cat(f"{root}/_config.yaml").decode()
@@ -99,7 +94,6 @@ def test_side_files_and_no_secret_anywhere(job):
     assert SECRET not in everything
 
 
-@pytest.mark.xdist_group("label-job")
 def test_revalidation_gives_identical_columns(job, common_args):
     """jobs/validate.py over the labeling output's raw_output reproduces every judged column."""
     _, _, labeled, _, _ = job
@@ -146,7 +140,6 @@ def constrained_job(common_args, tmp_path_factory):
     return result, records, steps
 
 
-@pytest.mark.xdist_group("constrained")
 def test_constrained_decoding_yields_only_calls_to_the_rows_tools(constrained_job):
     (_, summary, table, _, _), _, _ = constrained_job
     generated = [r for r in table.to_pylist() if r["status"] != "bad_input"]
@@ -161,7 +154,6 @@ def test_constrained_decoding_yields_only_calls_to_the_rows_tools(constrained_jo
     assert summary["truncated"]["rows"] == len(cut)
 
 
-@pytest.mark.xdist_group("constrained")
 def test_every_engine_setting_reaches_the_running_engine(constrained_job):
     _, records, _ = constrained_job
     assert len(records) == 1  # conf=local: one engine replica
@@ -174,7 +166,6 @@ def test_every_engine_setting_reaches_the_running_engine(constrained_job):
     assert (records[0]["compilation_config.mode"], records[0]["compilation_config.cudagraph_mode"]) == ("NONE", "NONE")
 
 
-@pytest.mark.xdist_group("constrained")
 def test_the_running_engine_recorded_its_steps(constrained_job):
     """What bench/gpu.py reads to say whether the settings fit (pipelines/engines/vllm/stats.py)."""
     _, _, (steps,) = constrained_job
@@ -185,7 +176,6 @@ def test_the_running_engine_recorded_its_steps(constrained_job):
     assert steps["active_s"] > 0 and 0 <= steps["starved_step_share"] <= 1
 
 
-@pytest.mark.xdist_group("label-job")
 def test_stages_spread_across_the_two_nodes(job, cluster):
     from ray.util.state import list_actors
 
@@ -357,7 +347,6 @@ def samples_job(common_args):
     return run_job([*SAMPLE_ARGS, "output.path=s3://labels/samples", *common_args])
 
 
-@pytest.mark.xdist_group("samples")
 def test_samples_give_each_labeled_row_its_agreement_consensus_and_logprobs(samples_job):
     _, summary, table, _, _ = samples_job
     rows = table.to_pylist()
@@ -377,7 +366,6 @@ def test_samples_give_each_labeled_row_its_agreement_consensus_and_logprobs(samp
     assert sum(c["rows"] for c in summary["calibration"]["mean_logprob"].values()) == len(labeled)
 
 
-@pytest.mark.xdist_group("samples")
 def test_a_rerun_draws_the_same_samples(samples_job, common_args):
     _, _, first, _, _ = samples_job
     _, _, again, _, _ = run_job([*SAMPLE_ARGS, "output.path=s3://labels/samples-again", *common_args])
@@ -389,7 +377,6 @@ def test_a_rerun_draws_the_same_samples(samples_job, common_args):
     assert differing == []
 
 
-@pytest.mark.xdist_group("samples")
 def test_revalidating_a_sampled_output_reproduces_its_confidence(samples_job, common_args):
     _, _, labeled, _, _ = samples_job
     _, _, revalidated, _, _ = run_job(["conf=local", "input.path=s3://labels/samples",

@@ -16,7 +16,7 @@ from pipelines.core.prompts import build_prompt
 from pipelines.core.tools import calls_schema, load_tools
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("real-model")]  # its module fixtures, once
+pytestmark = pytest.mark.integration
 ROWS_PER_CATEGORY = 2  # of single, multiple, parallel, parallel_multiple and irrelevance: 10 rows
 MAX_TOKENS = 160  # conf/local.yaml's
 SAMPLES = 4

@@ -95,7 +95,6 @@ def runs(tmp_path_factory, cluster):
 
 
 @pytest.mark.integration
-@pytest.mark.xdist_group("compare")  # the runs fixture, once
 def test_compare_two_real_runs(runs):
     _job("compare.py", f"input.paths=[{runs / 'a'},{runs / 'b'}]", f"output.path={runs / 'ab'}", "ray.num_cpus=4",
          "compare.num_partitions=2")
@@ -116,7 +115,6 @@ def test_compare_two_real_runs(runs):
 
 
 @pytest.mark.integration
-@pytest.mark.xdist_group("compare")  # the runs fixture, once
 def test_compare_refuses_runs_of_other_rows_with_the_counts(runs):
     out = _job("compare.py", f"input.paths=[{runs / 'a'},{runs / 'short'}]", f"output.path={runs / 'refused'}", code=2)
     assert "a has 4 ids, short 3: 1 only in a, 0 only in short (e.g. 'r3')" in out
@@ -126,7 +124,6 @@ def test_compare_refuses_runs_of_other_rows_with_the_counts(runs):
 
 
 @pytest.mark.integration
-@pytest.mark.xdist_group("compare")  # the runs fixture, once
 def test_export_reads_a_compare_output_s_consensus_as_the_label(runs):
     _job("compare.py", f"input.paths=[{runs / 'a'},{runs / 'b'}]", f"output.path={runs / 'ab-export'}", "ray.num_cpus=4",
          "compare.num_partitions=2")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("export")]  # its module fixtures, once
+pytestmark = pytest.mark.integration
 
 TOOLS = json.dumps([{"name": "weather", "description": "Weather in a city.", "parameters": {
     "type": "object", "properties": {"city": {"type": "string", "description": "City"}}, "required": ["city"]}}])

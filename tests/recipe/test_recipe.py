@@ -15,7 +15,7 @@ from pipelines.core.tools import load_tools
 from pipelines.core.validation import validate_calls
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("recipe")]  # its module fixtures, once
+pytestmark = pytest.mark.integration
 SOURCE = REPO / "data" / "sources" / "xlam.json"
 
 
