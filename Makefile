@@ -40,7 +40,7 @@ run: setup
 
 # PYTEST_ARGS="-n 2 --dist loadfile": two xdist workers, a test module whole on one (its module fixtures,
 # the job runs its tests share, once). Not the default: on 2 cores the engines already fill both, and
-# it saves 10 of 57 minutes while the fault tests' runs take twice as long (docs/performance.md,
+# it saves 4 of 51 minutes while the fault tests' runs take twice as long (docs/performance.md,
 # "The suite's time").
 PYTEST_ARGS ?=
 test: setup

@@ -50,6 +50,21 @@ def s3_endpoint():
     server.stop()
 
 
+def wait_for(predicate, proc, timeout=300, what="condition"):
+    """Polls `predicate` while the job `proc` runs (if any); fails with its output if it ends first."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the job ended (exit {proc.returncode}) before {what}:\n{proc.stdout.read()[-3000:]}")
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -130,17 +130,18 @@ def test_judge_killed_mid_run_then_rerun_finishes_without_redoing_work(tmp_path,
     fs, root, _ = _read(s3_endpoint, "s3://labels/judged/killed")
     proc = subprocess.Popen([sys.executable, "jobs/judge.py", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    from tests.label.test_integration import _alive_actors, _wait_for
+    from tests.conftest import wait_for
+    from tests.label.test_integration import _alive_actors
 
     try:
-        _wait_for(lambda: len(_read(s3_endpoint, "s3://labels/judged/killed")[2]) >= 2, proc, what="two committed pieces")
+        wait_for(lambda: len(_read(s3_endpoint, "s3://labels/judged/killed")[2]) >= 2, proc, what="two committed pieces")
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
     # As the labeling job's driver-killed test: the killed driver's workers outlive it until Ray reaps
     # its job, and one committing a piece could commit it after `before` is read.
-    _wait_for(lambda: not _alive_actors(cluster[0].address), None, what="Ray reaping the killed driver's actors")
+    wait_for(lambda: not _alive_actors(cluster[0].address), None, what="Ray reaping the killed driver's actors")
     before = _read(s3_endpoint, "s3://labels/judged/killed")[2]
     written = pads.dataset(list(before), filesystem=arrow_filesystem(fs, root), format="parquet").count_rows()
     assert 0 < written < 96, "the kill should land mid-run"

@@ -14,7 +14,7 @@ import pytest
 from pipelines.label.config import load_config
 from pipelines.label.schema import ADDED_COLUMNS
 from pipelines.storage import arrow_filesystem, filesystem, parquet_files
-from tests.conftest import REPO, SECRET
+from tests.conftest import REPO, SECRET, wait_for
 
 pytestmark = pytest.mark.integration
 ENGINE_ACTOR = "SamplingEngineUDF"  # the engine stage's UDF (pipelines/engines/vllm/udf.py), in Ray's actor names
@@ -460,21 +460,6 @@ def _alive_actors(address):
             if "MapWorker" in a.class_name]
 
 
-def _wait_for(predicate, proc, timeout=300, what="condition"):
-    """Polls `predicate` while the job `proc` runs (if any); fails with its output if it ends first."""
-    import time
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the job ended (exit {proc.returncode}) before {what}:\n{proc.stdout.read()[-3000:]}")
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _check_complete(fs, root):
     table = pads.dataset(parquet_files(fs, root), filesystem=arrow_filesystem(fs, root), format="parquet").to_table()
     ids = table.column("id").to_pylist()
@@ -490,14 +475,14 @@ def test_driver_killed_mid_run_then_rerun_finishes_without_redoing_work(common_a
     samples = "generation.samples=3"  # each row's label and samples are written together, once
     proc = _label_subprocess(common_args, "s3://labels/killed", samples)
     try:
-        _wait_for(lambda: len(_pieces(fs, root)) >= 2, proc, what="two committed pieces")
+        wait_for(lambda: len(_pieces(fs, root)) >= 2, proc, what="two committed pieces")
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
     # Its workers outlive it until Ray reaps the dead driver's job; one that was committing a piece
     # could still commit it while the rerun starts. A scheduler's retry finds them gone.
-    _wait_for(lambda: not _alive_actors(cluster[0].address), None, what="Ray reaping the killed driver's actors")
+    wait_for(lambda: not _alive_actors(cluster[0].address), None, what="Ray reaping the killed driver's actors")
     before = _pieces(fs, root)
     written_before = pads.dataset(list(before), filesystem=arrow_filesystem(fs, root), format="parquet").count_rows()
     assert 0 < written_before < SAMPLE_ROWS, "the kill should land mid-run"
@@ -520,7 +505,7 @@ def test_two_runs_into_one_output_the_second_is_refused_and_every_row_is_written
     first = _label_subprocess(common_args, "s3://labels/twice", "run.id=first-run", *lease_args)
     try:
         # The lease is taken in the preflight, before Ray starts and the engine loads (tens of seconds).
-        _wait_for(lambda: (Lease(fs, root, "probe").holder() or None), first, what="the first run's lease")
+        wait_for(lambda: (Lease(fs, root, "probe").holder() or None), first, what="the first run's lease")
         second = subprocess.run([sys.executable, "jobs/label.py", *FAULT_ARGS, "output.path=s3://labels/twice",
                                  *common_args, "run.id=second-run", *lease_args],
                                 cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -557,7 +542,7 @@ def test_engine_actor_killed_mid_run_is_restarted(common_args, cluster, tmp_path
                    if ENGINE_ACTOR in a.class_name and a.pid in _engines_built(tmp_path)]
         return engines[0] if engines and _pieces(fs, root) else None
 
-    engine = _wait_for(running_engine, proc, what="a running engine of this run with a committed piece")
+    engine = wait_for(running_engine, proc, what="a running engine of this run with a committed piece")
     # The actor alone, as the OOM killer takes it: its vLLM processes (EngineCore and any workers)
     # get no signal and run no cleanup of the actor's; they must end by themselves
     # (pipelines/engines/vllm/plugin.py, die_with_parent), not hold their KV cache (GBs) to the end.
@@ -587,7 +572,7 @@ def test_node_removed_mid_run_the_job_completes(common_args, cluster, tmp_path):
                    and a.pid in _engines_built(tmp_path)]
         return engines[0] if engines and _pieces(fs, root) else None
 
-    engine = _wait_for(engine_in_use, proc, what="an engine node with a committed piece")
+    engine = wait_for(engine_in_use, proc, what="an engine node with a committed piece")
     mini.remove_node(next(n for n in engine_nodes if n.node_id == engine.node_id), allow_graceful=False)
     _completes_on_a_new_engine(proc, fs, root, tmp_path, engine)
 

@@ -294,13 +294,10 @@ def test_a_server_gone_for_good_stops_the_run_and_a_rerun_completes_it_rows_it_r
 def killed_mid_run(server, gate, proc, out) -> None:
     """Kills the server behind the gate while it holds a row's request, once a row is written, and
     lets the held request through to the dead server: rows answered before it, rows after it."""
-    import time
+    from tests.conftest import wait_for
 
-    deadline = time.monotonic() + 600
-    while not (gate.holding.is_set() and pieces(out) >= 1) and proc.poll() is None:
-        assert time.monotonic() < deadline, "timed out: no held request and written row"
-        time.sleep(0.5)
-    assert proc.poll() is None, f"the run ended before its row request {gate.hold_at}: {proc.communicate()[0]}"
+    wait_for(lambda: gate.holding.is_set() and pieces(out) >= 1, proc, timeout=600,
+             what=f"its row request {gate.hold_at} held and a row written")
     server.kill()
     gate.released.set()
 
